@@ -1,0 +1,112 @@
+// Build information, BLAS registration and the noise-term record shared by all problems.
+#include <pybind11/numpy.h>
+
+#include "driver.hpp"
+#include "linalg.hpp"
+#include "noise.hpp"
+#include "pybind.hpp"
+
+namespace trajcore {
+
+namespace py = pybind11;
+
+static const char* dgemm_signature =
+    "void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, "
+    "__pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, "
+    "__pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)";
+
+void bind_core(py::module_& m) {
+    m.def("build_info", []() {
+        py::dict info;
+#ifdef TRAJCORE_OPENMP
+        info["openmp"] = true;
+        info["openmp_version"] = _OPENMP;
+        info["max_threads"] = omp_get_max_threads();
+#else
+        info["openmp"] = false;
+        info["openmp_version"] = 0;
+        info["max_threads"] = 1;
+#endif
+#ifdef __VERSION__
+        info["compiler"] = std::string(__VERSION__);
+#else
+        info["compiler"] = std::string("unknown");
+#endif
+#ifdef TRAJCORE_SANITIZE
+        info["sanitizers"] = true;
+#else
+        info["sanitizers"] = false;
+#endif
+        info["kernel_isa"] = std::string(linalg::kernel_isa());
+        info["blas_registered"] = linalg::has_blas();
+        info["blas_threshold"] = linalg::blas_threshold();
+        return info;
+    });
+
+    m.def(
+        "register_blas_dgemm",
+        [](py::capsule capsule, int64_t threshold) {
+            // The capsule's name is the C signature Cython wrote; accept scipy's spelling or any name.
+            const char* name = capsule.name();
+            void* pointer = PyCapsule_GetPointer(capsule.ptr(), name);
+            if (pointer == nullptr) throw py::error_already_set();
+            require(threshold > 0, "threshold: must be positive");
+            linalg::set_blas_dgemm(reinterpret_cast<linalg::dgemm_fn>(pointer));
+            linalg::set_blas_threshold(threshold);
+        },
+        py::arg("capsule"), py::arg("threshold"),
+        "Use this BLAS dgemm (a scipy.linalg.cython_blas capsule) for products of >= threshold multiply-adds.");
+    m.attr("scipy_dgemm_signature") = dgemm_signature;
+
+    py::enum_<NoiseKind>(m, "NoiseKind")
+        .value("gradient_gaussian", NoiseKind::gradient_gaussian)
+        .value("langevin", NoiseKind::langevin)
+        .value("perturbed_gd", NoiseKind::perturbed_gd)
+        .value("singular_value_imputation", NoiseKind::singular_value_imputation)
+        .value("weight_additive", NoiseKind::weight_additive)
+        .value("dropconnect", NoiseKind::dropconnect)
+        .value("dropout", NoiseKind::dropout)
+        .value("input_gaussian", NoiseKind::input_gaussian)
+        .value("label_gaussian", NoiseKind::label_gaussian);
+
+    py::class_<NoiseTerm>(m, "NoiseTerm")
+        .def(py::init([](NoiseKind kind, double scale, double anneal, double probability, double threshold,
+                         double radius, int64_t interval, double jitter) {
+                 NoiseTerm t;
+                 t.kind = kind;
+                 t.scale = scale;
+                 t.anneal = anneal;
+                 t.probability = probability;
+                 t.threshold = threshold;
+                 t.radius = radius;
+                 t.interval = interval;
+                 t.jitter = jitter;
+                 check_noise_term(t);
+                 return t;
+             }),
+             py::arg("kind"), py::arg("scale") = 0.0, py::arg("anneal") = 0.0, py::arg("probability") = 0.0,
+             py::arg("threshold") = 0.0, py::arg("radius") = 0.0, py::arg("interval") = 0, py::arg("jitter") = 0.0)
+        .def_readonly("kind", &NoiseTerm::kind)
+        .def_readonly("scale", &NoiseTerm::scale)
+        .def_readonly("anneal", &NoiseTerm::anneal)
+        .def_readonly("probability", &NoiseTerm::probability)
+        .def_readonly("threshold", &NoiseTerm::threshold)
+        .def_readonly("radius", &NoiseTerm::radius)
+        .def_readonly("interval", &NoiseTerm::interval)
+        .def_readonly("jitter", &NoiseTerm::jitter);
+
+    // Counter-based normals, exposed so tests and the Python layer can reproduce the core's draws.
+    m.def(
+        "normal_draws",
+        [](uint64_t seed, uint64_t trajectory, int64_t step, uint32_t stream, int64_t count) {
+            require(count >= 0, "count: must be >= 0");
+            py::array_t<double> out(count);
+            RandomStream rng(seed, trajectory, static_cast<uint64_t>(step), stream);
+            double* p = out.mutable_data();
+            for (int64_t i = 0; i < count; ++i) p[i] = rng.normal();
+            return out;
+        },
+        py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
+}
+
+}  // namespace trajcore

@@ -1,0 +1,66 @@
+// Python bindings of the matrix-factorization kernels.
+#include "bind_driver.hpp"
+#include "matrix_factorization.hpp"
+#include "pybind.hpp"
+
+namespace trajcore {
+
+namespace py = pybind11;
+using py_helpers::ConstArray;
+using py_helpers::copy_vector;
+
+static TargetMatrix make_target(int64_t rows, int64_t cols, const py::object& dense, const py::object& left,
+                                const py::object& weights, const py::object& right) {
+    if (!dense.is_none()) {
+        auto a = dense.cast<ConstArray>();
+        return TargetMatrix::dense(rows, cols, copy_vector(a, rows * cols, "target"));
+    }
+    require(!left.is_none() && !weights.is_none() && !right.is_none(),
+            "target: give the dense matrix or all of (left, weights, right)");
+    auto w = weights.cast<ConstArray>();
+    const int64_t rank = w.size();
+    return TargetMatrix::factored(rows, cols, rank, copy_vector(left.cast<ConstArray>(), rows * rank, "left"),
+                                  copy_vector(w, rank, "weights"),
+                                  copy_vector(right.cast<ConstArray>(), cols * rank, "right"));
+}
+
+static std::vector<int64_t> copy_pairs(const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& p) {
+    require(p.ndim() == 2 && p.shape(1) == 2, "pairs: expected shape (K, 2)");
+    return std::vector<int64_t>(p.data(), p.data() + p.size());
+}
+
+void bind_matrix_factorization(py::module_& m) {
+    py::class_<SymmetricMatrixFactorizationKernel> smf(m, "SymmetricMatrixFactorizationKernel");
+    smf.def(py::init([](int64_t d, int64_t width, py::object dense, py::object V, py::object sigma,
+                        const ConstArray& basis, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs) {
+                require(basis.ndim() == 2 && basis.shape(0) == d, "basis: expected shape (d, q)");
+                const int64_t q = basis.shape(1);
+                TargetMatrix target = make_target(d, d, dense, V, sigma, V);
+                PairProjector projector(d, q, copy_vector(basis, d * q, "basis"), d, q,
+                                        copy_vector(basis, d * q, "basis"), copy_pairs(pairs), true);
+                return SymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector));
+            }),
+            py::arg("d"), py::arg("width"), py::arg("dense") = py::none(), py::arg("V") = py::none(),
+            py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"));
+    bind_run_chunk<SymmetricMatrixFactorizationKernel>(smf);
+
+    py::class_<AsymmetricMatrixFactorizationKernel> amf(m, "AsymmetricMatrixFactorizationKernel");
+    amf.def(py::init([](int64_t rows, int64_t cols, int64_t width, py::object dense, py::object A, py::object s,
+                        py::object Bm, const ConstArray& left_basis, const ConstArray& right_basis,
+                        const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs) {
+                require(left_basis.ndim() == 2 && left_basis.shape(0) == rows, "left_basis: expected shape (m, q)");
+                require(right_basis.ndim() == 2 && right_basis.shape(0) == cols, "right_basis: expected shape (n, q)");
+                const int64_t ql = left_basis.shape(1), qr = right_basis.shape(1);
+                TargetMatrix target = make_target(rows, cols, dense, A, s, Bm);
+                PairProjector projector(rows, ql, copy_vector(left_basis, rows * ql, "left_basis"), cols, qr,
+                                        copy_vector(right_basis, cols * qr, "right_basis"), copy_pairs(pairs),
+                                        false);
+                return AsymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector));
+            }),
+            py::arg("rows"), py::arg("cols"), py::arg("width"), py::arg("dense") = py::none(),
+            py::arg("left") = py::none(), py::arg("weights") = py::none(), py::arg("right") = py::none(),
+            py::arg("left_basis"), py::arg("right_basis"), py::arg("pairs"));
+    bind_run_chunk<AsymmetricMatrixFactorizationKernel>(amf);
+}
+
+}  // namespace trajcore

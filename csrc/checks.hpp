@@ -1,0 +1,21 @@
+// Argument checks shared by every kernel. Violations throw std::invalid_argument, which the
+// bindings surface as Python ValueError: the Python layer validates first, this is the second line.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace trajcore {
+
+inline void require(bool condition, const std::string& message) {
+    if (!condition) throw std::invalid_argument(message);
+}
+
+// Product of non-negative sizes, throwing instead of overflowing int64.
+inline int64_t checked_size(int64_t a, int64_t b, const char* what) {
+    require(a >= 0 && b >= 0, std::string(what) + ": negative dimension");
+    if (a != 0 && b > INT64_MAX / a) throw std::invalid_argument(std::string(what) + ": size overflows int64");
+    return a * b;
+}
+
+}  // namespace trajcore

@@ -1,0 +1,197 @@
+// The one trajectory driver shared by every problem.
+//
+// It advances B trajectories by steps [t0, t1) of a run: OpenMP across trajectories (each trajectory
+// belongs to one thread for the whole chunk, so its arithmetic never depends on the thread count),
+// per-step noise from counter-based streams keyed by (seed, global trajectory index, step, term),
+// recording at the requested steps, and divergence detection. Python calls it chunk by chunk so that
+// Ctrl-C and progress bars work between chunks; all state lives in caller-owned arrays.
+//
+// A Problem provides (all const, thread-safe; per-thread scratch lives in its Workspace):
+//   int64_t state_size()      -- parameters per trajectory (the flat layout of x)
+//   int64_t n_observables()   -- values recorded per record step besides the loss
+//   Workspace workspace()     -- scratch for one thread
+//   double loss_and_grad(const double* x, double* g, Workspace&, const StepContext&)
+//                             -- loss at x, gradient into g (model-level noise may use ctx)
+//   double observe(const double* x, double* out, Workspace&)
+//                             -- exact noise-free loss at x, observables into out
+//   void post_step(double* x, Workspace&, const StepContext&)
+//                             -- problem-level changes after the update (e.g. imputation); may be empty
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "checks.hpp"
+#include "noise.hpp"
+
+#ifdef TRAJCORE_OPENMP
+#include <omp.h>
+#endif
+
+namespace trajcore {
+
+struct StepContext {
+    uint64_t seed;
+    uint64_t trajectory;  // global index: trajectory_offset + position in the batch
+    int64_t step;
+    const std::vector<NoiseTerm>* noise;
+};
+
+struct RunSpec {
+    int64_t t0 = 0, t1 = 0;            // steps advanced by this chunk: t0, ..., t1 - 1
+    int64_t total_steps = 0;           // the run's length; the state after it is recorded by the last chunk
+    const double* lr = nullptr;        // (total_steps,) step size per step
+    double momentum = 0.0;             // heavy ball: v <- momentum v + g, x <- x - lr v
+    std::vector<NoiseTerm> noise;
+    uint64_t seed = 0;
+    int64_t trajectory_offset = 0;
+    const int64_t* record_steps = nullptr;  // (n_records,) increasing
+    int64_t n_records = 0;
+    int n_threads = 1;
+};
+
+// Caller-owned arrays, persistent across chunks.
+struct BatchState {
+    int64_t batch = 0;
+    double* x = nullptr;                 // (B, n) current iterates
+    double* velocity = nullptr;          // (B, n), only when momentum != 0
+    int64_t* diverged_at = nullptr;      // (B,) -1 while the trajectory is healthy
+    int64_t* last_perturbation = nullptr;  // (B,) step of the last perturbed-GD kick
+    const double* loss_limit = nullptr;  // (B,) a loss above this counts as divergence
+    double* loss = nullptr;              // (B, R)
+    double* observations = nullptr;      // (B, R, K)
+    double* iterates = nullptr;          // (B, R, n) or nullptr
+};
+
+inline int resolve_threads(int requested) {
+#ifdef TRAJCORE_OPENMP
+    return requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    return 1;
+#endif
+}
+
+inline bool all_finite(const double* v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i])) return false;
+    return true;
+}
+
+// Adds the driver-level noise terms to one update. `step_vec` is the direction x moves against
+// (gradient, or momentum velocity); `next` already holds x - lr * step_vec.
+inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, const double* grad, double lr,
+                                  double* next, int64_t n, int64_t* last_perturbation) {
+    for (size_t term_index = 0; term_index < spec.noise.size(); ++term_index) {
+        const NoiseTerm& term = spec.noise[term_index];
+        RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+        switch (term.kind) {
+            case NoiseKind::gradient_gaussian: {
+                const double s = lr * term.scale_at(ctx.step);
+                if (s == 0.0) break;
+                for (int64_t i = 0; i < n; ++i) next[i] -= s * rng.normal();
+                break;
+            }
+            case NoiseKind::langevin: {
+                const double s = std::sqrt(2.0 * lr / term.scale);
+                for (int64_t i = 0; i < n; ++i) next[i] += s * rng.normal();
+                break;
+            }
+            case NoiseKind::perturbed_gd: {
+                double norm2 = 0.0;
+                for (int64_t i = 0; i < n; ++i) norm2 += grad[i] * grad[i];
+                const bool quiet_long_enough =
+                    *last_perturbation < 0 || ctx.step - *last_perturbation >= term.interval;
+                if (std::sqrt(norm2) > term.threshold || !quiet_long_enough || term.radius == 0.0) break;
+                // Uniform in the ball: Gaussian direction, radius r * u^(1/n).
+                std::vector<double> direction(static_cast<size_t>(n));
+                double dn2 = 0.0;
+                for (int64_t i = 0; i < n; ++i) {
+                    direction[i] = rng.normal();
+                    dn2 += direction[i] * direction[i];
+                }
+                const double r = term.radius * std::pow(rng.uniform(), 1.0 / static_cast<double>(n));
+                const double s = dn2 > 0.0 ? r / std::sqrt(dn2) : 0.0;
+                for (int64_t i = 0; i < n; ++i) next[i] += s * direction[i];
+                *last_perturbation = ctx.step;
+                break;
+            }
+            default:
+                break;  // model-level terms are the problem's business
+        }
+    }
+}
+
+template <class Problem>
+void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
+    const int64_t n = problem.state_size();
+    const int64_t K = problem.n_observables();
+    const int64_t R = spec.n_records;
+    require(spec.t0 >= 0 && spec.t0 <= spec.t1 && spec.t1 <= spec.total_steps, "run_chunk: bad step range");
+    const int64_t first_record =
+        std::lower_bound(spec.record_steps, spec.record_steps + R, spec.t0) - spec.record_steps;
+
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    const int threads = resolve_threads(spec.n_threads);
+    (void)threads;
+
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < state.batch; ++b) {
+        if (state.diverged_at[b] >= 0) continue;
+        try {
+            auto workspace = problem.workspace();
+            std::vector<double> grad(static_cast<size_t>(n)), next(static_cast<size_t>(n));
+            double* x = state.x + b * n;
+            double* velocity = state.velocity ? state.velocity + b * n : nullptr;
+            int64_t record = first_record;
+            auto record_if_due = [&](int64_t t) {
+                if (record < R && spec.record_steps[record] == t) {
+                    const int64_t slot = b * R + record;
+                    state.loss[slot] = problem.observe(x, state.observations + slot * K, workspace);
+                    if (state.iterates) std::copy(x, x + n, state.iterates + slot * n);
+                    ++record;
+                }
+            };
+            bool healthy = true;
+            for (int64_t t = spec.t0; t < spec.t1; ++t) {
+                record_if_due(t);
+                const StepContext ctx{spec.seed, static_cast<uint64_t>(spec.trajectory_offset + b), t, &spec.noise};
+                const double loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                if (!std::isfinite(loss) || loss > state.loss_limit[b]) {
+                    state.diverged_at[b] = t;
+                    healthy = false;
+                    break;
+                }
+                const double lr = spec.lr[t];
+                const double* direction = grad.data();
+                if (velocity) {
+                    for (int64_t i = 0; i < n; ++i) velocity[i] = spec.momentum * velocity[i] + grad[i];
+                    direction = velocity;
+                }
+                for (int64_t i = 0; i < n; ++i) next[i] = x[i] - lr * direction[i];
+                apply_parameter_noise(spec, ctx, grad.data(), lr, next.data(), n, state.last_perturbation + b);
+                problem.post_step(next.data(), workspace, ctx);
+                if (!all_finite(next.data(), n)) {
+                    state.diverged_at[b] = t + 1;
+                    healthy = false;
+                    break;
+                }
+                std::copy(next.begin(), next.end(), x);
+            }
+            if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+}  // namespace trajcore

@@ -1,0 +1,121 @@
+#include "linalg.hpp"
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+
+namespace trajcore::linalg {
+
+namespace generic {
+constexpr int W = 2;
+typedef double vec __attribute__((vector_size(16)));
+typedef vec half_vec;
+#include "gemm_kernels.inc"
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TRAJCORE_X86_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+constexpr int W = 4;
+typedef double vec __attribute__((vector_size(32)));
+typedef double half_vec __attribute__((vector_size(16)));
+#include "gemm_kernels.inc"
+}
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
+namespace avx512 {
+constexpr int W = 8;
+typedef double vec __attribute__((vector_size(64)));
+typedef double half_vec __attribute__((vector_size(32)));
+#include "gemm_kernels.inc"
+}
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+using small_gemm_fn = void (*)(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
+                               const double*, int64_t, double, double*, int64_t);
+
+struct Dispatch {
+    small_gemm_fn gemm = generic::gemm;
+    const char* isa = "generic";
+    Dispatch() {
+#ifdef TRAJCORE_X86_DISPATCH
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq")) {
+            gemm = avx512::gemm;
+            isa = "avx512";
+        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            gemm = avx2::gemm;
+            isa = "avx2";
+        }
+#endif
+    }
+};
+
+const Dispatch& dispatch() {
+    static const Dispatch d;
+    return d;
+}
+
+std::atomic<dgemm_fn> blas_dgemm{nullptr};
+std::atomic<int64_t> blas_min_multiply_adds{INT64_MAX};
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+bool try_blas(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* A,
+              int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+    dgemm_fn fn = blas_dgemm.load(std::memory_order_relaxed);
+    if (fn == nullptr || m * n * k < blas_min_multiply_adds.load(std::memory_order_relaxed)) return false;
+    if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX) return false;
+    int mm = static_cast<int>(n), nn = static_cast<int>(m), kk = static_cast<int>(k);
+    int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+    fn(&trans_b, &trans_a, &mm, &nn, &kk, &alpha, const_cast<double*>(B), &lb, const_cast<double*>(A), &la,
+       &beta, C, &lc);
+    return true;
+}
+
+}  // namespace
+
+void gemm_nn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda, const double* B,
+             int64_t ldb, double beta, double* C, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (try_blas('N', 'N', m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    dispatch().gemm(m, n, k, alpha, A, lda, 1, B, ldb, beta, C, ldc);
+}
+
+void gemm_tn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda, const double* B,
+             int64_t ldb, double beta, double* C, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (try_blas('T', 'N', m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    dispatch().gemm(m, n, k, alpha, A, 1, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda, const double* B,
+             int64_t ldb, double beta, double* C, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (try_blas('N', 'T', m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double s = dot(k, A + i * lda, B + j * ldb);
+            C[i * ldc + j] = (beta == 0.0 ? 0.0 : beta * C[i * ldc + j]) + alpha * s;
+        }
+}
+
+double dot(int64_t n, const double* x, const double* y) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+void set_blas_dgemm(dgemm_fn fn) { blas_dgemm.store(fn); }
+bool has_blas() { return blas_dgemm.load() != nullptr; }
+void set_blas_threshold(int64_t multiply_adds) { blas_min_multiply_adds.store(multiply_adds); }
+int64_t blas_threshold() { return blas_min_multiply_adds.load(); }
+const char* kernel_isa() { return dispatch().isa; }
+
+}  // namespace trajcore::linalg

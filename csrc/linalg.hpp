@@ -1,0 +1,39 @@
+// Dense row-major matrix products for the step kernels.
+//
+// Small products run in register-blocked kernels compiled for three instruction sets (baseline
+// x86-64, AVX2+FMA, AVX-512) and picked at load time from what the CPU reports, so wheels stay
+// portable. Products at or above `blas_threshold()` multiply-adds go to the BLAS `dgemm` that
+// Python hands over (scipy's, through its Cython capsule) when one was registered. Every path is
+// deterministic: the same inputs on the same machine give the same bits, whatever the thread count.
+#pragma once
+#include <cstdint>
+
+namespace trajcore::linalg {
+
+// C(m x n) = alpha * A(m x k) B(k x n) + beta * C.  lda/ldb/ldc are row strides.
+void gemm_nn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
+             const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// C(m x n) = alpha * A^T B + beta * C with A stored (k x m).
+void gemm_tn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
+             const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// C(m x n) = alpha * A B^T + beta * C with A (m x k) and B stored (n x k).
+void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
+             const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// Sum of x[i] * y[i].
+double dot(int64_t n, const double* x, const double* y);
+
+// Fortran BLAS dgemm signature (column-major), as exported by scipy.linalg.cython_blas.
+using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*, double*,
+                          double*, int*);
+void set_blas_dgemm(dgemm_fn fn);
+bool has_blas();
+void set_blas_threshold(int64_t multiply_adds);
+int64_t blas_threshold();
+
+// Name of the instruction set the small kernels dispatched to ("avx512", "avx2" or "generic").
+const char* kernel_isa();
+
+}  // namespace trajcore::linalg

@@ -1,0 +1,197 @@
+#include "matrix_factorization.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace trajcore {
+
+using linalg::gemm_nn;
+using linalg::gemm_tn;
+
+TargetMatrix TargetMatrix::dense(int64_t rows, int64_t cols, std::vector<double> values) {
+    require(rows > 0 && cols > 0, "target: dimensions must be positive");
+    require(static_cast<int64_t>(values.size()) == checked_size(rows, cols, "target"), "target: size mismatch");
+    TargetMatrix t;
+    t.rows_ = rows;
+    t.cols_ = cols;
+    t.rank_ = std::min(rows, cols);
+    t.dense_ = std::move(values);
+    for (double v : t.dense_) t.frobenius_squared_ += v * v;
+    return t;
+}
+
+TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, std::vector<double> left,
+                                    std::vector<double> weights, std::vector<double> right) {
+    require(rows > 0 && cols > 0 && rank > 0, "target: dimensions must be positive");
+    require(static_cast<int64_t>(left.size()) == checked_size(rows, rank, "target"), "target: left factor size");
+    require(static_cast<int64_t>(right.size()) == checked_size(cols, rank, "target"), "target: right factor size");
+    require(static_cast<int64_t>(weights.size()) == rank, "target: weights size");
+    TargetMatrix t;
+    t.rows_ = rows;
+    t.cols_ = cols;
+    t.rank_ = rank;
+    t.factored_ = true;
+    t.left_ = std::move(left);
+    t.weights_ = std::move(weights);
+    t.right_ = std::move(right);
+    // ||L diag(s) R^T||^2 = sum_ij s_i s_j (L^T L)_ij (R^T R)_ij: exact for non-orthonormal factors too.
+    std::vector<double> gl(static_cast<size_t>(rank * rank)), gr(static_cast<size_t>(rank * rank));
+    gemm_tn(rank, rank, rows, 1.0, t.left_.data(), rank, t.left_.data(), rank, 0.0, gl.data(), rank);
+    gemm_tn(rank, rank, cols, 1.0, t.right_.data(), rank, t.right_.data(), rank, 0.0, gr.data(), rank);
+    for (int64_t i = 0; i < rank; ++i)
+        for (int64_t j = 0; j < rank; ++j)
+            t.frobenius_squared_ += t.weights_[i] * t.weights_[j] * gl[i * rank + j] * gr[i * rank + j];
+    return t;
+}
+
+// M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
+void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (!factored_) {
+        gemm_nn(rows_, w, cols_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
+        return;
+    }
+    scratch.resize(static_cast<size_t>(rank_ * w));
+    gemm_tn(rank_, w, cols_, 1.0, right_.data(), rank_, Z, w, 0.0, scratch.data(), w);
+    for (int64_t i = 0; i < rank_; ++i)
+        for (int64_t j = 0; j < w; ++j) scratch[i * w + j] *= weights_[i];
+    gemm_nn(rows_, w, rank_, 1.0, left_.data(), rank_, scratch.data(), w, 0.0, out, w);
+}
+
+void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (!factored_) {
+        gemm_tn(cols_, w, rows_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
+        return;
+    }
+    scratch.resize(static_cast<size_t>(rank_ * w));
+    gemm_tn(rank_, w, rows_, 1.0, left_.data(), rank_, Z, w, 0.0, scratch.data(), w);
+    for (int64_t i = 0; i < rank_; ++i)
+        for (int64_t j = 0; j < w; ++j) scratch[i * w + j] *= weights_[i];
+    gemm_nn(cols_, w, rank_, 1.0, right_.data(), rank_, scratch.data(), w, 0.0, out, w);
+}
+
+PairProjector::PairProjector(int64_t rows_x, int64_t q_left, std::vector<double> left, int64_t rows_y,
+                             int64_t q_right, std::vector<double> right, std::vector<int64_t> pairs,
+                             bool same_side)
+    : rows_x_(rows_x), q_left_(q_left), rows_y_(rows_y), q_right_(q_right), left_(std::move(left)),
+      right_(std::move(right)), pairs_(std::move(pairs)), same_side_(same_side) {
+    require(static_cast<int64_t>(left_.size()) == checked_size(rows_x, q_left, "basis"), "basis: left size");
+    require(static_cast<int64_t>(right_.size()) == checked_size(rows_y, q_right, "basis"), "basis: right size");
+    require(pairs_.size() % 2 == 0, "coefficient pairs must have shape (K, 2)");
+    for (size_t k = 0; k < pairs_.size(); k += 2)
+        require(pairs_[k] >= 0 && pairs_[k] < q_left && pairs_[k + 1] >= 0 && pairs_[k + 1] < q_right,
+                "coefficient pair index out of range");
+    require(!same_side || (rows_x == rows_y && q_left == q_right), "basis: same-side projector needs equal shapes");
+}
+
+// O(w (rows_x q_left + rows_y q_right) + K w).
+void PairProjector::project(const double* X, const double* Y, int64_t w, double* out,
+                            std::vector<double>& scratch) const {
+    if (pairs_.empty()) return;
+    scratch.resize(static_cast<size_t>((q_left_ + (same_side_ ? 0 : q_right_)) * w));
+    double* P = scratch.data();
+    gemm_tn(q_left_, w, rows_x_, 1.0, left_.data(), q_left_, X, w, 0.0, P, w);
+    const double* Q = P;
+    if (!same_side_) {
+        double* Qw = P + q_left_ * w;
+        gemm_tn(q_right_, w, rows_y_, 1.0, right_.data(), q_right_, Y, w, 0.0, Qw, w);
+        Q = Qw;
+    }
+    const int64_t K = size();
+    for (int64_t k = 0; k < K; ++k) out[k] = linalg::dot(w, P + pairs_[2 * k] * w, Q + pairs_[2 * k + 1] * w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Symmetric
+
+SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
+                                                                       PairProjector projector)
+    : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)) {
+    require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
+    require(width > 0, "symmetric factorization: width must be positive");
+    checked_size(d_, w_, "symmetric factorization state");
+}
+
+SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
+    Workspace ws;
+    ws.gram.resize(static_cast<size_t>(w_ * w_));
+    ws.target_times_u.resize(static_cast<size_t>(d_ * w_));
+    return ws;
+}
+
+double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws) const {
+    gemm_tn(w_, w_, d_, 1.0, U, w_, U, w_, 0.0, ws.gram.data(), w_);          // U^T U: O(d w^2)
+    target_.times(U, w_, ws.target_times_u.data(), ws.scratch);              // M U
+    double gram2 = 0.0;
+    for (double g : ws.gram) gram2 += g * g;
+    const double cross = linalg::dot(d_ * w_, U, ws.target_times_u.data());
+    return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
+}
+
+double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
+                                                         const StepContext&) const {
+    const double loss = loss_parts(U, ws);
+    gemm_nn(d_, w_, w_, 1.0, U, w_, ws.gram.data(), w_, 0.0, grad, w_);   // U (U^T U): O(d w^2)
+    const double* mu = ws.target_times_u.data();
+    for (int64_t i = 0; i < d_ * w_; ++i) grad[i] -= mu[i];
+    return loss;
+}
+
+double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws) const {
+    projector_.project(U, U, w_, out, ws.projection);
+    return loss_parts(U, ws);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asymmetric
+
+AsymmetricMatrixFactorizationKernel::AsymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
+                                                                         PairProjector projector)
+    : target_(std::move(target)), m_(target_.rows()), n_(target_.cols()), w_(width),
+      projector_(std::move(projector)) {
+    require(width > 0, "asymmetric factorization: width must be positive");
+    checked_size(m_ + n_, w_, "asymmetric factorization state");
+}
+
+AsymmetricMatrixFactorizationKernel::Workspace AsymmetricMatrixFactorizationKernel::workspace() const {
+    Workspace ws;
+    ws.gram_x.resize(static_cast<size_t>(w_ * w_));
+    ws.gram_y.resize(static_cast<size_t>(w_ * w_));
+    ws.m_y.resize(static_cast<size_t>(m_ * w_));
+    ws.mt_x.resize(static_cast<size_t>(n_ * w_));
+    return ws;
+}
+
+double AsymmetricMatrixFactorizationKernel::loss_parts(const double* XY, Workspace& ws) const {
+    const double* X = XY;
+    const double* Y = XY + m_ * w_;
+    gemm_tn(w_, w_, m_, 1.0, X, w_, X, w_, 0.0, ws.gram_x.data(), w_);
+    gemm_tn(w_, w_, n_, 1.0, Y, w_, Y, w_, 0.0, ws.gram_y.data(), w_);
+    target_.times(Y, w_, ws.m_y.data(), ws.scratch);
+    target_.transpose_times(X, w_, ws.mt_x.data(), ws.scratch);
+    // ||X Y^T||^2 = tr((X^T X)(Y^T Y)) = sum_ij Gx_ij Gy_ij (both symmetric).
+    const double fit2 = linalg::dot(w_ * w_, ws.gram_x.data(), ws.gram_y.data());
+    const double cross = linalg::dot(m_ * w_, X, ws.m_y.data());
+    return 0.5 * (fit2 - 2.0 * cross + target_.frobenius_squared());
+}
+
+double AsymmetricMatrixFactorizationKernel::loss_and_grad(const double* XY, double* grad, Workspace& ws,
+                                                          const StepContext&) const {
+    const double loss = loss_parts(XY, ws);
+    const double* X = XY;
+    const double* Y = XY + m_ * w_;
+    double* gX = grad;
+    double* gY = grad + m_ * w_;
+    gemm_nn(m_, w_, w_, 1.0, X, w_, ws.gram_y.data(), w_, 0.0, gX, w_);
+    gemm_nn(n_, w_, w_, 1.0, Y, w_, ws.gram_x.data(), w_, 0.0, gY, w_);
+    for (int64_t i = 0; i < m_ * w_; ++i) gX[i] -= ws.m_y[i];
+    for (int64_t i = 0; i < n_ * w_; ++i) gY[i] -= ws.mt_x[i];
+    return loss;
+}
+
+double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws) const {
+    projector_.project(XY, XY + m_ * w_, w_, out, ws.projection);
+    return loss_parts(XY, ws);
+}
+
+}  // namespace trajcore

@@ -1,0 +1,112 @@
+// Step kernels of symmetric and asymmetric matrix factorization (PAPERS.md section 2).
+//
+// Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
+//   M U costs O(d^2 w) for a dense M and O(d r w) for M = V diag(sigma) V^T given as (V, sigma).
+//   Loss by the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2), from the products the gradient
+//   needs anyway; its rounding error is about eps ||M||_F^2.
+// Asymmetric: f(X, Y) = 1/2 ||X Y^T - M||_F^2,  X (m x w), Y (n x w), state = [X; Y] ((m + n) x w).
+//   grad_X = X (Y^T Y) - M Y,  grad_Y = Y (X^T X) - M^T X;  M dense or A diag(s) B^T.
+// Observables: coefficients beta_k = (L^T X)[i_k] . (R^T Y)[j_k] for chosen basis columns L, R and
+// index pairs (i_k, j_k) -- for the symmetric case X = Y = U and L = R = O, so beta = (O^T U)(O^T U)^T.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "checks.hpp"
+#include "driver.hpp"
+#include "linalg.hpp"
+
+namespace trajcore {
+
+// A target matrix (rows x cols), dense or factored as left diag(weights) right^T.
+class TargetMatrix {
+public:
+    TargetMatrix() = default;
+    static TargetMatrix dense(int64_t rows, int64_t cols, std::vector<double> values);
+    static TargetMatrix factored(int64_t rows, int64_t cols, int64_t rank, std::vector<double> left,
+                                 std::vector<double> weights, std::vector<double> right);
+
+    int64_t rows() const { return rows_; }
+    int64_t cols() const { return cols_; }
+    int64_t rank() const { return rank_; }
+    bool is_factored() const { return factored_; }
+    double frobenius_squared() const { return frobenius_squared_; }
+
+    // out (rows x w) = M Z for Z (cols x w); scratch holds rank * w values.
+    void times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
+    // out (cols x w) = M^T Z for Z (rows x w).
+    void transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
+
+private:
+    int64_t rows_ = 0, cols_ = 0, rank_ = 0;
+    bool factored_ = false;
+    std::vector<double> dense_;                   // (rows x cols)
+    std::vector<double> left_, weights_, right_;  // (rows x rank), (rank), (cols x rank)
+    double frobenius_squared_ = 0.0;
+};
+
+// Coefficients beta_k = (L^T X)[i_k] . (R^T Y)[j_k].
+class PairProjector {
+public:
+    PairProjector() = default;
+    // left (rows_x x q_left), right (rows_y x q_right), pairs (K x 2) indices into their columns.
+    PairProjector(int64_t rows_x, int64_t q_left, std::vector<double> left, int64_t rows_y, int64_t q_right,
+                  std::vector<double> right, std::vector<int64_t> pairs, bool same_side);
+    int64_t size() const { return static_cast<int64_t>(pairs_.size() / 2); }
+    // X (rows_x x w), Y (rows_y x w); scratch grows as needed.
+    void project(const double* X, const double* Y, int64_t w, double* out, std::vector<double>& scratch) const;
+
+private:
+    int64_t rows_x_ = 0, q_left_ = 0, rows_y_ = 0, q_right_ = 0;
+    std::vector<double> left_, right_;
+    std::vector<int64_t> pairs_;
+    bool same_side_ = false;  // X == Y and L == R: project once
+};
+
+class SymmetricMatrixFactorizationKernel {
+public:
+    struct Workspace {
+        std::vector<double> gram, target_times_u, scratch, projection;
+    };
+
+    SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
+
+    int64_t state_size() const { return d_ * w_; }
+    int64_t n_observables() const { return projector_.size(); }
+    Workspace workspace() const;
+    double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
+    double observe(const double* U, double* out, Workspace& ws) const;
+    void post_step(double*, Workspace&, const StepContext&) const {}
+
+private:
+    // Fills ws.gram = U^T U and ws.target_times_u = M U; returns the loss.
+    double loss_parts(const double* U, Workspace& ws) const;
+    TargetMatrix target_;
+    int64_t d_, w_;
+    PairProjector projector_;
+};
+
+class AsymmetricMatrixFactorizationKernel {
+public:
+    struct Workspace {
+        std::vector<double> gram_x, gram_y, m_y, mt_x, scratch, projection;
+    };
+
+    AsymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
+
+    int64_t state_size() const { return (m_ + n_) * w_; }
+    int64_t n_observables() const { return projector_.size(); }
+    Workspace workspace() const;
+    double loss_and_grad(const double* XY, double* grad, Workspace& ws, const StepContext& ctx) const;
+    double observe(const double* XY, double* out, Workspace& ws) const;
+    void post_step(double*, Workspace&, const StepContext&) const {}
+
+private:
+    double loss_parts(const double* XY, Workspace& ws) const;
+    TargetMatrix target_;
+    int64_t m_, n_, w_;
+    PairProjector projector_;
+};
+
+}  // namespace trajcore

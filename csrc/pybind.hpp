@@ -1,0 +1,39 @@
+// The one place pybind11 enters the core: bind_*.cpp files include this header; kernel headers never do.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "checks.hpp"
+
+namespace trajcore::py_helpers {
+
+namespace py = pybind11;
+
+using ConstArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// A C-contiguous, writeable array of T with exactly `shape`: the state the driver updates in place.
+template <class T>
+T* mutable_data(py::array& a, const std::vector<int64_t>& shape, const char* name) {
+    require(py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>()),
+            std::string(name) + ": wrong dtype");
+    require(a.flags() & py::array::c_style, std::string(name) + ": must be C-contiguous");
+    require(a.writeable(), std::string(name) + ": must be writeable");
+    require(a.ndim() == static_cast<py::ssize_t>(shape.size()), std::string(name) + ": wrong number of dimensions");
+    for (size_t i = 0; i < shape.size(); ++i)
+        require(a.shape(static_cast<py::ssize_t>(i)) == shape[i], std::string(name) + ": wrong shape");
+    return static_cast<T*>(a.mutable_data());
+}
+
+// Copy of a float64 array with `size` elements (any shape), as the kernels own their inputs.
+inline std::vector<double> copy_vector(const ConstArray& a, int64_t size, const char* name) {
+    require(a.size() == size, std::string(name) + ": expected " + std::to_string(size) + " values, got " +
+                                  std::to_string(a.size()));
+    return std::vector<double>(a.data(), a.data() + a.size());
+}
+
+}  // namespace trajcore::py_helpers

@@ -1,0 +1,35 @@
+"""trajcore: run and analyse gradient-descent trajectories, fast, on CPUs.
+
+    import trajcore as tc
+    problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
+    traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500)
+    tc.analysis.monotonicity_index(traj.diagonal()[1])
+"""
+
+from . import analysis, noise
+from .config import show_config, version
+from .dynamics import Record, run
+from .initialization import small_init
+from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
+from .noise import GradientNoise, Langevin, PerturbedGD
+from .problem import Problem
+from .trajectory import Trajectory
+
+__version__ = version()
+
+__all__ = [
+    "AsymmetricMatrixFactorization",
+    "GradientNoise",
+    "Langevin",
+    "PerturbedGD",
+    "Problem",
+    "Record",
+    "SymmetricMatrixFactorization",
+    "Trajectory",
+    "__version__",
+    "analysis",
+    "noise",
+    "run",
+    "show_config",
+    "small_init",
+]

@@ -1,0 +1,104 @@
+"""Build and runtime configuration: what was compiled, how many threads, which BLAS."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _core
+from ._validation import as_positive_int
+
+__all__ = ["show_config", "config_info", "resolve_threads", "blas_single_threaded"]
+
+# Products of at least this many multiply-adds go to BLAS dgemm; below it the register-blocked
+# kernels of csrc/linalg.cpp are faster (measured in bench/compare.py: a 128 x 128 x 8 product runs
+# at ~60 GFLOP/s in the core against ~48 in OpenBLAS).
+BLAS_THRESHOLD = 1 << 21
+
+
+def _register_blas() -> None:
+    try:
+        from scipy.linalg import cython_blas
+
+        capsule = cython_blas.__pyx_capi__["dgemm"]
+    except (ImportError, KeyError, AttributeError):  # pragma: no cover - scipy is a dependency
+        return
+    _core.register_blas_dgemm(capsule, BLAS_THRESHOLD)
+
+
+_register_blas()
+
+_controller: Any = None
+
+
+def blas_single_threaded() -> Any:
+    """Context manager limiting BLAS to one thread: the core parallelises across trajectories, and a
+    BLAS call inside a trajectory must not depend on (or compete with) the thread count."""
+    global _controller
+    from threadpoolctl import ThreadpoolController
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def resolve_threads(n_threads: Optional[int]) -> int:
+    """``None`` follows ``OMP_NUM_THREADS`` and then the CPU count; else a positive integer."""
+    if n_threads is None:
+        return int(_core.build_info()["max_threads"])
+    return as_positive_int("n_threads", n_threads)
+
+
+def version() -> str:
+    try:
+        return metadata.version("trajcore")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0.1.0+source"
+
+
+def config_info() -> dict[str, Any]:
+    """Version, compiler, OpenMP, threads, kernel instruction set and BLAS, as a dict."""
+    info = dict(_core.build_info())
+    blas = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')}, {d.get('num_threads')} threads)"
+            for d in threadpool_info()
+            if d.get("user_api") == "blas"
+        ]
+    except ImportError:  # pragma: no cover
+        pass
+    info.update(
+        version=version(),
+        python=sys.version.split()[0],
+        numpy=np.__version__,
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        blas=blas,
+    )
+    return info
+
+
+def show_config() -> None:
+    """Print what trajcore was built with and what it will use."""
+    info = config_info()
+    lines = [
+        f"trajcore {info['version']}",
+        f"  python        {info['python']}  numpy {info['numpy']}  ({info['platform']})",
+        f"  compiler      {info['compiler']}",
+        f"  OpenMP        {'on (' + str(info['openmp_version']) + ')' if info['openmp'] else 'off (serial build)'}",
+        f"  threads       {info['max_threads']} (OMP_NUM_THREADS={info['omp_num_threads']}, CPUs={info['cpu_count']})",
+        f"  kernels       {info['kernel_isa']} small-matrix kernels; BLAS dgemm from "
+        f"{'scipy' if info['blas_registered'] else 'none'} for >= {info['blas_threshold']} multiply-adds",
+        f"  sanitizers    {'on' if info['sanitizers'] else 'off'}",
+    ]
+    lines += [f"  BLAS          {b}" for b in info["blas"]] or ["  BLAS          (not detected)"]
+    print("\n".join(lines))

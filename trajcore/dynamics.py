@@ -1,0 +1,219 @@
+"""``run``: one entry point for every problem; a batch is a leading axis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import config
+from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
+from .noise import NoiseArgument, as_noise_terms, noise_to_dict
+from .problem import Problem
+from .trajectory import Trajectory
+
+__all__ = ["Record", "run", "record_steps"]
+
+StepSize = Union[float, np.ndarray, Callable[[np.ndarray], Any]]
+
+#: a chunk of steps handed to C++ at a time aims at this many seconds (Ctrl-C and progress in between)
+_CHUNK_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Record:
+    """What ``run`` keeps and how often.
+
+    every : int
+        Record at steps 0, every, 2 every, ... and always at the last step.
+    coefficients : True | "signal" | "diagonal" | "all" | None | (K, 2) int array
+        Basis coefficients projected inside the loop (no iterates stored): ``True`` and
+        ``"signal"`` mean the signal block (i, j < rank), ``"diagonal"`` every beta_ii, ``"all"``
+        every pair, an array the listed (i, j) pairs, ``None``/``False`` none.
+    iterates : bool
+        Also keep the parameters at each record (memory: R x parameters per trajectory).
+    """
+
+    every: int = 1
+    coefficients: Any = True
+    iterates: bool = False
+
+    def __post_init__(self) -> None:
+        as_positive_int("every", self.every)
+        if not isinstance(self.iterates, (bool, np.bool_)):
+            raise TypeError(f"iterates: expected a bool, got {type(self.iterates).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        coef = self.coefficients
+        if isinstance(coef, np.ndarray):
+            coef = coef.tolist()
+        return {"every": self.every, "coefficients": coef, "iterates": bool(self.iterates)}
+
+
+def record_steps(steps: int, every: int) -> np.ndarray:
+    """Steps at which a run of ``steps`` iterations records: 0, every, ..., and ``steps``."""
+    out = np.arange(0, steps + 1, every, dtype=np.int64)
+    if out[-1] != steps:
+        out = np.append(out, np.int64(steps))
+    return out
+
+
+def _step_sizes(lr: StepSize, steps: int) -> np.ndarray:
+    if callable(lr):
+        values = as_float_array("lr", lr(np.arange(steps)), shape=(steps,))
+    elif np.ndim(lr) == 0:
+        values = np.full(steps, as_positive_float("lr", lr))  # type: ignore[arg-type]
+    else:
+        values = as_float_array("lr", lr, shape=(steps,))
+    if np.any(values <= 0):
+        raise ValueError("lr: every step size must be > 0")
+    return np.ascontiguousarray(values)
+
+
+def run(
+    problem: Problem,
+    init: Any,
+    *,
+    lr: StepSize,
+    steps: int,
+    noise: NoiseArgument = None,
+    record: Optional[Record] = None,
+    seed: int = 0,
+    n_threads: Optional[int] = None,
+    momentum: float = 0.0,
+    trajectory_offset: int = 0,
+    divergence_factor: float = 1e8,
+    progress: bool = False,
+) -> Trajectory:
+    """Run gradient descent on ``problem`` from ``init`` and record the trajectory.
+
+    Parameters
+    ----------
+    problem : Problem
+        E.g. :class:`SymmetricMatrixFactorization`.
+    init : (*P) or (B, *P) float64
+        Initial parameters of one trajectory (e.g. ``U (d, r')``) or of a batch of B.
+    lr : float, (steps,) array, or callable ``t (steps,) -> (steps,)``
+        Step size, constant or a schedule evaluated once before the run.
+    steps : int >= 0
+        Number of updates.
+    noise : NoiseSpec or list of them, optional
+        See :mod:`trajcore.noise`.
+    record : Record, optional
+        What to keep (default: loss and signal coefficients at every step).
+    seed : int
+        Key of all noise streams: with the same seed the result is bitwise identical for any
+        ``n_threads`` and any batch split (pass ``trajectory_offset`` to run part of a batch).
+    n_threads : int, optional
+        OpenMP threads across trajectories; ``None`` follows ``OMP_NUM_THREADS`` / the CPU count.
+    momentum : float in [0, 1)
+        Heavy-ball momentum (0 is plain GD).
+    trajectory_offset : int
+        Global index of the first trajectory of this batch, for the noise streams.
+    divergence_factor : float
+        A trajectory diverges when its loss is non-finite or exceeds
+        ``divergence_factor * max(initial loss, loss of the zero model)``; it then stops, its records
+        after that step are NaN and ``diverged_at`` gives the step.
+    progress : bool
+        Show a progress bar (tqdm).
+
+    Returns
+    -------
+    Trajectory
+        Batched (leading axis B) when ``init`` has the batch axis.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem: expected a trajcore problem, got {type(problem).__name__}")
+    steps = as_nonnegative_int("steps", steps)
+    record = Record() if record is None else record
+    if not isinstance(record, Record):
+        raise TypeError(f"record: expected trajcore.Record, got {type(record).__name__}")
+    seed = as_nonnegative_int("seed", seed)
+    trajectory_offset = as_nonnegative_int("trajectory_offset", trajectory_offset)
+    momentum = as_positive_float("momentum", momentum, allow_zero=True)
+    if momentum >= 1:
+        raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
+    divergence_factor = as_positive_float("divergence_factor", divergence_factor)
+    threads = config.resolve_threads(n_threads)
+    lr_values = _step_sizes(lr, steps) if steps > 0 else np.ones(1)
+    terms = as_noise_terms(noise)
+
+    x0, batched = problem.validate_params("init", init)
+    B = x0.shape[0]
+    width = problem._width_of(x0)
+    param_shape = x0.shape[1:]
+    kernel = problem._kernel(width, record.coefficients)
+    pairs = problem.coefficient_pairs(record.coefficients)
+
+    n = int(np.prod(param_shape))
+    x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
+    rec_steps = record_steps(steps, record.every)
+    R, K = rec_steps.shape[0], int(kernel.n_observables)
+    loss = np.full((B, R), np.nan)
+    observations = np.full((B, R, K), np.nan)
+    iterates = np.full((B, R, n), np.nan) if record.iterates else None
+    velocity = np.zeros((B, n)) if momentum != 0 else None
+    diverged_at = np.full(B, -1, dtype=np.int64)
+    last_perturbation = np.full(B, -1, dtype=np.int64)
+    initial_loss = np.atleast_1d(np.asarray(problem.loss(x0), dtype=np.float64))
+    loss_limit = divergence_factor * np.maximum(initial_loss, problem.zero_loss)
+    lr_buffer = lr_values if steps > 0 else np.ones(0)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, unit="step", leave=False)
+    t, chunk = 0, 1
+    with config.blas_single_threaded():
+        while True:
+            t_end = min(steps, t + chunk)
+            started = time.perf_counter()
+            kernel.run_chunk(
+                x, velocity, diverged_at, last_perturbation, loss_limit, loss, observations, iterates,
+                lr_buffer, rec_steps, t, t_end, steps, momentum, terms, seed, trajectory_offset, threads,
+            )
+            elapsed = time.perf_counter() - started
+            if bar is not None:
+                bar.update(t_end - t)
+            done = t_end - t
+            t = t_end
+            if t >= steps:
+                break
+            # Grow or shrink the chunk so each call lasts about _CHUNK_SECONDS.
+            rate = done / max(elapsed, 1e-6)
+            chunk = int(min(max(1, rate * _CHUNK_SECONDS), 4 * max(chunk, 1), steps - t))
+    if bar is not None:
+        bar.close()
+
+    if iterates is not None:
+        iterates_out: Optional[np.ndarray] = iterates.reshape((B, R, *param_shape))
+    else:
+        iterates_out = None
+    metadata = {
+        "problem": problem.describe(),
+        "lr": float(lr_values[0]) if np.all(lr_values == lr_values[0]) else lr_values.tolist(),
+        "steps": steps,
+        "seed": seed,
+        "noise": noise_to_dict(noise),
+        "record": record.to_dict(),
+        "momentum": momentum,
+        "trajectory_offset": trajectory_offset,
+        "divergence_factor": divergence_factor,
+        "batch": B,
+        "versions": {"trajcore": config.version(), "numpy": np.__version__},
+    }
+    final = x.reshape((B, *param_shape))
+    traj = Trajectory(
+        steps=rec_steps,
+        loss=loss,
+        coefficients=observations,
+        coefficient_pairs=pairs,
+        iterates=iterates_out,
+        final=final,
+        diverged_at=diverged_at,
+        metadata=metadata,
+    )
+    return traj if batched else traj[0]._as_single()

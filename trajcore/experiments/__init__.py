@@ -1,0 +1,96 @@
+"""Named experiments: the paper reproductions and studies, each with a typed default config.
+
+An experiment is a function ``fn(config, out_dir) -> ExperimentResult`` registered with
+:func:`experiment`. Its config is a frozen dataclass whose fields all have defaults (int, float,
+str, bool, or tuples of those), shared by the Python API, the CLI (``--set key=value``) and sweeps.
+``demo`` overrides give the quick configuration ``trajcore demo`` runs.
+
+Experiment modules register themselves on import; :func:`registry` imports them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+__all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get"]
+
+# Modules that define experiments (each registers on import).
+_MODULES = ("matrix_factorization",)
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment returns.
+
+    metrics : JSON-ready numbers and lists (the measured results).
+    checks : expectation name -> whether the run met it (the paper's claims, honestly evaluated).
+    figures : file names (relative to ``out_dir``) of the figures written.
+    notes : human-readable findings, including where a claimed effect did not appear.
+    """
+
+    metrics: dict[str, Any]
+    checks: dict[str, bool] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    config_type: type
+    fn: Callable[[Any, Optional[Path]], ExperimentResult]
+    demo: dict[str, Any] = field(default_factory=dict)
+    flagship: bool = False
+
+    def default_config(self) -> Any:
+        return self.config_type()
+
+    def demo_config(self) -> Any:
+        return dataclasses.replace(self.config_type(), **self.demo)
+
+    def run(self, config: Any = None, out_dir: Optional[Path] = None) -> ExperimentResult:
+        cfg = self.default_config() if config is None else config
+        if not isinstance(cfg, self.config_type):
+            raise TypeError(f"config: expected {self.config_type.__name__}, got {type(cfg).__name__}")
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return self.fn(cfg, None if out_dir is None else Path(out_dir))
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def experiment(
+    name: str, config_type: type, description: str, *, demo: Optional[dict[str, Any]] = None, flagship: bool = False
+) -> Callable[[Callable[[Any, Optional[Path]], ExperimentResult]], Callable[[Any, Optional[Path]], ExperimentResult]]:
+    """Register ``fn(config, out_dir) -> ExperimentResult`` under ``name``."""
+    if not dataclasses.is_dataclass(config_type):
+        raise TypeError("config_type: expected a dataclass")
+
+    def decorate(fn: Callable[[Any, Optional[Path]], ExperimentResult]) -> Callable[[Any, Optional[Path]], ExperimentResult]:
+        if name in _REGISTRY:
+            raise ValueError(f"experiment {name!r} is already registered")
+        _REGISTRY[name] = Experiment(name, description, config_type, fn, dict(demo or {}), flagship)
+        return fn
+
+    return decorate
+
+
+def registry() -> dict[str, Experiment]:
+    """All experiments, by name (imports the experiment modules on first use)."""
+    for module in _MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ``KeyError`` listing the known names otherwise."""
+    experiments = registry()
+    if name not in experiments:
+        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+    return experiments[name]

@@ -1,0 +1,24 @@
+"""Initial iterates drawn from a seed."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._validation import as_nonnegative_int, as_positive_float
+
+__all__ = ["small_init"]
+
+
+def small_init(shape: Sequence[int], scale: float, seed: Optional[int] = 0) -> np.ndarray:
+    """``scale * N(0, 1)`` of the given shape, float64, from ``numpy.random.default_rng(seed)``.
+
+    ``shape`` is ``(d, r')`` for one trajectory or ``(B, d, r')`` for a batch; batch member b is the
+    same whatever B is (row b of a batch equals ``small_init((d, r'), scale, seed)`` only for b = 0,
+    so pass the full batch shape to keep a batch reproducible).
+    """
+    dims = tuple(as_nonnegative_int("shape", s) for s in shape)
+    scale = as_positive_float("scale", scale, allow_zero=True)
+    rng = np.random.default_rng(seed)
+    return scale * rng.standard_normal(dims)

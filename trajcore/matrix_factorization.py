@@ -1,0 +1,366 @@
+"""Symmetric and asymmetric matrix factorization (PAPERS.md section 2)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._validation import as_float_array, as_positive_int
+from .problem import Problem
+
+__all__ = ["SymmetricMatrixFactorization", "AsymmetricMatrixFactorization", "complete_basis"]
+
+CoefficientRequest = Union[None, bool, str, np.ndarray]
+
+
+def complete_basis(V: np.ndarray) -> np.ndarray:
+    """Orthonormal ``O (d, d)`` whose first r columns are exactly ``V (d, r)`` (orthonormal columns).
+
+    The completion is the orthogonal complement from a complete QR factorisation, deterministic
+    for a given V.
+    """
+    d, r = V.shape
+    Q, _ = np.linalg.qr(V, mode="complete")
+    O = Q.copy()
+    O[:, :r] = V
+    return O
+
+
+def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-8) -> None:
+    gram = V.T @ V
+    err = np.max(np.abs(gram - np.eye(V.shape[1]))) if V.size else 0.0
+    if err > tol:
+        raise ValueError(f"{name}: columns must be orthonormal (max |{name}^T {name} - I| = {err:.2e} > {tol:g})")
+
+
+def _check_signal(name: str, values: np.ndarray) -> None:
+    if values.size and np.any(values <= 0):
+        raise ValueError(f"{name}: expected positive values, got {values}")
+
+
+def _resolve_pairs(request: CoefficientRequest, rank: int, rows: int, cols: int) -> np.ndarray:
+    """``(K, 2)`` int64 index pairs for a coefficient request (see ``Record.coefficients``)."""
+    if request is None or request is False:
+        return np.zeros((0, 2), dtype=np.int64)
+    if request is True or (isinstance(request, str) and request == "signal"):
+        i, j = np.meshgrid(np.arange(rank), np.arange(rank), indexing="ij")
+    elif isinstance(request, str) and request == "diagonal":
+        k = np.arange(min(rows, cols))
+        i, j = k, k
+    elif isinstance(request, str) and request == "all":
+        i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    elif isinstance(request, str):
+        raise ValueError(f"coefficients: expected 'signal', 'diagonal', 'all', True, None or (K, 2) pairs, got {request!r}")
+    else:
+        pairs = np.asarray(request)
+        if pairs.dtype.kind not in "iu" or pairs.ndim != 2 or pairs.shape[1] != 2:
+            raise ValueError(f"coefficients: index pairs must be an integer array of shape (K, 2), got {pairs.shape}")
+        if pairs.size and (pairs.min() < 0 or pairs[:, 0].max() >= rows or pairs[:, 1].max() >= cols):
+            raise ValueError(f"coefficients: pair indices must lie in [0, {rows}) x [0, {cols})")
+        return np.ascontiguousarray(pairs, dtype=np.int64)
+    return np.stack([np.ravel(i), np.ravel(j)], axis=1).astype(np.int64)
+
+
+def _sub_basis(basis: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``basis`` that ``indices`` use, and the indices renumbered into them."""
+    used, remapped = np.unique(indices, return_inverse=True)
+    return np.ascontiguousarray(basis[:, used]), remapped.astype(np.int64)
+
+
+class SymmetricMatrixFactorization(Problem):
+    """``f(U) = 1/4 ||U U^T - M||_F^2`` for ``U (d, r')``, target ``M (d, d)`` symmetric.
+
+    Give the target dense (``target=M``) or factored (``V (d, r)`` with orthonormal columns and
+    ``sigma (r,)`` positive, ``M = V diag(sigma) V^T``). The factored form makes a step cost
+    O(d r r') instead of O(d^2 r'). The basis is ``O = [V, V_perp]``; coefficients are
+    ``beta_ij = o_i^T U U^T o_j``.
+    """
+
+    name = "symmetric_matrix_factorization"
+
+    def __init__(
+        self,
+        target: Any = None,
+        *,
+        V: Any = None,
+        sigma: Any = None,
+        symmetry_tol: float = 1e-10,
+    ) -> None:
+        if (target is None) == (V is None and sigma is None):
+            raise ValueError("target: give either the dense target or both V and sigma")
+        if target is not None:
+            M = as_float_array("target", target, ndim=2)
+            if M.shape[0] != M.shape[1] or M.shape[0] == 0:
+                raise ValueError(f"target: expected a non-empty square matrix, got shape {M.shape}")
+            asym = np.max(np.abs(M - M.T))
+            if asym > symmetry_tol * max(1.0, float(np.max(np.abs(M)))):
+                raise ValueError(f"target: must be symmetric (max |M - M^T| = {asym:.3g})")
+            M = 0.5 * (M + M.T)
+            eigval, eigvec = np.linalg.eigh(M)
+            order = np.argsort(eigval)[::-1]
+            eigval, eigvec = eigval[order], eigvec[:, order]
+            keep = eigval > M.shape[0] * np.finfo(float).eps * max(1.0, float(np.max(np.abs(eigval))))
+            self._dense: Optional[np.ndarray] = M
+            self.V = np.ascontiguousarray(eigvec[:, keep])
+            self.sigma = eigval[keep]
+            self._basis = np.ascontiguousarray(eigvec)
+        else:
+            if V is None or sigma is None:
+                raise ValueError("V, sigma: give both factors of the target")
+            V = as_float_array("V", V, ndim=2)
+            sigma = as_float_array("sigma", sigma, ndim=1)
+            if sigma.shape[0] != V.shape[1] or V.shape[0] == 0 or V.shape[1] == 0:
+                raise ValueError(f"V, sigma: expected V (d, r) and sigma (r,), got {V.shape} and {sigma.shape}")
+            _check_orthonormal_columns("V", V)
+            _check_signal("sigma", sigma)
+            self._dense = None
+            self.V = V
+            self.sigma = sigma
+            self._basis = None
+        self.d = int(self.V.shape[0])
+        self.rank = int(self.V.shape[1])
+
+    @classmethod
+    def planted(
+        cls, d: int, rank: int, sigma: Any = None, seed: Optional[int] = 0, *, dense: bool = False
+    ) -> SymmetricMatrixFactorization:
+        """A random target: ``V`` Haar-like orthonormal (QR of a Gaussian), ``sigma`` descending
+        (default ``rank, rank - 1, ..., 1``); ``dense=True`` hands the kernel the full matrix."""
+        d = as_positive_int("d", d)
+        rank = as_positive_int("rank", rank)
+        if rank > d:
+            raise ValueError(f"rank: must be <= d = {d}, got {rank}")
+        sig = np.arange(rank, 0, -1, dtype=float) if sigma is None else as_float_array("sigma", sigma, shape=(rank,))
+        rng = np.random.default_rng(seed)
+        V, _ = np.linalg.qr(rng.standard_normal((d, rank)))
+        problem = cls(V=V, sigma=sig)
+        return cls(target=problem.target) if dense else problem
+
+    # -- the target --------------------------------------------------------------------------------
+
+    @property
+    def is_factored(self) -> bool:
+        return self._dense is None
+
+    @property
+    def target(self) -> np.ndarray:
+        """The dense target ``M (d, d)`` (built on demand for a factored target)."""
+        if self._dense is not None:
+            return self._dense
+        return (self.V * self.sigma) @ self.V.T
+
+    def basis(self) -> np.ndarray:
+        """Orthonormal ``O (d, d)``: eigenvectors of M by decreasing eigenvalue, then a completion."""
+        if self._basis is None:
+            self._basis = complete_basis(self.V)
+        return self._basis
+
+    @property
+    def zero_loss(self) -> float:
+        return 0.25 * float(np.sum(self.sigma**2)) if self.is_factored else 0.25 * float(np.sum(self._dense**2))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "d": self.d, "rank": self.rank, "factored": self.is_factored,
+                "sigma": self.sigma.tolist()}
+
+    # -- NumPy reference quantities --------------------------------------------------------------
+
+    def parameter_shape(self, width: int) -> tuple[int, ...]:
+        return (self.d, width)
+
+    def _params(self, U: Any) -> tuple[np.ndarray, bool]:
+        return self.validate_params("U", U)
+
+    def residual(self, U: Any) -> np.ndarray:
+        """``U U^T - M``, shape ``(d, d)`` or ``(B, d, d)``."""
+        Ub, batched = self._params(U)
+        R = Ub @ np.swapaxes(Ub, -1, -2) - self.target
+        return R if batched else R[0]
+
+    def loss(self, U: Any) -> Any:
+        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``)."""
+        R = self.residual(U)
+        return 0.25 * np.sum(R**2, axis=(-2, -1))
+
+    def grad(self, U: Any) -> np.ndarray:
+        """``(U U^T - M) U``, same shape as U."""
+        Ub, batched = self._params(U)
+        G = (Ub @ np.swapaxes(Ub, -1, -2) - self.target) @ Ub
+        return G if batched else G[0]
+
+    def coefficients(self, U: Any, coefficients: CoefficientRequest = "all") -> np.ndarray:
+        """``beta_k = o_i^T U U^T o_j`` for the requested pairs: ``(K,)`` or ``(B, K)``."""
+        Ub, batched = self._params(U)
+        pairs = self.coefficient_pairs(coefficients)
+        P = np.einsum("di,bdw->biw", self.basis(), Ub)
+        out = np.einsum("bkw,bkw->bk", P[:, pairs[:, 0]], P[:, pairs[:, 1]])
+        return out if batched else out[0]
+
+    def coefficient_gradients(self, U: Any, pairs: np.ndarray) -> np.ndarray:
+        """``grad_U beta_ij = (o_i o_j^T + o_j o_i^T) U`` for each pair: ``(K, d, r')``."""
+        U = as_float_array("U", U, shape=(self.d, None))
+        O = self.basis()
+        P = O.T @ U  # rows o_i^T U
+        oi, oj = O[:, pairs[:, 0]].T, O[:, pairs[:, 1]].T  # (K, d)
+        return oi[:, :, None] * P[pairs[:, 1]][:, None, :] + oj[:, :, None] * P[pairs[:, 0]][:, None, :]
+
+    def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
+        return _resolve_pairs(coefficients, self.rank, self.d, self.d)
+
+    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+        pairs = self.coefficient_pairs(coefficients)
+        if pairs.shape[0] == 0:
+            basis, remapped = np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
+        else:
+            # Only the basis columns the pairs use (for "signal" that is V alone: O(d r) memory).
+            full = self.V if pairs.max() < self.rank else self.basis()
+            basis, flat = _sub_basis(full, pairs.ravel())
+            remapped = flat.reshape(-1, 2)
+        if self.is_factored:
+            return _core.SymmetricMatrixFactorizationKernel(
+                self.d, width, V=self.V, sigma=self.sigma, basis=basis, pairs=remapped
+            )
+        return _core.SymmetricMatrixFactorizationKernel(self.d, width, dense=self._dense, basis=basis, pairs=remapped)
+
+
+class AsymmetricMatrixFactorization(Problem):
+    """``f(X, Y) = 1/2 ||X Y^T - M||_F^2`` for ``X (m, r')``, ``Y (n, r')``, target ``M (m, n)``.
+
+    Parameters of one trajectory are stacked as ``W = [X; Y]`` of shape ``(m + n, r')`` (see
+    :meth:`stack` and :meth:`split`); both factors move simultaneously. Target dense
+    (``target=M``) or factored (``A (m, r)``, ``s (r,)``, ``B (n, r)`` with orthonormal columns).
+    Coefficients are ``beta_ij = a_i^T X Y^T b_j`` in the target's singular bases.
+    """
+
+    name = "asymmetric_matrix_factorization"
+
+    def __init__(self, target: Any = None, *, A: Any = None, s: Any = None, B: Any = None) -> None:
+        if (target is None) == (A is None and s is None and B is None):
+            raise ValueError("target: give either the dense target or all of A, s, B")
+        if target is not None:
+            M = as_float_array("target", target, ndim=2)
+            if M.size == 0:
+                raise ValueError("target: must not be empty")
+            Uf, sv, Vt = np.linalg.svd(M, full_matrices=True)
+            keep = sv > max(M.shape) * np.finfo(float).eps * max(1.0, float(sv.max()))
+            self._dense: Optional[np.ndarray] = M
+            self.A, self.s, self.B = Uf[:, : keep.sum()].copy(), sv[keep], Vt[: keep.sum()].T.copy()
+            self._bases: Optional[tuple[np.ndarray, np.ndarray]] = (Uf, np.ascontiguousarray(Vt.T))
+        else:
+            if A is None or s is None or B is None:
+                raise ValueError("A, s, B: give all three factors of the target")
+            A = as_float_array("A", A, ndim=2)
+            s = as_float_array("s", s, ndim=1)
+            B = as_float_array("B", B, ndim=2)
+            if A.shape[1] != s.shape[0] or B.shape[1] != s.shape[0] or s.shape[0] == 0:
+                raise ValueError(f"A, s, B: expected (m, r), (r,), (n, r), got {A.shape}, {s.shape}, {B.shape}")
+            _check_orthonormal_columns("A", A)
+            _check_orthonormal_columns("B", B)
+            _check_signal("s", s)
+            self._dense = None
+            self.A, self.s, self.B = A, s, B
+            self._bases = None
+        self.m, self.n, self.rank = int(self.A.shape[0]), int(self.B.shape[0]), int(self.A.shape[1])
+
+    @classmethod
+    def planted(
+        cls, m: int, n: int, rank: int, s: Any = None, seed: Optional[int] = 0, *, dense: bool = False
+    ) -> AsymmetricMatrixFactorization:
+        """A random target with orthonormal singular vectors and values ``s`` (default rank, ..., 1)."""
+        m, n, rank = as_positive_int("m", m), as_positive_int("n", n), as_positive_int("rank", rank)
+        if rank > min(m, n):
+            raise ValueError(f"rank: must be <= min(m, n) = {min(m, n)}, got {rank}")
+        sv = np.arange(rank, 0, -1, dtype=float) if s is None else as_float_array("s", s, shape=(rank,))
+        rng = np.random.default_rng(seed)
+        A, _ = np.linalg.qr(rng.standard_normal((m, rank)))
+        B, _ = np.linalg.qr(rng.standard_normal((n, rank)))
+        problem = cls(A=A, s=sv, B=B)
+        return cls(target=problem.target) if dense else problem
+
+    @property
+    def is_factored(self) -> bool:
+        return self._dense is None
+
+    @property
+    def target(self) -> np.ndarray:
+        """The dense target ``M (m, n)``."""
+        return self._dense if self._dense is not None else (self.A * self.s) @ self.B.T
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """Orthonormal ``(A_full (m, m), B_full (n, n))`` starting with the target's singular vectors."""
+        if self._bases is None:
+            self._bases = (complete_basis(self.A), complete_basis(self.B))
+        return self._bases
+
+    @property
+    def zero_loss(self) -> float:
+        return 0.5 * float(np.sum(self.s**2)) if self.is_factored else 0.5 * float(np.sum(self._dense**2))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "m": self.m, "n": self.n, "rank": self.rank, "factored": self.is_factored,
+                "s": self.s.tolist()}
+
+    def parameter_shape(self, width: int) -> tuple[int, ...]:
+        return (self.m + self.n, width)
+
+    def stack(self, X: Any, Y: Any) -> np.ndarray:
+        """``[X; Y]``: ``(m + n, r')`` (or batched ``(B, m + n, r')``) from ``X (.., m, r')``, ``Y (.., n, r')``."""
+        X = as_float_array("X", X, ndim=(2, 3))
+        Y = as_float_array("Y", Y, ndim=(2, 3))
+        if X.shape[-2] != self.m or Y.shape[-2] != self.n or X.shape[-1] != Y.shape[-1] or X.ndim != Y.ndim:
+            raise ValueError(f"X, Y: expected (m={self.m}, r') and (n={self.n}, r'), got {X.shape} and {Y.shape}")
+        return np.concatenate([X, Y], axis=-2)
+
+    def split(self, W: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, Y)`` from stacked parameters ``W (..., m + n, r')``."""
+        W = np.asarray(W)
+        return W[..., : self.m, :], W[..., self.m :, :]
+
+    def loss(self, W: Any) -> Any:
+        """``1/2 ||X Y^T - M||_F^2`` for stacked ``W (m + n, r')`` or ``(B, m + n, r')``."""
+        Wb, batched = self.validate_params("W", W)
+        X, Y = self.split(Wb)
+        value = 0.5 * np.sum((X @ np.swapaxes(Y, -1, -2) - self.target) ** 2, axis=(-2, -1))
+        return value if batched else value[0]
+
+    def grad(self, W: Any) -> np.ndarray:
+        """Stacked gradient ``[(X Y^T - M) Y; (X Y^T - M)^T X]``."""
+        Wb, batched = self.validate_params("W", W)
+        X, Y = self.split(Wb)
+        R = X @ np.swapaxes(Y, -1, -2) - self.target
+        G = np.concatenate([R @ Y, np.swapaxes(R, -1, -2) @ X], axis=-2)
+        return G if batched else G[0]
+
+    def coefficients(self, W: Any, coefficients: CoefficientRequest = "all") -> np.ndarray:
+        """``beta_k = a_i^T X Y^T b_j`` for the requested pairs: ``(K,)`` or ``(B, K)``."""
+        Wb, batched = self.validate_params("W", W)
+        X, Y = self.split(Wb)
+        left, right = self.basis()
+        pairs = self.coefficient_pairs(coefficients)
+        P = np.einsum("mi,bmw->biw", left, X)
+        Q = np.einsum("nj,bnw->bjw", right, Y)
+        out = np.einsum("bkw,bkw->bk", P[:, pairs[:, 0]], Q[:, pairs[:, 1]])
+        return out if batched else out[0]
+
+    def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
+        return _resolve_pairs(coefficients, self.rank, self.m, self.n)
+
+    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+        pairs = self.coefficient_pairs(coefficients)
+        if pairs.shape[0] == 0:
+            left, right = np.zeros((self.m, 0)), np.zeros((self.n, 0))
+            remapped = np.zeros((0, 2), dtype=np.int64)
+        else:
+            signal_only = pairs.max() < self.rank
+            full_left, full_right = (self.A, self.B) if signal_only else self.basis()
+            left, li = _sub_basis(full_left, pairs[:, 0])
+            right, ri = _sub_basis(full_right, pairs[:, 1])
+            remapped = np.stack([li, ri], axis=1)
+        factors: dict[str, Any] = (
+            {"left": self.A, "weights": self.s, "right": self.B} if self.is_factored else {"dense": self._dense}
+        )
+        return _core.AsymmetricMatrixFactorizationKernel(
+            self.m, self.n, width, left_basis=left, right_basis=right, pairs=remapped, **factors
+        )

@@ -1,0 +1,109 @@
+"""Noise specifications (PAPERS.md section 5).
+
+A spec is plain data: ``run`` turns it into ``_core.NoiseTerm`` records that the C++ driver reads;
+no Python runs inside the loop. Each term draws from its own counter-based stream keyed by
+(seed, trajectory, step, term position), so a seed fixes the draws bitwise for any thread count.
+Pass one spec or a list of specs as ``run(..., noise=...)``.
+
+Terms acting on the parameter vector work for every problem: ``GradientNoise``, ``Langevin``,
+``PerturbedGD``. Model-level terms are accepted only by problems that support them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Union
+
+from . import _core
+from ._validation import as_nonnegative_int, as_positive_float
+
+__all__ = ["NoiseSpec", "GradientNoise", "Langevin", "PerturbedGD", "as_noise_terms", "noise_to_dict"]
+
+
+class NoiseSpec:
+    """Base class of noise specifications."""
+
+    kind: str = ""
+
+    def _term(self) -> Any:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class GradientNoise(NoiseSpec):
+    """Isotropic Gaussian gradient noise: ``g <- g + s_t xi``, ``s_t^2 = scale^2 / (1 + t)^anneal``.
+
+    ``anneal = 0`` is constant noise; 0.55 is the common annealing exponent.
+    """
+
+    scale: float
+    anneal: float = 0.0
+    kind = "gradient"
+
+    def __post_init__(self) -> None:
+        as_positive_float("scale", self.scale, allow_zero=True)
+        as_positive_float("anneal", self.anneal, allow_zero=True)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.gradient_gaussian, scale=self.scale, anneal=self.anneal)
+
+
+@dataclass(frozen=True)
+class Langevin(NoiseSpec):
+    """Langevin dynamics: ``x <- x - lr g + sqrt(2 lr / beta) xi`` with inverse temperature ``beta``."""
+
+    beta: float
+    kind = "langevin"
+
+    def __post_init__(self) -> None:
+        as_positive_float("beta", self.beta)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.langevin, scale=self.beta)
+
+
+@dataclass(frozen=True)
+class PerturbedGD(NoiseSpec):
+    """Perturbed GD (Jin et al. 2017): add a uniform draw from the ball of ``radius`` when
+    ``||grad|| <= threshold`` and at least ``interval`` steps passed since the last perturbation."""
+
+    radius: float
+    threshold: float
+    interval: int = 1
+    kind = "perturbed_gd"
+
+    def __post_init__(self) -> None:
+        as_positive_float("radius", self.radius, allow_zero=True)
+        as_positive_float("threshold", self.threshold, allow_zero=True)
+        as_nonnegative_int("interval", self.interval)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(
+            _core.NoiseKind.perturbed_gd, radius=self.radius, threshold=self.threshold, interval=self.interval
+        )
+
+
+NoiseArgument = Union[None, NoiseSpec, Iterable[NoiseSpec]]
+
+
+def _as_list(noise: NoiseArgument) -> list[NoiseSpec]:
+    if noise is None:
+        return []
+    specs = [noise] if isinstance(noise, NoiseSpec) else list(noise)
+    for spec in specs:
+        if not isinstance(spec, NoiseSpec):
+            raise TypeError(f"noise: expected a NoiseSpec or a list of them, got {type(spec).__name__}")
+    return specs
+
+
+def as_noise_terms(noise: NoiseArgument) -> list[Any]:
+    """The ``_core.NoiseTerm`` list the driver reads."""
+    return [spec._term() for spec in _as_list(noise)]
+
+
+def noise_to_dict(noise: NoiseArgument) -> list[dict[str, Any]]:
+    """JSON-ready description of a noise argument (trajectory metadata)."""
+    return [spec.to_dict() for spec in _as_list(noise)]

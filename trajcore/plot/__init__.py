@@ -1,0 +1,1 @@
+"""Figures (matplotlib, imported lazily so that ``import trajcore`` stays light)."""

@@ -1,0 +1,135 @@
+"""Recorded trajectories: arrays plus the metadata needed to rerun them; ``.npz`` storage, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+
+__all__ = ["Trajectory"]
+
+_ARRAYS = ("steps", "loss", "coefficients", "coefficient_pairs", "iterates", "final", "diverged_at")
+
+
+@dataclass
+class Trajectory:
+    """One trajectory, or a batch of them sharing a leading axis B.
+
+    Attributes
+    ----------
+    steps : (R,) int64
+        Iteration numbers of the records (0 is the initial point).
+    loss : (R,) or (B, R) float64
+        Exact (noise-free) loss at each record; NaN after a trajectory diverged.
+    coefficients : (R, K) or (B, R, K) float64
+        Basis coefficients at each record, labelled by ``coefficient_pairs``.
+    coefficient_pairs : (K, 2) int64
+        Basis indices (i, j) of each recorded coefficient.
+    iterates : (R, *P) or (B, R, *P) float64 or None
+        Parameters at each record, when recorded.
+    final : (*P) or (B, *P) float64
+        Parameters at the end of the run (the last finite iterate of a diverged trajectory).
+    diverged_at : int64 scalar or (B,)
+        Step at which the loss became non-finite or exceeded the divergence limit; -1 if never.
+    metadata : dict
+        Problem description, run settings (lr, steps, seed, noise, record) and versions.
+    """
+
+    steps: np.ndarray
+    loss: np.ndarray
+    coefficients: np.ndarray
+    coefficient_pairs: np.ndarray
+    iterates: Optional[np.ndarray]
+    final: np.ndarray
+    diverged_at: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batched(self) -> bool:
+        return bool(np.ndim(self.diverged_at) == 1)
+
+    @property
+    def batch_size(self) -> int:
+        return int(np.shape(self.diverged_at)[0]) if self.batched else 1
+
+    @property
+    def diverged(self) -> Union[bool, np.ndarray]:
+        """Whether (each) trajectory diverged."""
+        flag = np.asarray(self.diverged_at) >= 0
+        return flag if self.batched else bool(flag)
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    def __getitem__(self, index: int) -> Trajectory:
+        """Trajectory ``index`` of a batch."""
+        if not self.batched:
+            raise TypeError("a single trajectory cannot be indexed; it has no batch axis")
+        b = int(index)
+        if not -self.batch_size <= b < self.batch_size:
+            raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
+        return Trajectory(
+            steps=self.steps,
+            loss=self.loss[b],
+            coefficients=self.coefficients[b],
+            coefficient_pairs=self.coefficient_pairs,
+            iterates=None if self.iterates is None else self.iterates[b],
+            final=self.final[b],
+            diverged_at=np.asarray(self.diverged_at[b]),
+            metadata={**self.metadata, "batch_index": b},
+        )
+
+    def _as_single(self) -> Trajectory:
+        """This trajectory without the batch bookkeeping (for runs given an unbatched init)."""
+        metadata = {k: v for k, v in self.metadata.items() if k != "batch_index"}
+        metadata["batch"] = None
+        return Trajectory(
+            steps=self.steps, loss=self.loss, coefficients=self.coefficients,
+            coefficient_pairs=self.coefficient_pairs, iterates=self.iterates, final=self.final,
+            diverged_at=self.diverged_at, metadata=metadata,
+        )
+
+    def coefficient(self, i: int, j: Optional[int] = None) -> np.ndarray:
+        """Series of coefficient (i, j) (default j = i): ``(R,)`` or ``(B, R)``."""
+        j = i if j is None else j
+        hits = np.flatnonzero((self.coefficient_pairs[:, 0] == i) & (self.coefficient_pairs[:, 1] == j))
+        if hits.size == 0:
+            raise KeyError(f"coefficient ({i}, {j}) was not recorded; recorded pairs: {self.coefficient_pairs.tolist()}")
+        return self.coefficients[..., hits[0]]
+
+    def diagonal(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices (k,), series (..., R, k))`` of the recorded diagonal coefficients beta_ii."""
+        mask = self.coefficient_pairs[:, 0] == self.coefficient_pairs[:, 1]
+        return self.coefficient_pairs[mask, 0], self.coefficients[..., mask]
+
+    # -- storage ------------------------------------------------------------------------------------
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write to ``path`` (``.npz``) atomically: a temporary file in the same folder, then a rename."""
+        path = os.fspath(path)
+        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
+        arrays["metadata_json"] = np.array(json.dumps(self.metadata, sort_keys=True))
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> Trajectory:
+        """Read a trajectory written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            fields = {name: (data[name] if name in data.files else None) for name in _ARRAYS}
+            metadata = json.loads(str(data["metadata_json"]))
+        return cls(metadata=metadata, **fields)  # type: ignore[arg-type]
