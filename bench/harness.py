@@ -1,0 +1,103 @@
+"""Timing and reporting shared by ``bench/compare.py`` and the ``bench/compare_*.py`` suites.
+
+Times are medians of repeated runs; what the table reports is the ratio anchor / trajcore measured
+in the same process, since absolute seconds on a shared machine mean little.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    anchor: str
+    trajcore_s: Optional[float]
+    anchor_s: Optional[float]
+    target: Optional[float]  # required anchor/trajcore ratio (speed-up), None = informational
+    note: str = ""
+
+    @property
+    def ratio(self) -> Optional[float]:
+        if self.trajcore_s is None or self.anchor_s is None or self.trajcore_s <= 0:
+            return None
+        return self.anchor_s / self.trajcore_s
+
+    @property
+    def status(self) -> str:
+        if self.ratio is None:
+            return "skipped"
+        if self.target is None:
+            return "info"
+        return "ok" if self.ratio >= self.target else "MISSED"
+
+
+def median_time(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1, min_time: float = 0.0) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Report:
+    def __init__(self, quick: bool = False) -> None:
+        self.quick = quick
+        self.rows: list[Row] = []
+        self.facts: dict[str, Any] = {}
+
+    def add(self, section: str, case: str, anchor: str, trajcore_s: Optional[float], anchor_s: Optional[float],
+            target: Optional[float] = None, note: str = "") -> Row:
+        row = Row(section, case, anchor, trajcore_s, anchor_s, target, note)
+        self.rows.append(row)
+        print(self.format_row(row), flush=True)
+        return row
+
+    def skip(self, section: str, case: str, anchor: str, reason: str) -> None:
+        self.add(section, case, anchor, None, None, None, f"skipped: {reason}")
+
+    def fact(self, name: str, value: Any) -> None:
+        self.facts[name] = value
+        print(f"  [{name}] {value}", flush=True)
+
+    @staticmethod
+    def format_row(row: Row) -> str:
+        ratio = "-" if row.ratio is None else f"{row.ratio:8.2f}x"
+        target = "" if row.target is None else f">= {row.target:g}x"
+        tc = "-" if row.trajcore_s is None else f"{row.trajcore_s * 1e3:10.3f} ms"
+        an = "-" if row.anchor_s is None else f"{row.anchor_s * 1e3:10.3f} ms"
+        return f"{row.section:<14} {row.case:<44} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} {row.status:<7} {row.note}"
+
+    def print_table(self) -> None:
+        header = f"{'section':<14} {'case':<44} {'anchor':<28} {'trajcore':>14} {'anchor':>14} {'ratio':>10} {'target':>9} status"
+        print("\n" + header + "\n" + "-" * len(header))
+        for row in self.rows:
+            print(self.format_row(row))
+
+    def to_json(self, path: str) -> None:
+        data = {"rows": [{**asdict(r), "ratio": r.ratio, "status": r.status} for r in self.rows], "facts": self.facts}
+        with open(path, "w") as fh:
+            json.dump(data, fh, indent=2, default=float)
+
+
+def dgemm_rate(threads: int, n: int = 1500) -> float:
+    """This machine's measured DGEMM rate in FLOP/s (NumPy's BLAS, ``threads`` threads, n x n)."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((n, n))
+    b = np.random.default_rng(1).standard_normal((n, n))
+    with threadpool_limits(threads, user_api="blas"):
+        seconds = median_time(lambda: a @ b, repeat=5)
+    return 2.0 * n**3 / seconds
