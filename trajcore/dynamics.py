@@ -138,7 +138,7 @@ def run(
     divergence_factor = as_positive_float("divergence_factor", divergence_factor)
     threads = config.resolve_threads(n_threads)
     lr_values = _step_sizes(lr, steps) if steps > 0 else np.ones(1)
-    terms = as_noise_terms(noise)
+    terms = as_noise_terms(noise, problem.model_noise)
 
     x0, batched = problem.validate_params("init", init)
     B = x0.shape[0]

@@ -21,9 +21,15 @@ __all__ = ["NoiseSpec", "GradientNoise", "Langevin", "PerturbedGD", "as_noise_te
 
 
 class NoiseSpec:
-    """Base class of noise specifications."""
+    """Base class of noise specifications.
+
+    ``acts_on_parameters`` is True for terms the driver applies to the flat parameter vector of any
+    problem; model-level terms (False) are accepted only by problems listing their ``kind`` in
+    ``Problem.model_noise``.
+    """
 
     kind: str = ""
+    acts_on_parameters: bool = True
 
     def _term(self) -> Any:
         raise NotImplementedError
@@ -99,9 +105,17 @@ def _as_list(noise: NoiseArgument) -> list[NoiseSpec]:
     return specs
 
 
-def as_noise_terms(noise: NoiseArgument) -> list[Any]:
-    """The ``_core.NoiseTerm`` list the driver reads."""
-    return [spec._term() for spec in _as_list(noise)]
+def as_noise_terms(noise: NoiseArgument, supported_model_noise: frozenset[str] = frozenset()) -> list[Any]:
+    """The ``_core.NoiseTerm`` list the driver reads; model-level kinds must be supported."""
+    specs = _as_list(noise)
+    for spec in specs:
+        if not spec.acts_on_parameters and spec.kind not in supported_model_noise:
+            supported = ", ".join(sorted(supported_model_noise)) or "none"
+            raise ValueError(
+                f"noise: {type(spec).__name__} acts inside a model and this problem does not support it "
+                f"(model-level noise it supports: {supported})"
+            )
+    return [spec._term() for spec in specs]
 
 
 def noise_to_dict(noise: NoiseArgument) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ class Problem:
 
     #: number of axes of one trajectory's parameters
     parameter_ndim: int = 2
+    #: kinds of model-level noise (``NoiseSpec.kind``) the kernel implements
+    model_noise: frozenset[str] = frozenset()
     name: str = "problem"
 
     def parameter_shape(self, width: int) -> tuple[int, ...]:
