@@ -44,6 +44,9 @@ void bind_tensor(py::module_& m) {
     m.def("packed_size", &packed_size, py::arg("d"), py::arg("order"),
           "Distinct entries C(d + l - 1, l) of a symmetric order-l tensor on R^d.");
     m.def(
+        "packed_multiplicities", [](int64_t d, int order) { return to_array(packed_multiplicities(d, order)); },
+        py::arg("d"), py::arg("order"), "Distinct permutations of each packed entry (packed order).");
+    m.def(
         "dense_asymmetry",
         [](const ConstArray& T, int64_t d, int order) {
             require(T.size() == dense_size(d, order), "T: expected d^l entries");

@@ -166,6 +166,15 @@ int64_t dense_size(int64_t d, int order) {
     return n;
 }
 
+std::vector<double> packed_multiplicities(int64_t d, int order) {
+    std::vector<double> out(static_cast<size_t>(packed_size(d, order)));
+    std::vector<int64_t> a(static_cast<size_t>(order), 0);
+    size_t i = 0;
+    do out[i++] = permutation_count(a);
+    while (next_sorted(a, d));
+    return out;
+}
+
 double dense_asymmetry(int64_t d, int order, const double* values) {
     dense_size(d, order);
     std::vector<int64_t> a(static_cast<size_t>(order), 0), sorted(a);
@@ -382,23 +391,61 @@ OrthogonalTensorDecompositionKernel::OrthogonalTensorDecompositionKernel(std::sh
 
 OrthogonalTensorDecompositionKernel::Workspace OrthogonalTensorDecompositionKernel::workspace() const {
     Workspace ws;
-    ws.gram.resize(static_cast<size_t>(m_ * m_));
-    ws.gram_power.resize(static_cast<size_t>(m_ * m_));
+    // Products run on column-padded copies (mp = m rounded up to 8 columns, zeros in the padding) so the
+    // small GEMMs stay in full vector registers: for m = 10 the 2 leftover columns would otherwise take
+    // the scalar path and cost more than the 8 vectorised ones.
+    const int64_t mp = padded(m_);
+    const int64_t extra = target_->storage() == TensorStorage::factored ? target_->rank() : 0;
+    ws.padded.assign(static_cast<size_t>(2 * d_ * mp), 0.0);
+    ws.gram.assign(static_cast<size_t>((m_ + extra) * mp), 0.0);
+    ws.gram_power.assign(static_cast<size_t>((m_ + extra) * mp), 0.0);
     ws.contraction.resize(static_cast<size_t>(d_ * m_));
     ws.projection.resize(static_cast<size_t>(q_ * m_));
+    if (extra > 0) ws.stack.resize(static_cast<size_t>(d_ * (m_ + extra)));
     return ws;
 }
 
+// Fills the first m of mp columns of row i of `out` (the padding stays zero).
+static void copy_padded(const double* U, int64_t d, int64_t m, int64_t mp, double* out) {
+    for (int64_t i = 0; i < d; ++i) std::copy(U + i * m, U + (i + 1) * m, out + i * mp);
+}
+
 double OrthogonalTensorDecompositionKernel::loss_parts(const double* U, Workspace& ws) const {
-    gemm_tn(m_, m_, d_, 1.0, U, m_, U, m_, 0.0, ws.gram.data(), m_);  // A = U^T U: O(d m^2)
-    double fit2 = 0.0;                                                 // ||sum_j u_j^l||^2 = sum A_jk^l
-    for (int64_t i = 0; i < m_ * m_; ++i) {
-        const double p = ipow(ws.gram[i], l_ - 1);
-        ws.gram_power[i] = p;
-        fit2 += p * ws.gram[i];
+    const int64_t d = d_, m = m_, mp = padded(m_);
+    double* Upad = ws.padded.data();
+    copy_padded(U, d, m, mp, Upad);
+    double fit2 = 0.0, cross = 0.0;
+    if (target_->storage() == TensorStorage::factored) {
+        // One product for both Gram matrices: [A; W] = [U Z]^T U with A = U^T U (m x m), W = Z^T U (r x m),
+        // then gram_power = [A^{.(l-1)}; -c W^{.(l-1)}] so that [U Z] gram_power = U A^{.(l-1)} - G.
+        // Two small GEMMs per step, O(d m (m + r)).
+        const int64_t r = target_->rank(), w = m + r;
+        const std::vector<double>& Z = target_->factors();
+        const std::vector<double>& c = target_->weights();
+        double* stack = ws.stack.data();
+        for (int64_t i = 0; i < d; ++i) {
+            std::copy(U + i * m, U + (i + 1) * m, stack + i * w);
+            std::copy(Z.data() + i * r, Z.data() + (i + 1) * r, stack + i * w + m);
+        }
+        gemm_tn(w, mp, d, 1.0, stack, w, Upad, mp, 0.0, ws.gram.data(), mp);
+        for (int64_t k = 0; k < r; ++k)
+            for (int64_t j = 0; j < m; ++j) {
+                const int64_t i = (m + k) * mp + j;
+                const double p = c[k] * ipow(ws.gram[i], l_ - 1);
+                ws.gram_power[i] = -p;
+                cross += p * ws.gram[i];  // sum_j T*(u_j, ..., u_j) = sum_jk c_k <z_k, u_j>^l
+            }
+    } else {
+        gemm_tn(m, mp, d, 1.0, U, m, Upad, mp, 0.0, ws.gram.data(), mp);  // A = U^T U: O(d m^2)
+        target_->contract_into(U, m, ws.contraction.data(), ws.scratch);
+        cross = linalg::dot(d * m, U, ws.contraction.data());  // sum_j T*(u_j, ..., u_j)
     }
-    target_->contract_into(U, m_, ws.contraction.data(), ws.scratch);
-    const double cross = linalg::dot(d_ * m_, U, ws.contraction.data());  // sum_j T*(u_j, ..., u_j)
+    for (int64_t i = 0; i < m; ++i)  // ||sum_j u_j^l||^2 = sum_jk A_jk^l
+        for (int64_t j = 0; j < m; ++j) {
+            const double p = ipow(ws.gram[i * mp + j], l_ - 1);
+            ws.gram_power[i * mp + j] = p;
+            fit2 += p * ws.gram[i * mp + j];
+        }
     const double loss = fit2 - 2.0 * cross + target_->norm_squared();
     return halved_ ? 0.5 * loss : loss;
 }
@@ -406,10 +453,20 @@ double OrthogonalTensorDecompositionKernel::loss_parts(const double* U, Workspac
 double OrthogonalTensorDecompositionKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
                                                           const StepContext&) const {
     const double loss = loss_parts(U, ws);
-    gemm_nn(d_, m_, m_, 1.0, U, m_, ws.gram_power.data(), m_, 0.0, grad, m_);  // U A^{.(l-1)}: O(d m^2)
     const double scale = (halved_ ? 1.0 : 2.0) * static_cast<double>(l_);
+    const int64_t mp = padded(m_);
+    double* out = ws.padded.data() + d_ * mp;
+    if (target_->storage() == TensorStorage::factored) {
+        const int64_t w = m_ + target_->rank();  // [U Z] [A^{l-1}; -c W^{l-1}] = U A^{.(l-1)} - G
+        gemm_nn(d_, mp, w, 1.0, ws.stack.data(), w, ws.gram_power.data(), mp, 0.0, out, mp);
+        for (int64_t i = 0; i < d_; ++i)
+            for (int64_t j = 0; j < m_; ++j) grad[i * m_ + j] = scale * out[i * mp + j];
+        return loss;
+    }
+    gemm_nn(d_, mp, m_, 1.0, U, m_, ws.gram_power.data(), mp, 0.0, out, mp);  // U A^{.(l-1)}: O(d m^2)
     const double* G = ws.contraction.data();
-    for (int64_t i = 0; i < d_ * m_; ++i) grad[i] = scale * (grad[i] - G[i]);
+    for (int64_t i = 0; i < d_; ++i)
+        for (int64_t j = 0; j < m_; ++j) grad[i * m_ + j] = scale * (out[i * mp + j] - G[i * m_ + j]);
     return loss;
 }
 

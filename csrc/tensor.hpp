@@ -41,6 +41,8 @@ enum class TensorStorage { factored, dense, packed };
 int64_t packed_size(int64_t d, int order);
 // d^l (throws on overflow).
 int64_t dense_size(int64_t d, int order);
+// Distinct permutations l! / prod(multiplicity!) of every packed entry, in packed order.
+std::vector<double> packed_multiplicities(int64_t d, int order);
 // Max |T[a] - T[sorted(a)]| over all multi-indices of a dense order-l array on R^d.
 double dense_asymmetry(int64_t d, int order, const double* values);
 
@@ -93,7 +95,7 @@ private:
 class OrthogonalTensorDecompositionKernel {
 public:
     struct Workspace {
-        std::vector<double> gram, gram_power, contraction, scratch, projection;
+        std::vector<double> padded, gram, gram_power, contraction, scratch, projection, stack;
     };
 
     OrthogonalTensorDecompositionKernel(std::shared_ptr<const SymmetricTensor> target, int64_t width,
@@ -107,7 +109,8 @@ public:
     void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:
-    // Fills ws.gram = U^T U, ws.gram_power = A^{.(l-1)} and ws.contraction = G; returns the loss.
+    // Returns the loss and leaves in ws what the gradient needs: dense/packed targets ws.gram_power =
+    // A^{.(l-1)} and ws.contraction = G; factored targets the stacked [U Z] and [A^{.(l-1)}; -c W^{.(l-1)}].
     double loss_parts(const double* U, Workspace& ws) const;
     std::shared_ptr<const SymmetricTensor> target_;
     int64_t d_, m_, q_;
