@@ -13,6 +13,7 @@ from .initialization import small_init
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
 from .noise import GradientNoise, Langevin, PerturbedGD
 from .problem import Problem
+from .tensor import OrthogonalTensorDecomposition, SymmetricTensor
 from .trajectory import Trajectory
 
 __version__ = version()
@@ -20,11 +21,13 @@ __version__ = version()
 __all__ = [
     "AsymmetricMatrixFactorization",
     "GradientNoise",
+    "OrthogonalTensorDecomposition",
     "Langevin",
     "PerturbedGD",
     "Problem",
     "Record",
     "SymmetricMatrixFactorization",
+    "SymmetricTensor",
     "Trajectory",
     "__version__",
     "analysis",

@@ -23,7 +23,7 @@ function of the exact recorded loss and is read with :meth:`OrthogonalTensorDeco
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class SymmetricTensor:
     needs first (``trajcore.set_memory_limit``).
     """
 
-    def __init__(self, core: Any, factors: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
+    def __init__(self, core: Any, factors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if not isinstance(core, _core.SymmetricTensorCore):
             raise TypeError("SymmetricTensor: use from_factors, from_dense or from_packed")
         self._core = core
@@ -84,12 +84,14 @@ class SymmetricTensor:
 
     @classmethod
     def from_factors(cls, Z: Any, c: Any, order: int) -> SymmetricTensor:
-        """``T = sum_k c_k z_k^{(x)l}`` from ``Z (d, r)`` (columns z_k, any, usually orthonormal) and ``c (r,)``."""
+        """``T = sum_k c_k z_k^{(x)l}`` from ``Z (d, r)`` (columns z_k, often orthonormal), ``c (r,)``."""
         order = _as_order(order)
         Z = as_float_array("Z", Z, ndim=2)
         c = as_float_array("c", c, ndim=1)
         if Z.shape[0] == 0 or Z.shape[1] == 0 or c.shape[0] != Z.shape[1]:
-            raise ValueError(f"Z, c: expected Z (d, r) and c (r,) with d, r >= 1, got {Z.shape} and {c.shape}")
+            raise ValueError(
+                f"Z, c: expected Z (d, r) and c (r,) with d, r >= 1, got {Z.shape} and {c.shape}"
+            )
         return cls(_core.SymmetricTensorCore.from_factors(Z, c, order), (Z.copy(), c.copy()))
 
     @classmethod
@@ -103,7 +105,9 @@ class SymmetricTensor:
         T = as_float_array("T", T)
         order = T.ndim
         if not MIN_ORDER <= order <= MAX_ORDER:
-            raise ValueError(f"T: expected {MIN_ORDER} to {MAX_ORDER} axes (the order l), got shape {T.shape}")
+            raise ValueError(
+                f"T: expected {MIN_ORDER} to {MAX_ORDER} axes (the order l), got shape {T.shape}"
+            )
         d = T.shape[0]
         if d == 0 or any(n != d for n in T.shape):
             raise ValueError(f"T: all axes must have the same non-zero length d, got shape {T.shape}")
@@ -113,8 +117,8 @@ class SymmetricTensor:
             scale = float(np.max(np.abs(T))) if T.size else 0.0
             if not asym <= tol * max(scale, np.finfo(float).tiny):
                 raise ValueError(
-                    f"T: not symmetric (max |T[i] - T[sorted(i)]| = {asym:.3g} > {tol:g} * max|T| = {tol * scale:.3g}); "
-                    "symmetrize it or pass check_symmetric=False"
+                    f"T: not symmetric (max |T[i] - T[sorted(i)]| = {asym:.3g} > "
+                    f"{tol:g} * max|T| = {tol * scale:.3g}); symmetrize it or pass check_symmetric=False"
                 )
         return cls(_core.SymmetricTensorCore.from_dense(T, d, order))
 
@@ -127,7 +131,8 @@ class SymmetricTensor:
         values = as_float_array("values", values, ndim=1)
         if values.shape[0] != size:
             raise ValueError(
-                f"values: a packed order-{order} tensor on R^{d} has C({d}+{order}-1, {order}) = {size} entries, "
+                f"values: a packed order-{order} tensor on R^{d} has "
+                f"C({d}+{order}-1, {order}) = {size} entries, "
                 f"got {values.shape[0]}"
             )
         check_allocation(f"packed order-{order} tensor on R^{d}", 8 * size)
@@ -151,7 +156,7 @@ class SymmetricTensor:
         return str(self._core.storage)
 
     @property
-    def factors(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def factors(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(Z (d, r), c (r,))`` of a factored tensor, else None."""
         return self._factors
 
@@ -178,7 +183,9 @@ class SymmetricTensor:
 
     def to_packed(self) -> np.ndarray:
         """The distinct entries, shape ``(C(d+l-1, l),)`` float64, in packed order."""
-        check_allocation(f"packed order-{self.order} tensor on R^{self.dim}", 8 * packed_size(self.dim, self.order))
+        check_allocation(
+            f"packed order-{self.order} tensor on R^{self.dim}", 8 * packed_size(self.dim, self.order)
+        )
         return np.asarray(self._core.to_packed())
 
     def with_storage(self, storage: str) -> SymmetricTensor:
@@ -200,7 +207,7 @@ class SymmetricTensor:
             raise ValueError(f"U: expected {self.dim} rows (the tensor's dimension d), got shape {U.shape}")
         return (U[:, None] if U.ndim == 1 else U), U.ndim == 1
 
-    def contract(self, U: Any, n_threads: Optional[int] = None) -> np.ndarray:
+    def contract(self, U: Any, n_threads: int | None = None) -> np.ndarray:
         """``G[:, j] = T(u_j, ..., u_j, .)`` (l - 1 contractions) for every column of ``U (d, m)``.
 
         Returns ``(d, m)`` (``(d,)`` for a vector ``U (d,)``). Cost: O(d r m) factored,
@@ -213,7 +220,7 @@ class SymmetricTensor:
         G = np.asarray(self._core.contract(Ucols, resolve_threads(n_threads)))
         return G[:, 0] if vector else G
 
-    def full_contract(self, U: Any, n_threads: Optional[int] = None) -> Any:
+    def full_contract(self, U: Any, n_threads: int | None = None) -> Any:
         """``T(u_j, ..., u_j)`` for every column of ``U (d, m)``: ``(m,)`` (a float for ``U (d,)``)."""
         from .config import resolve_threads
 
@@ -261,7 +268,7 @@ class OrthogonalTensorDecomposition(Problem):
         target: Any,
         *,
         basis: Any = None,
-        rank: Optional[int] = None,
+        rank: int | None = None,
         weights: Any = None,
         halved: bool = False,
     ) -> None:
@@ -279,22 +286,26 @@ class OrthogonalTensorDecomposition(Problem):
             if B.shape[0] != self.d or B.shape[1] == 0:
                 raise ValueError(f"basis: expected shape ({self.d}, q) with q >= 1, got {B.shape}")
             _check_orthonormal("basis", B)
-            self._basis: Optional[np.ndarray] = B
+            self._basis: np.ndarray | None = B
         elif factors is not None and _is_orthonormal(factors[0]):
             self._basis = complete_basis(factors[0])
         else:
             self._basis = None
-        default_rank = factors[1].shape[0] if factors is not None else (0 if self._basis is None else self._basis.shape[1])
+        default_rank = (
+            factors[1].shape[0]
+            if factors is not None
+            else (0 if self._basis is None else self._basis.shape[1])
+        )
         self.rank = default_rank if rank is None else as_nonnegative_int("rank", rank)
         if self._basis is not None and self.rank > self._basis.shape[1]:
             raise ValueError(f"rank: at most the {self._basis.shape[1]} basis vectors, got {self.rank}")
         if weights is not None:
-            self.weights: Optional[np.ndarray] = as_float_array("weights", weights, shape=(self.rank,))
+            self.weights: np.ndarray | None = as_float_array("weights", weights, shape=(self.rank,))
         elif factors is not None:
             self.weights = factors[1].copy()
         else:
             self.weights = None
-        self._dense_cache: Optional[np.ndarray] = None
+        self._dense_cache: np.ndarray | None = None
 
     @classmethod
     def planted(
@@ -306,7 +317,7 @@ class OrthogonalTensorDecomposition(Problem):
         *,
         storage: str = "factored",
         noise: float = 0.0,
-        seed: Optional[int] = 0,
+        seed: int | None = 0,
         halved: bool = False,
     ) -> OrthogonalTensorDecomposition:
         """A random target ``T* = sum_{k<=rank} c_k z_k^{(x)l} (+ E)``.
@@ -326,9 +337,9 @@ class OrthogonalTensorDecomposition(Problem):
             raise ValueError("storage: a noisy target is not low rank; use storage='dense' or 'packed'")
         coef = np.arange(rank, 0, -1, dtype=float) if c is None else as_float_array("c", c, shape=(rank,))
         if storage == "dense":
-            check_allocation(f"dense order-{order} tensor on R^{d}", 2 * _dense_bytes(d, order))
-        elif storage == "packed":
-            check_allocation(f"packed order-{order} tensor on R^{d}", 2 * 8 * packed_size(d, order))
+            check_allocation(f"dense order-{order} tensor on R^{d}", _dense_bytes(d, order))
+        if storage != "factored":  # both storages pass through the packed values
+            check_allocation(f"packed order-{order} tensor on R^{d}", 8 * packed_size(d, order))
         rng = np.random.default_rng(seed)
         Z, _ = np.linalg.qr(rng.standard_normal((d, rank)))
         factored = SymmetricTensor.from_factors(Z, coef, order)
@@ -378,7 +389,7 @@ class OrthogonalTensorDecomposition(Problem):
     # -- NumPy reference quantities ------------------------------------------------------------------
 
     def _reference_contraction(self, U: np.ndarray) -> np.ndarray:
-        """``G (B, d, m)`` in NumPy, independent of the core: factored ``Z (c * (Z^T U)^{l-1})``, else einsum."""
+        """``G (B, d, m)`` in NumPy, independent of the core: ``Z (c * (Z^T U)^{l-1})`` or einsums."""
         factors = self.target.factors
         if factors is not None:
             Z, c = factors
@@ -444,24 +455,31 @@ class OrthogonalTensorDecomposition(Problem):
         ``"all"``/``"diagonal"`` every basis vector, an integer array the listed ones; None none."""
         if coefficients is None or coefficients is False:
             return np.zeros((0, 2), dtype=np.int64)
+        signal = coefficients is True or (isinstance(coefficients, str) and coefficients == "signal")
+        if self._basis is None and not signal:
+            raise ValueError(
+                "coefficients: this target has no basis; pass basis=... or record coefficients=None"
+            )
         q = 0 if self._basis is None else self._basis.shape[1]
         if coefficients is True or (isinstance(coefficients, str) and coefficients == "signal"):
             index = np.arange(self.rank if self._basis is not None else 0)
         elif isinstance(coefficients, str) and coefficients in ("all", "diagonal"):
             index = np.arange(q)
         elif isinstance(coefficients, str):
-            raise ValueError(f"coefficients: expected 'signal', 'all', True, None or indices, got {coefficients!r}")
+            raise ValueError(
+                f"coefficients: expected 'signal', 'all', True, None or indices, got {coefficients!r}"
+            )
         else:
             raw = np.asarray(coefficients)
             if raw.dtype.kind not in "iu" or raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] != 2):
-                raise ValueError(f"coefficients: expected indices (K,) or diagonal pairs (K, 2), got shape {raw.shape}")
+                raise ValueError(
+                    f"coefficients: expected indices (K,) or diagonal pairs (K, 2), got shape {raw.shape}"
+                )
             if raw.ndim == 2 and np.any(raw[:, 0] != raw[:, 1]):
                 raise ValueError("coefficients: tensor coefficients are diagonal, pairs must be (k, k)")
             index = raw if raw.ndim == 1 else raw[:, 0]
             if index.size and (index.min() < 0 or index.max() >= q):
                 raise ValueError(f"coefficients: indices must lie in [0, {q})")
-        if index.size and self._basis is None:
-            raise ValueError("coefficients: this target has no basis; pass basis=... or record coefficients=None")
         index = np.asarray(index, dtype=np.int64)
         return np.stack([index, index], axis=1)
 
@@ -478,5 +496,6 @@ def _is_orthonormal(V: np.ndarray, tol: float = 1e-8) -> bool:
 def _check_orthonormal(name: str, V: np.ndarray, tol: float = 1e-8) -> None:
     err = float(np.max(np.abs(V.T @ V - np.eye(V.shape[1]))))
     if err > tol:
-        raise ValueError(f"{name}: columns must be orthonormal (max |{name}^T {name} - I| = {err:.2e} > {tol:g})")
-
+        raise ValueError(
+            f"{name}: columns must be orthonormal (max |{name}^T {name} - I| = {err:.2e} > {tol:g})"
+        )

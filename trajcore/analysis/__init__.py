@@ -5,9 +5,27 @@ One module per family of measures; everything public is re-exported here, so use
 """
 
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
+from .tensor import (
+    Plateau,
+    detect_plateaus,
+    fit_gradient_dominance,
+    initial_alignments,
+    measured_learning_order,
+    predicted_escape_times,
+    predicted_learning_order,
+    predicted_plateau_levels,
+)
 
 __all__ = [
+    "Plateau",
     "crossing_times",
+    "detect_plateaus",
+    "fit_gradient_dominance",
+    "initial_alignments",
+    "measured_learning_order",
+    "predicted_escape_times",
+    "predicted_learning_order",
+    "predicted_plateau_levels",
     "learning_times",
     "monotone_fraction",
     "monotonicity_index",
