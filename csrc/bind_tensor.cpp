@@ -139,6 +139,32 @@ void bind_tensor(py::module_& m) {
                                                             halved);
              }),
              py::arg("target"), py::arg("width"), py::arg("basis"), py::arg("halved"));
+    ostd.def(
+        "loss_and_grad",
+        [](const OrthogonalTensorDecompositionKernel& kernel, const ConstArray& U) {
+            require(U.size() == kernel.state_size(), "U: expected d * width values");
+            py::array_t<double> grad(static_cast<py::ssize_t>(kernel.state_size()));
+            double* g = grad.mutable_data();
+            double loss = 0.0;
+            {
+                py::gil_scoped_release release;
+                auto ws = kernel.workspace();
+                loss = kernel.loss_and_grad(U.data(), g, ws, StepContext{0, 0, 0, nullptr});
+            }
+            return py::make_tuple(loss, grad);
+        },
+        py::arg("U"), "(loss, flat gradient) at U, as one step of the driver computes them.");
+    ostd.def(
+        "observe",
+        [](const OrthogonalTensorDecompositionKernel& kernel, const ConstArray& U) {
+            require(U.size() == kernel.state_size(), "U: expected d * width values");
+            py::array_t<double> out(static_cast<py::ssize_t>(kernel.n_observables()));
+            double* o = out.mutable_data();
+            auto ws = kernel.workspace();
+            const double loss = kernel.observe(U.data(), o, ws);
+            return py::make_tuple(loss, out);
+        },
+        py::arg("U"), "(exact loss, observables) at U, as a record step computes them.");
     bind_run_chunk<OrthogonalTensorDecompositionKernel>(ostd);
 }
 
