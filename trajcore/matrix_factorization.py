@@ -180,9 +180,22 @@ class SymmetricMatrixFactorization(Problem):
         return R if batched else R[0]
 
     def loss(self, U: Any) -> Any:
-        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``)."""
-        R = self.residual(U)
-        return 0.25 * np.sum(R**2, axis=(-2, -1))
+        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``).
+
+        A factored target never forms a d x d matrix: with ``P = V^T U`` and ``U_perp = U - V P``,
+        ``||U U^T - M||^2 = ||P P^T - S||^2 + 2 <P^T P, U_perp^T U_perp> + ||U_perp^T U_perp||^2``.
+        """
+        if not self.is_factored:
+            R = self.residual(U)
+            return 0.25 * np.sum(R**2, axis=(-2, -1))
+        Ub, batched = self._params(U)
+        P = np.einsum("dr,bdw->brw", self.V, Ub)
+        Up = Ub - np.einsum("dr,brw->bdw", self.V, P)
+        D = P @ np.swapaxes(P, -1, -2) - np.diag(self.sigma)
+        gP = np.swapaxes(P, -1, -2) @ P
+        gU = np.swapaxes(Up, -1, -2) @ Up
+        value = 0.25 * (np.sum(D**2, axis=(-2, -1)) + 2 * np.sum(gP * gU, axis=(-2, -1)) + np.sum(gU**2, axis=(-2, -1)))
+        return value if batched else value[0]
 
     def grad(self, U: Any) -> np.ndarray:
         """``(U U^T - M) U``, same shape as U."""
