@@ -70,6 +70,56 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
     gemm_nn(cols_, w, rank_, 1.0, right_.data(), rank_, scratch.data(), w, 0.0, out, w);
 }
 
+// Dense: the residual itself, O(rows cols w). Factored (orthonormal L, R): with P = L^T X, Q = R^T Y,
+// X_perp = X - L P and Y_perp = Y - R Q the residual splits into four mutually orthogonal parts,
+//   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||P Y_perp^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
+// each a sum of non-negative terms computed from (w x w) Gram matrices: O((rows + cols) (rank + w) w).
+double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int64_t w,
+                                           std::vector<double>& scratch) const {
+    if (!factored_) {
+        scratch.resize(static_cast<size_t>(rows_ * cols_));
+        linalg::gemm_nt(rows_, cols_, w, 1.0, X, w, Y, w, 0.0, scratch.data(), cols_);
+        double total = 0.0;
+        for (int64_t i = 0; i < rows_ * cols_; ++i) {
+            const double r = scratch[i] - dense_[i];
+            total += r * r;
+        }
+        return total;
+    }
+    // A symmetric factorization (X == Y, M = V S V^T) has P = Q and X_perp = Y_perp: half the work.
+    const bool symmetric = X == Y && left_ == right_;
+    const int64_t r = rank_;
+    scratch.resize(static_cast<size_t>(2 * r * w + (rows_ + cols_) * w + r * r + 4 * w * w));
+    double* P = scratch.data();
+    double* Q = symmetric ? P : P + r * w;
+    double* Xp = P + 2 * r * w;
+    double* Yp = symmetric ? Xp : Xp + rows_ * w;
+    double* D = Xp + (rows_ + cols_) * w;
+    double* gP = D + r * r;
+    double* gQ = symmetric ? gP : gP + w * w;
+    double* gXp = gP + 2 * w * w;
+    double* gYp = symmetric ? gXp : gXp + w * w;
+    gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P, w);
+    std::copy(X, X + rows_ * w, Xp);
+    gemm_nn(rows_, w, r, -1.0, left_.data(), r, P, w, 1.0, Xp, w);
+    gemm_tn(w, w, r, 1.0, P, w, P, w, 0.0, gP, w);
+    gemm_tn(w, w, rows_, 1.0, Xp, w, Xp, w, 0.0, gXp, w);
+    if (!symmetric) {
+        gemm_tn(r, w, cols_, 1.0, right_.data(), r, Y, w, 0.0, Q, w);
+        std::copy(Y, Y + cols_ * w, Yp);
+        gemm_nn(cols_, w, r, -1.0, right_.data(), r, Q, w, 1.0, Yp, w);
+        gemm_tn(w, w, r, 1.0, Q, w, Q, w, 0.0, gQ, w);
+        gemm_tn(w, w, cols_, 1.0, Yp, w, Yp, w, 0.0, gYp, w);
+    }
+    linalg::gemm_nt(r, r, w, 1.0, P, w, Q, w, 0.0, D, r);
+    double total = 0.0;
+    for (int64_t i = 0; i < r; ++i) D[i * r + i] -= weights_[i];
+    for (int64_t i = 0; i < r * r; ++i) total += D[i] * D[i];
+    const int64_t ww = w * w;
+    total += linalg::dot(ww, gP, gYp) + linalg::dot(ww, gXp, gQ) + linalg::dot(ww, gXp, gYp);
+    return total;
+}
+
 PairProjector::PairProjector(int64_t rows_x, int64_t q_left, std::vector<double> left, int64_t rows_y,
                              int64_t q_right, std::vector<double> right, std::vector<int64_t> pairs,
                              bool same_side)
@@ -139,7 +189,7 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws) const {
     projector_.project(U, U, w_, out, ws.projection);
-    return loss_parts(U, ws);
+    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,7 +241,7 @@ double AsymmetricMatrixFactorizationKernel::loss_and_grad(const double* XY, doub
 
 double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws) const {
     projector_.project(XY, XY + m_ * w_, w_, out, ws.projection);
-    return loss_parts(XY, ws);
+    return 0.5 * target_.residual_norm_squared(XY, XY + m_ * w_, w_, ws.scratch);
 }
 
 }  // namespace trajcore

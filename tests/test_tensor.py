@@ -277,15 +277,22 @@ def test_reference_setting(reference_problem: OrthogonalTensorDecomposition, see
         assert np.min(np.abs(found - level)) < 1e-3, (level, found)
 
 
-def test_gradient_dominance_exponent(reference_problem: OrthogonalTensorDecomposition) -> None:
+def test_gradient_dominance_and_independence(reference_problem: OrthogonalTensorDecomposition) -> None:
     problem = reference_problem
-    U0 = tc.small_init((10, 10), 2e-2, seed=19)
-    traj = tc.run(problem, U0, lr=1e-3, steps=20_000, record=tc.Record(every=200, iterates=True))
+    U0 = tc.small_init((10, 10), 2e-2, seed=20)
+    traj = tc.run(problem, U0, lr=1e-3, steps=3_000, record=tc.Record(every=5, iterates=True))
     beta = traj.coefficients[:, 0]
+    # Escape phase: one column carries component 0 (beta above the other columns' 1e-3 floor) and
+    # beta is not yet saturating. There ||grad beta|| = l beta^{1 - 1/l}: gamma = 3/4, C = 4.
+    growth = (beta > 1e-3) & (beta < 0.5 * C_REF[0])
+    pairs = np.array([[0, 0], [1, 1]])
+    fit = analysis.gradient_dominance(problem, traj.iterates[growth], pairs[:1])
+    assert fit.gamma[0] == pytest.approx(1 - 1 / 4, abs=0.02)
+    assert fit.C[0] == pytest.approx(4, rel=0.05)
     norms = problem.coefficient_gradient_norms(traj.iterates)[:, 0]
-    gamma, C = analysis.fit_gradient_dominance(beta, norms, upper=0.5 * C_REF[0])
-    assert gamma == pytest.approx(1 - 1 / 4, abs=0.03)
-    assert C == pytest.approx(4, rel=0.2)
+    expected = [np.linalg.norm(problem.coefficient_gradients(U, pairs)[0]) for U in traj.iterates]
+    np.testing.assert_allclose(norms, expected, rtol=1e-12)
+    assert analysis.gradient_independence(problem, traj.iterates, pairs)[0, 1] < 1e-12
 
 
 # -- bad input --------------------------------------------------------------------------------------

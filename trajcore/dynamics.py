@@ -157,7 +157,7 @@ def run(
     velocity = np.zeros((B, n)) if momentum != 0 else None
     diverged_at = np.full(B, -1, dtype=np.int64)
     last_perturbation = np.full(B, -1, dtype=np.int64)
-    initial_loss = np.atleast_1d(np.asarray(problem.loss(x0), dtype=np.float64))
+    initial_loss = kernel.losses(x, threads)
     loss_limit = divergence_factor * np.maximum(initial_loss, problem.zero_loss)
     lr_buffer = lr_values if steps > 0 else np.ones(0)
 

@@ -28,7 +28,7 @@ def complete_basis(V: np.ndarray) -> np.ndarray:
     return O
 
 
-def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-8) -> None:
+def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-10) -> None:
     gram = V.T @ V
     err = np.max(np.abs(gram - np.eye(V.shape[1]))) if V.size else 0.0
     if err > tol:
@@ -180,9 +180,22 @@ class SymmetricMatrixFactorization(Problem):
         return R if batched else R[0]
 
     def loss(self, U: Any) -> Any:
-        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``)."""
-        R = self.residual(U)
-        return 0.25 * np.sum(R**2, axis=(-2, -1))
+        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``).
+
+        A factored target never forms a d x d matrix: with ``P = V^T U`` and ``U_perp = U - V P``,
+        ``||U U^T - M||^2 = ||P P^T - S||^2 + 2 <P^T P, U_perp^T U_perp> + ||U_perp^T U_perp||^2``.
+        """
+        if not self.is_factored:
+            R = self.residual(U)
+            return 0.25 * np.sum(R**2, axis=(-2, -1))
+        Ub, batched = self._params(U)
+        P = np.einsum("dr,bdw->brw", self.V, Ub)
+        Up = Ub - np.einsum("dr,brw->bdw", self.V, P)
+        D = P @ np.swapaxes(P, -1, -2) - np.diag(self.sigma)
+        gP = np.swapaxes(P, -1, -2) @ P
+        gU = np.swapaxes(Up, -1, -2) @ Up
+        value = 0.25 * (np.sum(D**2, axis=(-2, -1)) + 2 * np.sum(gP * gU, axis=(-2, -1)) + np.sum(gU**2, axis=(-2, -1)))
+        return value if batched else value[0]
 
     def grad(self, U: Any) -> np.ndarray:
         """``(U U^T - M) U``, same shape as U."""
@@ -343,6 +356,16 @@ class AsymmetricMatrixFactorization(Problem):
         Q = np.einsum("nj,bnw->bjw", right, Y)
         out = np.einsum("bkw,bkw->bk", P[:, pairs[:, 0]], Q[:, pairs[:, 1]])
         return out if batched else out[0]
+
+    def coefficient_gradients(self, W: Any, pairs: np.ndarray) -> np.ndarray:
+        """Stacked ``[a_i (b_j^T Y); b_j (a_i^T X)]`` = grad of ``beta_ij`` for each pair: ``(K, m + n, r')``."""
+        W = as_float_array("W", W, shape=(self.m + self.n, None))
+        X, Y = self.split(W)
+        left, right = self.basis()
+        a, b = left[:, pairs[:, 0]].T, right[:, pairs[:, 1]].T  # (K, m), (K, n)
+        gX = a[:, :, None] * (b @ Y)[:, None, :]
+        gY = b[:, :, None] * (a @ X)[:, None, :]
+        return np.concatenate([gX, gY], axis=1)
 
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
         return _resolve_pairs(coefficients, self.rank, self.m, self.n)

@@ -439,6 +439,17 @@ class OrthogonalTensorDecomposition(Problem):
         out = np.sum(P**self.order, axis=-1)
         return out if batched else out[0]
 
+    def coefficient_gradients(self, U: Any, pairs: Any) -> np.ndarray:
+        """``grad_U beta_k = l z_k ((z_k^T U)^{.(l-1)})`` for each diagonal pair (k, k): ``(K, d, m)``.
+
+        Gradients of different beta_k are exactly orthogonal (orthonormal z_k): gradient independence.
+        """
+        U = as_float_array("U", U, shape=(self.d, None))
+        index = self.coefficient_pairs(np.asarray(pairs))[:, 0]
+        Zk = self.basis()[:, index]  # (d, K)
+        P = Zk.T @ U  # (K, m)
+        return self.order * Zk.T[:, :, None] * (P ** (self.order - 1))[:, None, :]
+
     def coefficient_gradient_norms(self, U: Any, coefficients: CoefficientRequest = "signal") -> np.ndarray:
         """``||grad_U beta_k||_F = l sqrt(sum_j <z_k, u_j>^{2(l-1)})`` (gradient dominance): like
         :meth:`coefficients`. Gradients of different beta_k are exactly orthogonal (disjoint z_k)."""

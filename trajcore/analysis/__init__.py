@@ -4,11 +4,18 @@ One module per family of measures; everything public is re-exported here, so use
 ``tc.analysis.monotonicity_index(...)``.
 """
 
+from .conditions import (
+    GradientDominance,
+    fit_gradient_dominance,
+    gradient_dominance,
+    gradient_independence,
+    iteration_bound,
+    predicted_learning_times,
+)
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 from .tensor import (
     Plateau,
     detect_plateaus,
-    fit_gradient_dominance,
     initial_alignments,
     measured_learning_order,
     predicted_escape_times,
@@ -18,9 +25,14 @@ from .tensor import (
 
 __all__ = [
     "Plateau",
+    "GradientDominance",
+    "fit_gradient_dominance",
+    "gradient_dominance",
+    "gradient_independence",
+    "iteration_bound",
+    "predicted_learning_times",
     "crossing_times",
     "detect_plateaus",
-    "fit_gradient_dominance",
     "initial_alignments",
     "measured_learning_order",
     "predicted_escape_times",

@@ -9,7 +9,9 @@ one component at a time:
   ``a' = 2 l eta c_k a^{l-1}`` (un-halved loss), which blows up at
   ``t_k ~ 1 / (2 l (l-2) eta c_k a_0^{l-2})``: the learning order follows ``c_k a_0^{l-2}``, not ``c_k``;
 * **gradient dominance** -- ``||grad beta_k|| = l |beta_k|^{1 - 1/l}`` while one column carries
-  component k, so the log-log slope gamma is ``1 - 1/l``.
+  component k, so the log-log slope gamma is ``1 - 1/l`` (measure it with
+  :func:`trajcore.analysis.gradient_dominance`, which uses
+  ``OrthogonalTensorDecomposition.coefficient_gradients``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ __all__ = [
     "predicted_escape_times",
     "predicted_learning_order",
     "measured_learning_order",
-    "fit_gradient_dominance",
 ]
 
 
@@ -157,26 +158,3 @@ def measured_learning_order(coefficients: Any, steps: Any, q: float = 0.5) -> tu
     beta = as_float_array("coefficients", coefficients, ndim=2, finite=False)
     times = np.asarray(crossing_times(beta, q=q, steps=steps, axis=0), dtype=float)
     return np.argsort(np.where(np.isnan(times), np.inf, times), kind="stable"), times
-
-
-def fit_gradient_dominance(
-    coefficient: Any, gradient_norm: Any, *, lower: float | None = None, upper: float | None = None
-) -> tuple[float, float]:
-    """Least-squares fit ``log ||grad beta|| = gamma log |beta| + log C``: returns ``(gamma, C)``.
-
-    coefficient, gradient_norm : (R,) float64 series of one coefficient and its gradient norm (e.g. from
-    ``OrthogonalTensorDecomposition.coefficient_gradient_norms`` on recorded iterates). Only points with
-    ``lower <= |beta| <= upper`` (when given) and positive values enter the fit.
-    """
-    b = np.abs(as_float_array("coefficient", coefficient, ndim=1))
-    g = as_float_array("gradient_norm", gradient_norm, shape=(b.shape[0],))
-    keep = (b > 0) & (g > 0)
-    if lower is not None:
-        keep &= b >= lower
-    if upper is not None:
-        keep &= b <= upper
-    if np.count_nonzero(keep) < 2:
-        raise ValueError("coefficient: fewer than two usable points for the fit")
-    x, y = np.log(b[keep]), np.log(g[keep])
-    gamma, intercept = np.polyfit(x, y, 1)
-    return float(gamma), float(np.exp(intercept))
