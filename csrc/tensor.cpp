@@ -32,7 +32,8 @@ struct WalkSpec {
     int64_t h0, h1;   // chunk range
     double* G;        // (mp / 8, d, 8), accumulated into
     double* vectors;  // 2 l mp scratch
-    int split;        // depth below which the walk runs chunk by chunk
+    int split;        // depth below which the walk runs one chunk group at a time
+    int64_t group;    // chunks per group (1..4)
 };
 
 namespace generic {
@@ -120,6 +121,11 @@ void check_order(int order) {
             "order: expected 2 <= l <= " + std::to_string(kMaxOrder) + ", got " + std::to_string(order));
 }
 
+// U and G rows with the same index are read and written together by the walk; an offset between the
+// two buffers that is a multiple of 4 KiB (d * mp * 8 bytes often is) makes every load of U look like
+// it depends on the previous store to G (4K aliasing). Five cache lines of skew avoid that.
+constexpr int64_t kBufferSkew = 40;
+
 int64_t padded(int64_t m) { return (m + kColumnChunk - 1) / kColumnChunk * kColumnChunk; }
 
 // U (d x m) row-major -> chunk-major (mp / 8, d, 8) with zero padding, and back.
@@ -134,6 +140,10 @@ void from_chunks(const double* in, int64_t d, int64_t m, double* G) {
     for (int64_t i = 0; i < d; ++i)
         for (int64_t j = 0; j < m; ++j) G[i * m + j] = in[((j / 8) * d + i) * 8 + j % 8];
 }
+
+// Chunks processed together by a leaf: as many (up to 4) as keep their U and G rows (2 x d x 64 bytes
+// per chunk) within 32 KiB of L1.
+int64_t chunk_group(int64_t d) { return std::max<int64_t>(1, std::min<int64_t>(4, 32768 / (128 * d))); }
 
 // Shallowest depth k >= 1 whose subtrees (at most C(d + l - k - 1, l - k) values) fit in the cache
 // budget, so that the column chunks below it reuse the subtree's values from cache.
@@ -311,7 +321,7 @@ void SymmetricTensor::walk(const double* Upad, int64_t mp, int64_t chunk_begin, 
                            double* vectors) const {
     if (chunk_begin >= chunk_end) return;
     WalkSpec spec{values_.data(), storage_ == TensorStorage::dense, d_, l_, Upad, mp, chunk_begin, chunk_end,
-                  Gpad, vectors, blocking_depth(d_, l_)};
+                  Gpad, vectors, blocking_depth(d_, l_), chunk_group(d_)};
     sorted_walk()(spec);
 }
 
@@ -322,10 +332,10 @@ void SymmetricTensor::contract_into(const double* U, int64_t m, double* G, std::
         return;
     }
     const int64_t mp = padded(m);
-    // scratch = [U chunk-major (d x mp) | G chunk-major (d x mp) | walk vectors (2 l mp)]
-    scratch.assign(static_cast<size_t>((2 * d_ + 2 * l_) * mp), 0.0);
+    // scratch = [U chunk-major (d x mp) | skew | G chunk-major (d x mp) | walk vectors (2 l mp)]
+    scratch.assign(static_cast<size_t>((2 * d_ + 2 * l_) * mp + kBufferSkew), 0.0);
     double* Upad = scratch.data();
-    double* Gpad = Upad + d_ * mp;
+    double* Gpad = Upad + d_ * mp + kBufferSkew;
     to_chunks(U, d_, m, Upad);
     walk(Upad, mp, 0, mp / kColumnChunk, Gpad, Gpad + d_ * mp);
     from_chunks(Gpad, d_, m, G);
@@ -340,8 +350,10 @@ void SymmetricTensor::contract(const double* U, int64_t m, double* G, int n_thre
     }
     const int64_t mp = padded(m), chunks = mp / kColumnChunk;
     const int threads = static_cast<int>(std::min<int64_t>(n_threads, chunks));
-    std::vector<double> Upad(static_cast<size_t>(d_ * mp), 0.0), Gpad(static_cast<size_t>(d_ * mp), 0.0);
-    to_chunks(U, d_, m, Upad.data());
+    std::vector<double> buffer(static_cast<size_t>(2 * d_ * mp + kBufferSkew), 0.0);
+    double* Upad = buffer.data();
+    double* Gpad = Upad + d_ * mp + kBufferSkew;
+    to_chunks(U, d_, m, Upad);
     // Static contiguous split of the column chunks: each column is computed by exactly the same
     // sequence of operations whatever the thread count.
     std::exception_ptr error;
@@ -351,7 +363,7 @@ void SymmetricTensor::contract(const double* U, int64_t m, double* G, int n_thre
     for (int t = 0; t < threads; ++t) {
         try {
             std::vector<double> vectors(static_cast<size_t>(2 * l_ * mp));
-            walk(Upad.data(), mp, chunks * t / threads, chunks * (t + 1) / threads, Gpad.data(), vectors.data());
+            walk(Upad, mp, chunks * t / threads, chunks * (t + 1) / threads, Gpad, vectors.data());
         } catch (...) {
 #ifdef TRAJCORE_OPENMP
 #pragma omp critical
@@ -360,7 +372,7 @@ void SymmetricTensor::contract(const double* U, int64_t m, double* G, int n_thre
         }
     }
     if (error) std::rethrow_exception(error);
-    from_chunks(Gpad.data(), d_, m, G);
+    from_chunks(Gpad, d_, m, G);
 }
 
 // T(u_j, ..., u_j) = <u_j, T(u_j, ..., u_j, .)>.
