@@ -111,6 +111,15 @@ def test_contractions_match_einsum(storage: str, order: int, d: int) -> None:
     assert rel(T.to_dense(), dense) < 1e-12
 
 
+@pytest.mark.parametrize("order", [2, 6])
+def test_contractions_of_other_orders(order: int) -> None:
+    rng = np.random.default_rng(order)
+    for storage in ("factored", "dense", "packed"):
+        T, dense = random_tensor(storage, 3, order, rng)
+        U = rng.standard_normal((3, 11))
+        assert rel(T.contract(U), einsum_contract(dense, U)) < 1e-12
+
+
 @pytest.mark.parametrize("order", [3, 6])
 def test_conversions_round_trip_and_packed_order(order: int) -> None:
     rng = np.random.default_rng(order)

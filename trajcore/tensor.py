@@ -74,6 +74,9 @@ class SymmetricTensor:
     needs first (``trajcore.set_memory_limit``).
     """
 
+    #: ``C(d + l - 1, l)``, the number of distinct entries (same as :func:`packed_size`)
+    packed_size = staticmethod(packed_size)
+
     def __init__(self, core: Any, factors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if not isinstance(core, _core.SymmetricTensorCore):
             raise TypeError("SymmetricTensor: use from_factors, from_dense or from_packed")
