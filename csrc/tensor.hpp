@@ -18,8 +18,9 @@
 // Leaves (the innermost segment a_l = a_{l-1}, ..., d-1, contiguous in both storages) carry the
 // multiplicity weights: N(a) = N(a_1..a_{l-1}) * l / c with c the multiplicity of a_l (c = 1 except for
 // the first entry of the segment), so the weight is one scalar per segment plus one correction.
-// The columns are processed in chunks of 8 (one AVX-512 register, two AVX2) inside each segment, so the
-// tensor is read once per call for all columns while a segment (at most d values) is reused from L1.
+// The columns are processed in chunks of 8 (one AVX-512 register, two AVX2), up to 4 chunks per pass
+// over a segment; subtrees of the nest small enough for L2 are walked once per chunk group, so the
+// tensor is read from memory once per call for all columns (see tensor_walk.inc for the blocking).
 // Work is split across threads by column chunks: every column's arithmetic is the same for any thread
 // count (bitwise deterministic).
 #pragma once
@@ -65,8 +66,8 @@ public:
     std::vector<double> to_packed() const;  // C(d+l-1, l) values
     double norm_squared() const { return norm_squared_; }  // ||T||_F^2, computed once
 
-    // Bytes of scratch per thread for contract_into with m columns (padded U, G and walk vectors).
-    // G (d x m) = T(u_j, ..., u_j, .) for U (d x m), both row-major. n_threads > 1 splits column chunks.
+    // G (d x m) = T(u_j, ..., u_j, .) for U (d x m), both row-major. n_threads > 1 splits the column
+    // chunks (dense/packed); the result is bitwise the same for any n_threads.
     void contract(const double* U, int64_t m, double* G, int n_threads = 1) const;
     // Same, with caller-owned scratch (reused across calls by the step kernel; single thread).
     void contract_into(const double* U, int64_t m, double* G, std::vector<double>& scratch) const;
