@@ -100,6 +100,15 @@ void bind_tensor(py::module_& m) {
         }
         return to_array(std::move(v));
     });
+    // Conversions inside the core: the new storage is built once and moved in (no NumPy copy on the way).
+    tensor.def("as_dense", [](const Tensor& t) {
+        py::gil_scoped_release release;
+        return std::make_shared<Tensor>(Tensor::from_dense(t.dim(), t.order(), t.to_dense()));
+    });
+    tensor.def("as_packed", [](const Tensor& t) {
+        py::gil_scoped_release release;
+        return std::make_shared<Tensor>(Tensor::from_packed(t.dim(), t.order(), t.to_packed()));
+    });
     tensor.def(
         "contract",
         [](const Tensor& t, const ConstArray& U, int n_threads) {

@@ -197,9 +197,14 @@ class SymmetricTensor:
         if storage == self.storage:
             return self
         if storage == "dense":
-            return SymmetricTensor.from_dense(self.to_dense(), check_symmetric=False)
+            check_allocation(
+                f"dense order-{self.order} tensor on R^{self.dim}", _dense_bytes(self.dim, self.order)
+            )
+            return SymmetricTensor(self._core.as_dense())
         if storage == "packed":
-            return SymmetricTensor.from_packed(self.to_packed(), self.dim, self.order)
+            size = packed_size(self.dim, self.order)
+            check_allocation(f"packed order-{self.order} tensor on R^{self.dim}", 8 * size)
+            return SymmetricTensor(self._core.as_packed())
         raise ValueError("storage: a dense or packed tensor cannot be converted to factored form")
 
     # -- contractions ---------------------------------------------------------------------------------
@@ -262,6 +267,11 @@ class OrthogonalTensorDecomposition(Problem):
         predicted plateaus, learning order).
     halved : bool
         Use ``1/2 ||.||^2`` (gradient ``l (U A^{.(l-1)} - G)``) instead of the paper's un-halved loss.
+
+    Recorded by :func:`trajcore.run`: the exact loss and the coefficients ``beta_k`` of the requested basis
+    vectors, labelled by pairs ``(k, k)`` (``Record(coefficients="signal")`` for the first ``rank``,
+    ``"all"`` for the whole basis). The relative error ``||T - T*|| / ||T*||`` is a function of the
+    loss, so it is not recorded twice: :meth:`relative_error` turns ``trajectory.loss`` into it.
     """
 
     name = "orthogonal_tensor_decomposition"
