@@ -36,6 +36,11 @@ struct WalkSpec {
     int64_t group;    // chunks per group (1..4)
 };
 
+// 1/n for the multiplicities n <= kMaxOrder the walk divides by (a multiply instead of a division on
+// the walk's dependency chains).
+constexpr double kInverse[kMaxOrder + 2] = {0.0,       1.0,       1.0 / 2.0, 1.0 / 3.0, 1.0 / 4.0,  1.0 / 5.0,
+                                            1.0 / 6.0, 1.0 / 7.0, 1.0 / 8.0, 1.0 / 9.0, 1.0 / 10.0, 1.0 / 11.0};
+
 namespace generic {
 #include "tensor_walk.inc"
 }
