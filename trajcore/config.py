@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -54,6 +55,7 @@ def resolve_threads(n_threads: int | None) -> int:
     return as_positive_int("n_threads", n_threads)
 
 
+@functools.lru_cache(maxsize=1)
 def version() -> str:
     try:
         return metadata.version("trajcore")
