@@ -3,6 +3,7 @@
 Every function takes an optional ``ax`` and returns the axes it drew on.
 """
 
+from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
 
-__all__ = ["coefficients", "learning_times", "scaling"]
+__all__ = ["coefficients", "learning_times", "scaling", "text_chart"]
