@@ -512,7 +512,8 @@ def train(
 
     # Products here are small (n x width x width); one BLAS thread is faster than two fighting for
     # cores, and keeps every run bitwise reproducible.
-    with blas_single_threaded():
+    # Overflow on the way to divergence is reported by the finiteness check, not by NumPy warnings.
+    with blas_single_threaded(), np.errstate(over="ignore", invalid="ignore"):
         return _train_loop(
             model, x, y, training, seed, theta, px, py_, probe_is_train, record, feature_steps,
             outputs, features, parameters, train_loss, probe_loss, stream, version(), init_scale,
