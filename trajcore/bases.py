@@ -84,7 +84,7 @@ class Basis:
         v = as_float_array("values", values, ndim=(2, 3))
         if v.shape[0] == 0 or v.shape[-1] == 0:
             raise ValueError(f"values: expected at least one point and one function, got shape {v.shape}")
-        self._values = v
+        self._values = v.view()  # a read-only view: the caller's array keeps its own flags
         self._values.setflags(write=False)
         self.name = str(name)
         self.metadata = dict(metadata or {})
