@@ -4,25 +4,35 @@ One module per family of measures; everything public is re-exported here, so use
 ``tc.analysis.monotonicity_index(...)``.
 """
 
-from .network import (
-    DominanceFit,
-    InitializationBars,
-    coefficient_gradients,
+from .conditions import (
+    GradientDominance,
+    fit_gradient_dominance,
     gradient_dominance,
     gradient_independence,
+    iteration_bound,
+    predicted_learning_times,
+)
+from .network import (
+    InitializationBars,
+    coefficient_gradients,
     initialization_bars,
+    max_gradient_cosines,
     project_run,
     top_coefficient_monotonicity,
 )
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 
 __all__ = [
-    "DominanceFit",
-    "InitializationBars",
-    "coefficient_gradients",
+    "GradientDominance",
+    "fit_gradient_dominance",
     "gradient_dominance",
     "gradient_independence",
+    "iteration_bound",
+    "predicted_learning_times",
+    "InitializationBars",
+    "coefficient_gradients",
     "initialization_bars",
+    "max_gradient_cosines",
     "project_run",
     "top_coefficient_monotonicity",
     "crossing_times",

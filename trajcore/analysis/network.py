@@ -5,9 +5,10 @@
 * :func:`initialization_bars` -- condition 1 (small initialization): ``|beta_i(0)|`` of the top final
   coefficients and the residual bar (figure 2a).
 * :func:`coefficient_gradients` -- ``grad_theta beta_i`` at recorded checkpoints (built-in MLP runs).
-* :func:`gradient_independence` -- condition 2: ``max_t |cos(grad beta_i, grad beta_j)|`` (figure 2b).
-* :func:`gradient_dominance` -- condition 3: slope gamma of ``log ||grad beta_i||`` against
-  ``log |beta_i|`` with its R^2 (figure 2c).
+* :func:`max_gradient_cosines` -- condition 2 from recorded gradients:
+  ``max_t |cos(grad beta_i, grad beta_j)|`` (figure 2b).
+* condition 3 (figure 2c): :func:`trajcore.analysis.fit_gradient_dominance` on the coefficients and
+  ``np.linalg.norm(gradients, axis=2)``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ __all__ = [
     "InitializationBars",
     "initialization_bars",
     "coefficient_gradients",
-    "gradient_independence",
-    "DominanceFit",
-    "gradient_dominance",
+    "max_gradient_cosines",
 ]
 
 
@@ -159,7 +158,7 @@ def coefficient_gradients(
     return run.steps[index], coefficients, grads
 
 
-def gradient_independence(gradients: Any) -> np.ndarray:
+def max_gradient_cosines(gradients: Any) -> np.ndarray:
     """Condition 2: ``max_t |cos(grad beta_i(t), grad beta_j(t))|`` over the given times.
 
     gradients : (T', k, P) float64. Returns (k, k) with ones on the diagonal (where gradients are
@@ -171,44 +170,3 @@ def gradient_independence(gradients: Any) -> np.ndarray:
     unit = g / safe[:, :, None]
     cos = np.abs(np.einsum("tip,tjp->tij", unit, unit))
     return cos.max(axis=0) if g.shape[0] else np.zeros((g.shape[1], g.shape[1]))
-
-
-@dataclass(frozen=True)
-class DominanceFit:
-    """Condition 3 fit ``log ||grad beta_i|| = log C_i + gamma_i log |beta_i|`` per coefficient.
-
-    gamma, log_c, r_squared : (k,) float64 (NaN where fewer than 3 usable points); points : (k,) int.
-    """
-
-    gamma: np.ndarray
-    log_c: np.ndarray
-    r_squared: np.ndarray
-    points: np.ndarray
-
-
-def gradient_dominance(coefficients: Any, gradient_norms: Any, min_abs: float = 0.0) -> DominanceFit:
-    """Condition 3: least-squares slope gamma of ``log ||grad beta_i||`` against ``log |beta_i|``.
-
-    coefficients : (T', k) float64; gradient_norms : (T', k) float64 (e.g.
-    ``np.linalg.norm(gradients, axis=2)``). Points with ``|beta| <= min_abs`` or a zero gradient
-    are skipped. R^2 says how straight the log-log line is (1 = the power law holds exactly).
-    """
-    b = as_float_array("coefficients", coefficients, ndim=2)
-    g = as_float_array("gradient_norms", gradient_norms, shape=b.shape)
-    k = b.shape[1]
-    gamma, log_c, r2 = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
-    points = np.zeros(k, dtype=np.int64)
-    for i in range(k):
-        ok = (np.abs(b[:, i]) > min_abs) & (g[:, i] > 0) & (b[:, i] != 0)
-        points[i] = int(ok.sum())
-        if points[i] < 3:
-            continue
-        lx, ly = np.log(np.abs(b[ok, i])), np.log(g[ok, i])
-        if np.ptp(lx) == 0:
-            continue
-        slope, intercept = np.polyfit(lx, ly, 1)
-        fitted = intercept + slope * lx
-        ss_tot = float(np.sum((ly - ly.mean()) ** 2))
-        gamma[i], log_c[i] = slope, intercept
-        r2[i] = 1.0 - float(np.sum((ly - fitted) ** 2)) / ss_tot if ss_tot > 0 else 1.0
-    return DominanceFit(gamma, log_c, r2, points)

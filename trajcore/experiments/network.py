@@ -164,8 +164,8 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> Experim
         _, coefficients, gradients = analysis.coefficient_gradients(first_gd, full, positions)
         norms = np.linalg.norm(gradients, axis=2)
         early = positions[: max(3, positions.size // 2)].size
-        independence = analysis.gradient_independence(gradients[:early])
-        fit = analysis.gradient_dominance(coefficients, norms)
+        independence = analysis.max_gradient_cosines(gradients[:early])
+        fit = analysis.fit_gradient_dominance(coefficients, norms)
         bars = analysis.initialization_bars(first_gd, full, top=20)
         off = independence[~np.eye(independence.shape[0], dtype=bool)]
         metrics["conditions_gd_seed0"] = {
@@ -175,19 +175,19 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> Experim
             "max_offdiagonal_cos": float(off.max()) if off.size else 0.0,
             "mean_offdiagonal_cos": float(off.mean()) if off.size else 0.0,
             "gamma": fit.gamma.tolist(),
-            "r_squared": fit.r_squared.tolist(),
+            "r_squared": fit.r2.tolist(),
         }
         notes.append(
             f"conditions (gd, seed {config.seeds[0]}): max |beta_i(0)| = {bars.initial.max():.3g} against final "
             f"{bars.final.min():.3g}..{bars.final.max():.3g}, residual {bars.residual:.3g}; off-diagonal max_t |cos| "
             f"mean {metrics['conditions_gd_seed0']['mean_offdiagonal_cos']:.2f}, max "
             f"{metrics['conditions_gd_seed0']['max_offdiagonal_cos']:.2f} (over the first {early} checkpoints); "
-            f"gamma of the top 5 {np.round(fit.gamma[:5], 2).tolist()} with R^2 {np.round(fit.r_squared[:5], 2).tolist()}"
+            f"gamma of the top 5 {np.round(fit.gamma[:5], 2).tolist()} with R^2 {np.round(fit.r2[:5], 2).tolist()}"
         )
         if out_dir is not None:
             from ..plot.network import conditions_figure
 
-            fig = conditions_figure(bars, independence, coefficients, norms, fit)
+            fig = conditions_figure(bars, independence, coefficients, norms, fit)[0].figure
             fig.savefig(out_dir / "mlp_digits_ck_conditions.png", dpi=110)
             figures.append("mlp_digits_ck_conditions.png")
     if out_dir is not None:

@@ -1,7 +1,7 @@
 """Figures of the network experiments: the paper's coefficient figure and its three figure-2 diagnostics.
 
-Every function draws on a given matplotlib ``Axes`` (or a new figure) and returns the ``Figure``;
-matplotlib is imported on call.
+Every function takes an optional ``ax`` and returns the axes it drew on (``conditions_figure``: its
+three axes); matplotlib is imported on call.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 from .._validation import as_float_array
 
 if TYPE_CHECKING:
-    from ..analysis.network import DominanceFit, InitializationBars
+    from ..analysis.conditions import GradientDominance
+    from ..analysis.network import InitializationBars
 
 __all__ = [
     "coefficient_figure",
@@ -24,13 +25,12 @@ __all__ = [
 ]
 
 
-def _axes(ax: Any, size: tuple[float, float] = (5.0, 3.6)) -> tuple[Any, Any]:
+def _axes(ax: Any, size: tuple[float, float] = (5.0, 3.6)) -> Any:
     if ax is None:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=size, constrained_layout=True)
-        return fig, ax
-    return ax.figure, ax
+        ax = plt.subplots(figsize=size, constrained_layout=True)[1]
+    return ax
 
 
 def coefficient_figure(
@@ -49,7 +49,7 @@ def coefficient_figure(
     """
     t = as_float_array("steps", steps, ndim=1)
     c = as_float_array("coefficients", coefficients, shape=(t.size, None))
-    fig, ax = _axes(ax)
+    ax = _axes(ax)
     order = np.argsort(-np.abs(c[-1]), kind="stable")[: min(top, c.shape[1])]
     for rank, i in enumerate(order):
         line = ax.plot(t, c[:, i], lw=1.6, label=f"$\\beta_{{{rank + 1}}}$")[0]
@@ -60,12 +60,12 @@ def coefficient_figure(
     ax.set_ylabel("coefficient")
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False)
-    return fig
+    return ax
 
 
 def initialization_bar_chart(bars: InitializationBars, *, ax: Any = None) -> Any:
     """Figure 2a: ``|beta_i(0)|`` of the top final coefficients and the residual bar, beside ``|beta_i(T)|``."""
-    fig, ax = _axes(ax)
+    ax = _axes(ax)
     m = bars.indices.size
     x = np.arange(m + 1)
     ax.bar(x[:m] - 0.2, bars.initial, width=0.4, label="$|\\beta_i(0)|$")
@@ -76,52 +76,52 @@ def initialization_bar_chart(bars: InitializationBars, *, ax: Any = None) -> Any
     ax.set_xlabel("rank of the final coefficient")
     ax.set_title("small initialization")
     ax.legend(fontsize=8, frameon=False)
-    return fig
+    return ax
 
 
 def gradient_independence_heatmap(matrix: Any, *, ax: Any = None) -> Any:
     """Figure 2b: heat map of ``max_t |cos(grad beta_i, grad beta_j)|``."""
     m = as_float_array("matrix", matrix, ndim=2)
-    fig, ax = _axes(ax, (4.4, 3.6))
+    ax = _axes(ax, (4.4, 3.6))
     image = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis")
-    fig.colorbar(image, ax=ax, shrink=0.85)
+    ax.figure.colorbar(image, ax=ax, shrink=0.85)
     ticks = np.arange(m.shape[0])
     ax.set_xticks(ticks, [str(i + 1) for i in ticks])
     ax.set_yticks(ticks, [str(i + 1) for i in ticks])
     ax.set_title("gradient independence: max$_t$ |cos|")
-    return fig
+    return ax
 
 
-def gradient_dominance_plot(coefficients: Any, gradient_norms: Any, fit: DominanceFit, *, ax: Any = None) -> Any:
+def gradient_dominance_plot(coefficients: Any, gradient_norms: Any, fit: GradientDominance, *, ax: Any = None) -> Any:
     """Figure 2c: ``log |beta_i|`` against ``log ||grad beta_i||`` with the fitted slopes gamma."""
     b = as_float_array("coefficients", coefficients, ndim=2)
     g = as_float_array("gradient_norms", gradient_norms, shape=b.shape)
-    fig, ax = _axes(ax)
+    ax = _axes(ax)
     for i in range(b.shape[1]):
         ok = (np.abs(b[:, i]) > 0) & (g[:, i] > 0)
         if not np.any(ok):
             continue
         lx, ly = np.log10(np.abs(b[ok, i])), np.log10(g[ok, i])
-        label = f"{i + 1}: $\\gamma$={fit.gamma[i]:.2f} (R$^2$={fit.r_squared[i]:.2f})"
+        label = f"{i + 1}: $\\gamma$={fit.gamma[i]:.2f} (R$^2$={fit.r2[i]:.2f})"
         points = ax.plot(lx, ly, "o", ms=3, label=label)[0]
         if np.isfinite(fit.gamma[i]):
             grid = np.linspace(lx.min(), lx.max(), 2)
-            ax.plot(grid, (fit.log_c[i] + fit.gamma[i] * grid * np.log(10)) / np.log(10), color=points.get_color(), lw=1)
+            ax.plot(grid, np.log10(fit.C[i]) + fit.gamma[i] * grid, color=points.get_color(), lw=1)
     ax.set_xlabel("log$_{10}$ |$\\beta_i$|")
     ax.set_ylabel("log$_{10}$ ||$\\nabla\\beta_i$||")
     ax.set_title("gradient dominance")
     ax.legend(fontsize=7, frameon=False)
-    return fig
+    return ax
 
 
 def conditions_figure(
-    bars: InitializationBars, independence: Any, coefficients: Any, gradient_norms: Any, fit: DominanceFit
+    bars: InitializationBars, independence: Any, coefficients: Any, gradient_norms: Any, fit: GradientDominance
 ) -> Any:
     """The three figure-2 diagnostics side by side."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)[1]
     initialization_bar_chart(bars, ax=axes[0])
     gradient_independence_heatmap(independence, ax=axes[1])
     gradient_dominance_plot(coefficients, gradient_norms, fit, ax=axes[2])
-    return fig
+    return axes
