@@ -69,11 +69,19 @@ def test_run_output_basis_applies_the_bias_rule_from_the_run():
     x = rng.standard_normal((40, 3))
     y = rng.standard_normal((40, 2))
     model = MLP(3, 2, hidden=(6,), activation="tanh", output_bias=True)
-    run = train(model, x, y, Training(lr=0.05, steps=30, checkpoints=4), seed=1,
-                initial_parameters=model.initialize(seed=1) + 0.3)
+    run = train(
+        model,
+        x,
+        y,
+        Training(lr=0.05, steps=30, checkpoints=4),
+        seed=1,
+        initial_parameters=model.initialize(seed=1) + 0.3,
+    )
     assert run.output_bias
     basis = bases.run_output_basis(run)
-    np.testing.assert_allclose(basis.values, bases.output_principal_basis(run.final_outputs).values, atol=1e-10)
+    np.testing.assert_allclose(
+        basis.values, bases.output_principal_basis(run.final_outputs).values, atol=1e-10
+    )
     _assert_orthonormal(basis)
 
 
@@ -153,7 +161,9 @@ def test_polynomial_bases_keep_the_degree_order(rng):
     for basis in (legendre, hermite):
         for j in range(6):  # function j is a polynomial of degree exactly j
             coeffs = np.polynomial.polynomial.polyfit(x, basis.values[:, j], j)
-            np.testing.assert_allclose(np.polynomial.polynomial.polyval(x, coeffs), basis.values[:, j], atol=1e-9)
+            np.testing.assert_allclose(
+                np.polynomial.polynomial.polyval(x, coeffs), basis.values[:, j], atol=1e-9
+            )
             assert abs(coeffs[-1]) > 1e-6
     # On a fine uniform grid the orthonormalised Legendre functions approach sqrt(2j + 1) P_j.
     grid = np.linspace(-1, 1, 4001)

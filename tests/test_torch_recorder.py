@@ -23,7 +23,9 @@ def _twin(model: MLP, theta: np.ndarray) -> torch.nn.Sequential:
                 linear.bias.copy_(torch.from_numpy(b.copy()))
         layers.append(linear)
         if i < model.n_layers - 1:
-            layers.append({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[model.activation])
+            layers.append(
+                {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[model.activation]
+            )
     return torch.nn.Sequential(*layers)
 
 
@@ -40,8 +42,9 @@ def test_torch_recorder_matches_the_builtin_path(activation, output_bias):
     )
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=10, shuffle=False)
-    recorder = tc_torch.Recorder(net, loader, feature_layer=str(len(net) - 1), feature_side="input",
-                                 record_parameters=True)
+    recorder = tc_torch.Recorder(
+        net, loader, feature_layer=str(len(net) - 1), feature_side="input", record_parameters=True
+    )
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     for step in range(steps + 1):
         loss = 0.5 * ((net(xt) - yt) ** 2).sum(dim=1).mean()  # trajcore's "mse": (1/2n) sum ||f - y||^2
@@ -60,7 +63,9 @@ def test_torch_recorder_matches_the_builtin_path(activation, output_bias):
     np.testing.assert_allclose(run.probe_targets, y)
     basis_torch, basis_builtin = bases.run_output_basis(run), bases.run_output_basis(builtin)
     np.testing.assert_allclose(basis_torch.values, basis_builtin.values, atol=1e-9)
-    np.testing.assert_allclose(analysis.project_run(run, basis_torch), analysis.project_run(builtin, basis_builtin), atol=1e-10)
+    np.testing.assert_allclose(
+        analysis.project_run(run, basis_torch), analysis.project_run(builtin, basis_builtin), atol=1e-10
+    )
     # Gradients of the coefficients: autograd on the torch model == the built-in backward pass.
     _, c_torch, g_torch = tc_torch.coefficient_gradients(net, run, basis_builtin, loader, checkpoints=[0, 2])
     _, c_builtin, g_builtin = analysis.coefficient_gradients(builtin, basis_builtin, checkpoints=[0, 2])
@@ -68,7 +73,9 @@ def test_torch_recorder_matches_the_builtin_path(activation, output_bias):
     np.testing.assert_allclose(g_torch, g_builtin, atol=1e-12)
     # The model's own parameters are left as they were.
     np.testing.assert_allclose(
-        torch.nn.utils.parameters_to_vector(net.parameters()).detach().numpy(), builtin.parameters[-1], atol=1e-12
+        torch.nn.utils.parameters_to_vector(net.parameters()).detach().numpy(),
+        builtin.parameters[-1],
+        atol=1e-12,
     )
 
 
@@ -102,6 +109,8 @@ def test_recorder_errors():
         recorder.checkpoint(3)
     run = recorder.run()
     with pytest.raises(ValueError, match="record_parameters"):
-        tc_torch.coefficient_gradients(net, run, bases.output_principal_basis(np.ones((5, 2)) + np.eye(5, 2)), probe)
+        tc_torch.coefficient_gradients(
+            net, run, bases.output_principal_basis(np.ones((5, 2)) + np.eye(5, 2)), probe
+        )
     with pytest.raises(ValueError, match="probe points"):
         analysis.project_run(run, bases.output_principal_basis(np.eye(6, 2) + 1.0))

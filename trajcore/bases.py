@@ -10,10 +10,12 @@ Constructors
 ------------
 * :func:`conjugate_kernel_basis` -- eigenbasis of the conjugate kernel ``Phi Phi^T`` of features
   ``Phi (n, p)`` (after training, at initialization, from another run or an earlier checkpoint).
-* :func:`output_basis` -- the paper's vector-valued construction (step 4): ``Psi_i = a_i (x) (U b_i) sqrt(n)``.
+* :func:`output_basis` -- the paper's vector-valued construction (step 4):
+  ``Psi_i = a_i (x) (U b_i) sqrt(n)``.
 * :func:`output_principal_basis` -- its closed form (step 5): principal components of the final outputs.
 * :func:`ntk_basis` -- eigenbasis of the empirical neural tangent kernel of a built-in MLP.
-* :func:`legendre_basis`, :func:`hermite_basis` -- polynomials of a 1-D input, orthonormalised on the probe set.
+* :func:`legendre_basis`, :func:`hermite_basis` -- polynomials of a 1-D input, orthonormalised on
+  the probe set.
 * :func:`user_basis` -- any matrix, orthonormalised by QR.
 
 The last-layer bias rule
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,7 +82,7 @@ class Basis:
         Provenance (kind, singular values, source step ...), JSON-ready.
     """
 
-    def __init__(self, values: Any, name: str = "basis", metadata: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, values: Any, name: str = "basis", metadata: dict[str, Any] | None = None) -> None:
         v = as_float_array("values", values, ndim=(2, 3))
         if v.shape[0] == 0 or v.shape[-1] == 0:
             raise ValueError(f"values: expected at least one point and one function, got shape {v.shape}")
@@ -115,7 +117,7 @@ class Basis:
         return self._values.ndim == 3
 
     @property
-    def output_dim(self) -> Optional[int]:
+    def output_dim(self) -> int | None:
         """C for a vector-valued basis, None for scalar functions."""
         return int(self._values.shape[1]) if self.vector_valued else None
 
@@ -144,7 +146,7 @@ class Basis:
     def _flat_values(self) -> np.ndarray:
         return self._values.reshape(-1, self.k)
 
-    def project(self, snapshots: Any, n_threads: Optional[int] = None) -> np.ndarray:
+    def project(self, snapshots: Any, n_threads: int | None = None) -> np.ndarray:
         """Coefficients ``beta_i = (1/n) sum_x <F(x), phi_i(x)>`` of each snapshot.
 
         Parameters
@@ -183,7 +185,8 @@ class Basis:
         if s.ndim == 3 and s.shape[1] == n:
             return _core.project_per_output(s, self._values, scale, threads)
         raise ValueError(
-            f"snapshots: expected (T, {n}), ({n},) or (T, {n}, C) for this scalar basis on {n} probe points, got {s.shape}"
+            f"snapshots: expected (T, {n}), ({n},) or (T, {n}, C) for this scalar basis on {n} probe points, "
+            f"got {s.shape}"
         )
 
     def streaming(self, capacity: int) -> StreamingProjection:
@@ -245,7 +248,9 @@ def _orthonormal_columns(matrix: np.ndarray, what: str) -> np.ndarray:
     q, r = np.linalg.qr(matrix)
     d = np.abs(np.diag(r))
     if d.size and (d.max() == 0 or d.min() <= d.max() * max(rows, k) * np.finfo(float).eps * 10):
-        raise ValueError(f"{what}: the columns are linearly dependent (rank deficient); drop redundant columns")
+        raise ValueError(
+            f"{what}: the columns are linearly dependent (rank deficient); drop redundant columns"
+        )
     q = q * np.sign(np.diag(r))
     q2, r2 = np.linalg.qr(q)
     return q2 * np.sign(np.diag(r2))
@@ -272,7 +277,9 @@ def _ck_left_vectors(features: np.ndarray, rtol: float) -> tuple[np.ndarray, np.
     eigenvalues, vectors = eigenvalues[order], vectors[:, order]
     s = np.sqrt(np.clip(eigenvalues, 0.0, None))
     if s.size == 0 or s[0] == 0:
-        raise ValueError("features: all features are zero on the probe set; there is no conjugate-kernel basis")
+        raise ValueError(
+            "features: all features are zero on the probe set; there is no conjugate-kernel basis"
+        )
     keep = s > rtol * s[0]
     s, vectors = s[keep], vectors[:, keep]
     r = s.size
@@ -303,7 +310,7 @@ def _as_features(features: Any, constant: bool) -> np.ndarray:
 
 
 def conjugate_kernel_basis(
-    features: Any, *, constant: bool = False, rtol: float = 1e-7, k: Optional[int] = None, name: str = "ck"
+    features: Any, *, constant: bool = False, rtol: float = 1e-7, k: int | None = None, name: str = "ck"
 ) -> Basis:
     """Eigenbasis of the conjugate kernel ``Phi Phi^T`` on the probe set (scalar functions).
 
@@ -332,7 +339,11 @@ def conjugate_kernel_basis(
         u, s = u[:, :k], s[:k]
     n = phi.shape[0]
     u *= math.sqrt(n)
-    return Basis(u, name=name, metadata={"kind": "conjugate_kernel", "constant": constant, "singular_values": s.tolist()})
+    return Basis(
+        u,
+        name=name,
+        metadata={"kind": "conjugate_kernel", "constant": constant, "singular_values": s.tolist()},
+    )
 
 
 def output_basis(
@@ -341,7 +352,7 @@ def output_basis(
     *,
     constant: bool = False,
     rtol: float = 1e-7,
-    k: Optional[int] = None,
+    k: int | None = None,
     name: str = "ck_output",
 ) -> Basis:
     """The paper's vector-valued conjugate-kernel basis (PAPERS.md section 4, step 4).
@@ -372,7 +383,9 @@ def output_basis(
     n = phi.shape[0]
     f = as_float_array("outputs", outputs, ndim=2)
     if f.shape[0] != n:
-        raise ValueError(f"outputs: expected {n} rows (one per probe point, as features), got shape {f.shape}")
+        raise ValueError(
+            f"outputs: expected {n} rows (one per probe point, as features), got shape {f.shape}"
+        )
     u, _ = _ck_left_vectors(phi, as_positive_float("rtol", rtol))
     b_matrix = (f.T @ u) / math.sqrt(n)
     a, s, bt = np.linalg.svd(b_matrix, full_matrices=False)
@@ -385,10 +398,12 @@ def output_basis(
         a, s, bt = a[:, :k], s[:k], bt[:k]
     ub = u @ bt.T  # (n, k)
     values = math.sqrt(n) * a[None, :, :] * ub[:, None, :]
-    return Basis(values, name=name, metadata={"kind": "output_ck", "constant": constant, "singular_values": s.tolist()})
+    return Basis(
+        values, name=name, metadata={"kind": "output_ck", "constant": constant, "singular_values": s.tolist()}
+    )
 
 
-def output_principal_basis(outputs: Any, *, k: Optional[int] = None, name: str = "output_pca") -> Basis:
+def output_principal_basis(outputs: Any, *, k: int | None = None, name: str = "output_pca") -> Basis:
     """Closed form of :func:`output_basis` (PAPERS.md section 4, step 5): no features needed.
 
     With ``(1/n) F^T F = sum_i s_i^2 a_i a_i^T``, basis function i is ``Psi_i = a_i (x) (F a_i) / s_i``;
@@ -414,16 +429,18 @@ def output_principal_basis(outputs: Any, *, k: Optional[int] = None, name: str =
     values = a[None, :, :] * g[:, None, :]
     # Polish to orthonormality in the (n C)-space; the sign rule of the QR leaves each Psi_i in place.
     flat = math.sqrt(n) * _orthonormal_columns(values.reshape(-1, values.shape[-1]), "outputs")
-    return Basis(flat.reshape(values.shape), name=name, metadata={"kind": "output_pca", "singular_values": s.tolist()})
+    return Basis(
+        flat.reshape(values.shape), name=name, metadata={"kind": "output_pca", "singular_values": s.tolist()}
+    )
 
 
 def run_output_basis(
     run: NetworkRun,
     *,
-    features_step: Optional[int] = None,
-    features_from: Optional[NetworkRun] = None,
-    k: Optional[int] = None,
-    name: Optional[str] = None,
+    features_step: int | None = None,
+    features_from: NetworkRun | None = None,
+    k: int | None = None,
+    name: str | None = None,
 ) -> Basis:
     """The step-4 basis of a recorded run, with the bias rule from ``run.output_bias``.
 
@@ -447,7 +464,7 @@ def ntk_basis(
     inputs: Any,
     *,
     vector_valued: bool = False,
-    k: Optional[int] = None,
+    k: int | None = None,
     rtol: float = 1e-10,
     name: str = "ntk",
 ) -> Basis:
@@ -488,7 +505,9 @@ def ntk_basis(
     kernel = np.zeros((n, C, n, C)) if vector_valued else np.zeros((n, n))
     for c in range(C):
         for c2 in range(C) if vector_valued else (c,):
-            block = sum((sensitivities[c][i] @ sensitivities[c2][i].T) * inner[i] for i in range(model.n_layers))
+            block = sum(
+                (sensitivities[c][i] @ sensitivities[c2][i].T) * inner[i] for i in range(model.n_layers)
+            )
             if vector_valued:
                 kernel[:, c, :, c2] = block
             else:
@@ -505,7 +524,11 @@ def ntk_basis(
     values = math.sqrt(n) * vectors
     if vector_valued:
         values = values.reshape(n, C, -1)
-    return Basis(values, name=name, metadata={"kind": "ntk", "vector_valued": vector_valued, "eigenvalues": eigenvalues.tolist()})
+    return Basis(
+        values,
+        name=name,
+        metadata={"kind": "ntk", "vector_valued": vector_valued, "eigenvalues": eigenvalues.tolist()},
+    )
 
 
 def _one_dimensional(name: str, x: Any) -> np.ndarray:
@@ -518,7 +541,7 @@ def _one_dimensional(name: str, x: Any) -> np.ndarray:
 
 
 def legendre_basis(
-    x: Any, degree: int, *, interval: Optional[tuple[float, float]] = None, name: str = "legendre"
+    x: Any, degree: int, *, interval: tuple[float, float] | None = None, name: str = "legendre"
 ) -> Basis:
     """Legendre polynomials ``P_0..P_degree`` of a 1-D input, orthonormalised on the probe set.
 
@@ -527,7 +550,9 @@ def legendre_basis(
     """
     v = _one_dimensional("x", x)
     degree = as_nonnegative_int("degree", degree)
-    lo, hi = (float(v.min()), float(v.max())) if interval is None else (float(interval[0]), float(interval[1]))
+    lo, hi = (
+        (float(v.min()), float(v.max())) if interval is None else (float(interval[0]), float(interval[1]))
+    )
     if not hi > lo:
         raise ValueError(f"interval: expected lo < hi, got ({lo}, {hi})")
     t = (2.0 * v - (lo + hi)) / (hi - lo)
@@ -562,10 +587,14 @@ def user_basis(matrix: Any, *, name: str = "user") -> Basis:
     error = float(np.max(np.abs(gram - np.eye(k)))) if k else 0.0
     if error > ORTHONORMAL_TOLERANCE:
         warnings.warn(
-            f"matrix: not orthonormal on the probe set (max |Gram - I| = {error:.2e}); orthonormalising by QR",
+            f"matrix: not orthonormal on the probe set (max |Gram - I| = {error:.2e}); "
+            "orthonormalising by QR",
             UserWarning,
             stacklevel=2,
         )
     values = math.sqrt(n) * _orthonormal_columns(flat, "matrix")
-    return Basis(values.reshape(m.shape), name=name, metadata={"kind": "user", "orthonormalised": error > ORTHONORMAL_TOLERANCE})
-
+    return Basis(
+        values.reshape(m.shape),
+        name=name,
+        metadata={"kind": "user", "orthonormalised": error > ORTHONORMAL_TOLERANCE},
+    )

@@ -10,7 +10,6 @@ Both return a :class:`Dataset` with one-hot (or real-valued) targets as float64 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -39,8 +38,8 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    labels_train: Optional[np.ndarray]
-    labels_test: Optional[np.ndarray]
+    labels_train: np.ndarray | None
+    labels_test: np.ndarray | None
     name: str
 
     @property
@@ -59,7 +58,7 @@ def _check_fraction(test_fraction: float) -> float:
     return f
 
 
-def digits(test_fraction: float = 0.2, seed: int = 0, n_train: Optional[int] = None) -> Dataset:
+def digits(test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None) -> Dataset:
     """scikit-learn's handwritten digits, split into train and test sets stratified by class.
 
     Pixels (0..16) are divided by 16 and centred by the training mean of each pixel; targets are

@@ -20,7 +20,7 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,16 @@ from ._validation import as_float_array, as_nonnegative_int, as_positive_float, 
 if TYPE_CHECKING:
     from .bases import Basis
 
-__all__ = ["MLP", "Training", "NetworkRun", "train", "checkpoint_steps", "ACTIVATIONS", "OPTIMIZERS", "LOSSES"]
+__all__ = [
+    "MLP",
+    "Training",
+    "NetworkRun",
+    "train",
+    "checkpoint_steps",
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "LOSSES",
+]
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "linear")
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
@@ -114,7 +123,10 @@ class MLP:
         return sum(s[i] * s[i + 1] + (s[i + 1] if self._has_bias(i) else 0) for i in range(self.n_layers))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "mlp", **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}}
+        return {
+            "kind": "mlp",
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MLP:
@@ -124,10 +136,10 @@ class MLP:
 
     # -- parameters ---------------------------------------------------------------------------------
 
-    def layers(self, parameters: np.ndarray) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+    def layers(self, parameters: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Views ``(W_l (out, in), b_l (out,) or None)`` into a flat parameter vector ``(P,)``."""
         p = as_float_array("parameters", parameters, shape=(self.parameter_count,), finite=False)
-        out: list[tuple[np.ndarray, Optional[np.ndarray]]] = []
+        out: list[tuple[np.ndarray, np.ndarray | None]] = []
         s, at = self.sizes, 0
         for i in range(self.n_layers):
             W = p[at : at + s[i] * s[i + 1]].reshape(s[i + 1], s[i])
@@ -160,7 +172,9 @@ class MLP:
 
     # -- forward and backward -----------------------------------------------------------------------
 
-    def _forward(self, parameters: np.ndarray, inputs: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _forward(
+        self, parameters: np.ndarray, inputs: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Pre-activations ``z_l`` and activations ``a_l`` (a_0 = inputs, last a = outputs)."""
         a = [inputs]
         z: list[np.ndarray] = []
@@ -231,7 +245,9 @@ def _loss(kind: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[float, n
     shifted = outputs - outputs.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_p = shifted - log_z
-    return -float(np.sum(targets * log_p)) / n, (np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets) / n
+    return -float(np.sum(targets * log_p)) / n, (
+        np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets
+    ) / n
 
 
 def checkpoint_steps(steps: int, count: int, spacing: str = "linear") -> np.ndarray:
@@ -244,7 +260,11 @@ def checkpoint_steps(steps: int, count: int, spacing: str = "linear") -> np.ndar
     if spacing == "linear":
         grid = np.linspace(0, steps, count)
     elif spacing == "log":
-        grid = np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))]) if steps else np.zeros(1)
+        grid = (
+            np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))])
+            if steps
+            else np.zeros(1)
+        )
     else:
         raise ValueError(f"spacing: expected 'linear' or 'log', got {spacing!r}")
     return np.unique(np.round(grid).astype(np.int64))
@@ -280,7 +300,7 @@ class Training:
     optimizer: str = "gd"
     lr: float = 0.1
     steps: int = 1000
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -363,15 +383,15 @@ class NetworkRun:
     """
 
     steps: np.ndarray
-    outputs: Optional[np.ndarray]
-    coefficients: Optional[np.ndarray]
+    outputs: np.ndarray | None
+    coefficients: np.ndarray | None
     feature_steps: np.ndarray
     features: np.ndarray
-    parameters: Optional[np.ndarray]
+    parameters: np.ndarray | None
     train_loss: np.ndarray
-    probe_loss: Optional[np.ndarray]
-    probe_inputs: Optional[np.ndarray]
-    probe_targets: Optional[np.ndarray]
+    probe_loss: np.ndarray | None
+    probe_inputs: np.ndarray | None
+    probe_targets: np.ndarray | None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -389,7 +409,7 @@ class NetworkRun:
             raise ValueError("outputs: this run did not record probe outputs (record_outputs=False)")
         return self.outputs[-1]
 
-    def features_at(self, step: Optional[int] = None) -> np.ndarray:
+    def features_at(self, step: int | None = None) -> np.ndarray:
         """Penultimate features ``(n, p)`` at ``step`` (default: the last recorded)."""
         if step is None:
             return self.features[-1]
@@ -406,8 +426,9 @@ class NetworkRun:
     def final_features(self) -> np.ndarray:
         return self.features[-1]
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write to ``path`` (``.npz`` arrays + JSON metadata, no pickle) atomically (temporary file, rename)."""
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to ``path`` (``.npz`` arrays + JSON metadata, no pickle) atomically: a temporary
+        file in the same folder, then a rename."""
         path = os.fspath(path)
         arrays = {name: getattr(self, name) for name in _RUN_ARRAYS if getattr(self, name) is not None}
         arrays["metadata_json"] = np.array(json.dumps(self.metadata, sort_keys=True))
@@ -423,10 +444,12 @@ class NetworkRun:
             raise
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> NetworkRun:
+    def load(cls, path: str | os.PathLike) -> NetworkRun:
         """Read a run written by :meth:`save` (no pickle is ever loaded)."""
         with np.load(os.fspath(path), allow_pickle=False) as data:
-            values: dict[str, Any] = {name: (data[name] if name in data.files else None) for name in _RUN_ARRAYS}
+            values: dict[str, Any] = {
+                name: (data[name] if name in data.files else None) for name in _RUN_ARRAYS
+            }
             metadata = json.loads(str(data["metadata_json"]))
         return cls(**values, metadata=metadata)
 
@@ -442,7 +465,7 @@ def train(
     initial_parameters: Any = None,
     probe_inputs: Any = None,
     probe_targets: Any = None,
-    stream_basis: Optional[Basis] = None,
+    stream_basis: Basis | None = None,
 ) -> NetworkRun:
     """Train ``model`` and record it on a probe set.
 
@@ -479,23 +502,29 @@ def train(
     seed = as_nonnegative_int("seed", seed)
     probe_is_train = probe_inputs is None
     px = x if probe_is_train else as_float_array("probe_inputs", probe_inputs, shape=(None, model.input_dim))
+    py_: np.ndarray | None = y if probe_is_train else None
     if probe_targets is not None:
         py_ = as_float_array("probe_targets", probe_targets, shape=(px.shape[0], model.output_dim))
-    else:
-        py_ = y if probe_is_train else None
     if training.batch_size is not None and training.batch_size > x.shape[0]:
         raise ValueError(f"batch_size: at most the {x.shape[0]} training samples, got {training.batch_size}")
     if initial_parameters is None:
         theta = model.initialize(seed=seed, scale=init_scale)
     else:
-        theta = as_float_array("initial_parameters", initial_parameters, shape=(model.parameter_count,), copy=True)
+        theta = as_float_array(
+            "initial_parameters", initial_parameters, shape=(model.parameter_count,), copy=True
+        )
 
     record = checkpoint_steps(training.steps, training.checkpoints, training.spacing)
     T, n, C, p, P = record.size, px.shape[0], model.output_dim, model.feature_dim, model.parameter_count
     feature_steps = record if training.record_features else np.unique(record[[0, -1]])
     check_allocation(
         "NetworkRun",
-        8.0 * (T * n * C * training.record_outputs + feature_steps.size * n * p + T * P * training.record_parameters),
+        8.0
+        * (
+            T * n * C * training.record_outputs
+            + feature_steps.size * n * p
+            + T * P * training.record_parameters
+        ),
     )
     outputs = np.empty((T, n, C)) if training.record_outputs else None
     features = np.empty((feature_steps.size, n, p))
@@ -515,8 +544,25 @@ def train(
     # Overflow on the way to divergence is reported by the finiteness check, not by NumPy warnings.
     with blas_single_threaded(), np.errstate(over="ignore", invalid="ignore"):
         return _train_loop(
-            model, x, y, training, seed, theta, px, py_, probe_is_train, record, feature_steps,
-            outputs, features, parameters, train_loss, probe_loss, stream, version(), init_scale,
+            model,
+            x,
+            y,
+            training,
+            seed,
+            theta,
+            px,
+            py_,
+            probe_is_train,
+            record,
+            feature_steps,
+            outputs,
+            features,
+            parameters,
+            train_loss,
+            probe_loss,
+            stream,
+            version(),
+            init_scale,
             stream_basis,
         )
 
@@ -529,19 +575,19 @@ def _train_loop(
     seed: int,
     theta: np.ndarray,
     px: np.ndarray,
-    py_: Optional[np.ndarray],
+    py_: np.ndarray | None,
     probe_is_train: bool,
     record: np.ndarray,
     feature_steps: np.ndarray,
-    outputs: Optional[np.ndarray],
+    outputs: np.ndarray | None,
     features: np.ndarray,
-    parameters: Optional[np.ndarray],
+    parameters: np.ndarray | None,
     train_loss: np.ndarray,
-    probe_loss: Optional[np.ndarray],
+    probe_loss: np.ndarray | None,
     stream: Any,
     version: str,
     init_scale: float,
-    stream_basis: Optional[Basis],
+    stream_basis: Basis | None,
 ) -> NetworkRun:
     T = record.size
     full_batch = training.batch_size is None
@@ -555,8 +601,8 @@ def _train_loop(
     r = 0  # next checkpoint
     f_index = 0
     for step in range(training.steps + 1):
-        grad: Optional[np.ndarray] = None
-        activations: Optional[list[np.ndarray]] = None  # training forward pass, reused by the probe
+        grad: np.ndarray | None = None
+        activations: list[np.ndarray] | None = None  # training forward pass, reused by the probe
         value = math.nan
         if full_batch and step < training.steps:
             z, activations = model._forward(theta, x)
@@ -602,7 +648,9 @@ def _train_loop(
             m2 = b2 * m2 + (1 - b2) * grad * grad
             theta -= training.lr * (m1 / (1 - b1**t)) / (np.sqrt(m2 / (1 - b2**t)) + training.eps)
         if not np.all(np.isfinite(theta)):
-            raise FloatingPointError(f"training diverged at step {step + 1} (lr={training.lr}); lower the step size")
+            raise FloatingPointError(
+                f"training diverged at step {step + 1} (lr={training.lr}); lower the step size"
+            )
 
     metadata: dict[str, Any] = {
         "model": model.to_dict(),

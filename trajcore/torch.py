@@ -21,7 +21,7 @@ trajcore. ``torch`` is imported lazily: importing this module without it raises 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def _probe_batches(probe: Any) -> list[Any]:
     return batches
 
 
-def _probe_targets(probe: Any) -> Optional[np.ndarray]:
+def _probe_targets(probe: Any) -> np.ndarray | None:
     torch = require_torch()
     if isinstance(probe, torch.Tensor):
         return None
@@ -101,7 +101,7 @@ class Recorder:
         *,
         feature_side: str = "output",
         record_parameters: bool = False,
-        output_bias: Optional[bool] = None,
+        output_bias: bool | None = None,
     ) -> None:
         torch = require_torch()
         if not isinstance(model, torch.nn.Module):
@@ -109,7 +109,9 @@ class Recorder:
         modules = dict(model.named_modules())
         if feature_layer not in modules:
             names = [name for name in modules if name]
-            raise ValueError(f"feature_layer: the model has no layer {feature_layer!r}; its layers are {names}")
+            raise ValueError(
+                f"feature_layer: the model has no layer {feature_layer!r}; its layers are {names}"
+            )
         if feature_side not in ("output", "input"):
             raise ValueError(f"feature_side: expected 'output' or 'input', got {feature_side!r}")
         self.model = model
@@ -131,7 +133,7 @@ class Recorder:
         self._features: list[np.ndarray] = []
         self._parameters: list[np.ndarray] = []
         self._loss: list[float] = []
-        self._inputs: Optional[np.ndarray] = None
+        self._inputs: np.ndarray | None = None
 
     def _evaluate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         torch = require_torch()
@@ -152,8 +154,8 @@ class Recorder:
                     out = self.model(batch)
                     if len(captured) != 1:
                         raise ValueError(
-                            f"feature_layer: {self.feature_layer!r} ran {len(captured)} times in one forward pass; "
-                            "hook a layer that runs exactly once"
+                            f"feature_layer: {self.feature_layer!r} ran {len(captured)} times in one "
+                            "forward pass; hook a layer that runs exactly once"
                         )
                     outputs.append(out.detach().to("cpu", torch.float64).reshape(out.shape[0], -1).numpy())
                     feat = captured[0]
@@ -182,7 +184,7 @@ class Recorder:
             vector = torch.nn.utils.parameters_to_vector(self.model.parameters())
             self._parameters.append(vector.detach().to("cpu", torch.float64).numpy().copy())
 
-    def run(self, metadata: Optional[dict[str, Any]] = None) -> NetworkRun:
+    def run(self, metadata: dict[str, Any] | None = None) -> NetworkRun:
         """The recorded :class:`~trajcore.network.NetworkRun` (needs at least one checkpoint)."""
         from .config import version
         from .network import NetworkRun
@@ -219,7 +221,7 @@ class Recorder:
 
 
 def coefficient_gradients(
-    model: Any, run: NetworkRun, basis: Basis, probe: Any, checkpoints: Optional[Any] = None
+    model: Any, run: NetworkRun, basis: Basis, probe: Any, checkpoints: Any | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``grad_theta beta_i`` at recorded checkpoints of a torch run (autograd; the torch twin of
     :func:`trajcore.analysis.coefficient_gradients`).
@@ -256,7 +258,9 @@ def coefficient_gradients(
                 total = None
                 for batch in _probe_batches(probe):
                     out = model(batch).reshape(batch.shape[0], -1)
-                    weight = torch.as_tensor(psi[start : start + out.shape[0], :, i] / basis.n, dtype=out.dtype)
+                    weight = torch.as_tensor(
+                        psi[start : start + out.shape[0], :, i] / basis.n, dtype=out.dtype
+                    )
                     term = (out * weight).sum()
                     total = term if total is None else total + term
                     start += out.shape[0]
@@ -264,7 +268,11 @@ def coefficient_gradients(
                 total.backward()
                 grads[a, i] = np.concatenate(
                     [
-                        (p.grad if p.grad is not None else torch.zeros_like(p)).detach().to("cpu", torch.float64).reshape(-1).numpy()
+                        (p.grad if p.grad is not None else torch.zeros_like(p))
+                        .detach()
+                        .to("cpu", torch.float64)
+                        .reshape(-1)
+                        .numpy()
                         for p in params
                     ]
                 )

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def _check_run_basis(run: NetworkRun, basis: Basis) -> None:
         raise ValueError(f"basis: has {basis.output_dim} outputs per point, the run's network has {C}")
 
 
-def project_run(run: NetworkRun, basis: Basis, n_threads: Optional[int] = None) -> np.ndarray:
+def project_run(run: NetworkRun, basis: Basis, n_threads: int | None = None) -> np.ndarray:
     """Coefficients ``beta_i(t) = (1/n) sum_x <F_t(x), phi_i(x)>`` of a run's recorded outputs.
 
     Returns (T, k) for a vector-valued basis, (T, C, k) for a scalar basis and C > 1 outputs
@@ -98,7 +98,9 @@ def initialization_bars(run: NetworkRun, basis: Basis, top: int = 20) -> Initial
     _check_run_basis(run, basis)
     assert run.outputs is not None
     if not basis.vector_valued and run.outputs.shape[2] != 1:
-        raise ValueError("basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1")
+        raise ValueError(
+            "basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1"
+        )
     c = project_run(run, basis)
     top = as_positive_int("top", top)
     order = np.argsort(-np.abs(c[-1]), kind="stable")[: min(top, c.shape[1])]
@@ -109,7 +111,7 @@ def initialization_bars(run: NetworkRun, basis: Basis, top: int = 20) -> Initial
 
 
 def coefficient_gradients(
-    run: NetworkRun, basis: Basis, checkpoints: Optional[Any] = None
+    run: NetworkRun, basis: Basis, checkpoints: Any | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``grad_theta beta_i`` at recorded checkpoints of a built-in MLP run.
 
@@ -139,7 +141,9 @@ def coefficient_gradients(
         raise ValueError("run: parameters were not recorded; train with Training(record_parameters=True)")
     model_info = run.metadata.get("model", {})
     if model_info.get("kind") != "mlp":
-        raise ValueError("run: not a built-in MLP run; use trajcore.torch.coefficient_gradients for torch models")
+        raise ValueError(
+            "run: not a built-in MLP run; use trajcore.torch.coefficient_gradients for torch models"
+        )
     if not basis.vector_valued and run.outputs is not None and run.outputs.shape[2] != 1:
         raise ValueError("basis: gradients of scalar coefficients need a vector-valued basis, or C = 1")
     model = MLP.from_dict(model_info)

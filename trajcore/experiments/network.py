@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +54,16 @@ class MlpDigitsCkConfig:
     diagnostics: bool = True
 
 
-def _measure(config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_first: bool) -> dict[str, Any]:
+def _measure(
+    config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_first: bool
+) -> dict[str, Any]:
     """Train every (optimizer, seed) and measure the three bases' top-k monotonicity."""
     from .. import analysis, bases
     from ..network import MLP, Training, train
 
-    model = MLP(dataset.input_dim, dataset.output_dim, hidden=tuple(config.hidden), activation=config.activation)
+    model = MLP(
+        dataset.input_dim, dataset.output_dim, hidden=tuple(config.hidden), activation=config.activation
+    )
     out: dict[str, Any] = {}
     for optimizer, lr in (("gd", config.gd_lr), ("adam", config.adam_lr)):
         runs = []
@@ -73,20 +77,30 @@ def _measure(config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_
                 record_features=False,
                 record_parameters=record_first and optimizer == "gd" and index == 0,
             )
-            runs.append(train(model, dataset.x_train, dataset.y_train, training, seed=seed, init_scale=init_scale))
+            runs.append(
+                train(model, dataset.x_train, dataset.y_train, training, seed=seed, init_scale=init_scale)
+            )
         per_seed: dict[str, list[float]] = {"after_training": [], "at_init": [], "other_run": []}
         curves = []
         for i, run in enumerate(runs):
             after = bases.run_output_basis(run, k=config.top)
             coefficients = analysis.project_run(run, after)
             curves.append(coefficients)
-            per_seed["after_training"].append(float(analysis.top_coefficient_monotonicity(coefficients, config.top).mean()))
+            per_seed["after_training"].append(
+                float(analysis.top_coefficient_monotonicity(coefficients, config.top).mean())
+            )
             at_init = analysis.project_run(run, bases.run_output_basis(run, features_step=0, k=config.top))
-            per_seed["at_init"].append(float(analysis.top_coefficient_monotonicity(at_init, config.top).mean()))
+            per_seed["at_init"].append(
+                float(analysis.top_coefficient_monotonicity(at_init, config.top).mean())
+            )
             if len(runs) > 1:
-                other_basis = bases.run_output_basis(run, features_from=runs[(i + 1) % len(runs)], k=config.top)
+                other_basis = bases.run_output_basis(
+                    run, features_from=runs[(i + 1) % len(runs)], k=config.top
+                )
                 other = analysis.project_run(run, other_basis)
-                per_seed["other_run"].append(float(analysis.top_coefficient_monotonicity(other, config.top).mean()))
+                per_seed["other_run"].append(
+                    float(analysis.top_coefficient_monotonicity(other, config.top).mean())
+                )
         accuracy = [float(np.mean(np.argmax(r.final_outputs, 1) == dataset.labels_train)) for r in runs]
         out[optimizer] = {
             "monotonicity": per_seed,
@@ -103,7 +117,9 @@ def _summary(block: dict[str, Any]) -> dict[str, Any]:
     return {
         opt: {
             "monotonicity": block[opt]["monotonicity"],
-            "monotonicity_mean": {k: (float(np.mean(v)) if v else None) for k, v in block[opt]["monotonicity"].items()},
+            "monotonicity_mean": {
+                k: (float(np.mean(v)) if v else None) for k, v in block[opt]["monotonicity"].items()
+            },
             "final_train_loss": block[opt]["final_train_loss"],
             "train_accuracy": block[opt]["train_accuracy"],
         }
@@ -119,29 +135,34 @@ def _summary(block: dict[str, Any]) -> dict[str, Any]:
     demo={"hidden": (32, 32), "steps": 300, "n_train": 500, "checkpoints": 26, "compare_init_scale": 1.0},
     flagship=True,
 )
-def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> ExperimentResult:
+def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> ExperimentResult:
     from .. import analysis, bases, data
 
     dataset = data.digits(n_train=config.n_train or None)
     main = _measure(config, config.init_scale, dataset, record_first=config.diagnostics)
     metrics: dict[str, Any] = {
-        "config": {"init_scale": config.init_scale, "loss": config.loss, "hidden": list(config.hidden),
-                   "steps": config.steps, "seeds": list(config.seeds), "n_train": int(dataset.x_train.shape[0])},
+        "config": {
+            "init_scale": config.init_scale,
+            "loss": config.loss,
+            "hidden": list(config.hidden),
+            "steps": config.steps,
+            "seeds": list(config.seeds),
+            "n_train": int(dataset.x_train.shape[0]),
+        },
         "main": _summary(main),
     }
     checks: dict[str, bool] = {}
     notes: list[str] = []
     for opt in ("gd", "adam"):
         values = main[opt]["monotonicity"]["after_training"]
-        checks[f"{opt}: top-{config.top} after-training CK mean monotonicity >= {config.threshold} for every seed"] = bool(
-            min(values) >= config.threshold
-        )
+        claim = f"{opt}: top-{config.top} after-training CK mean monotonicity >= {config.threshold}"
+        checks[claim + " for every seed"] = bool(min(values) >= config.threshold)
         means = metrics["main"][opt]["monotonicity_mean"]
+        other = None if means["other_run"] is None else round(means["other_run"], 3)
         notes.append(
             f"{opt} (init_scale={config.init_scale}, {config.loss}): mean top-{config.top} monotonicity "
             f"after-training {means['after_training']:.3f}, at-init basis {means['at_init']:.3f}, "
-            f"other-run basis {means['other_run'] if means['other_run'] is None else round(means['other_run'], 3)}; "
-            f"per seed after-training {[round(v, 3) for v in values]}"
+            f"other-run basis {other}; per seed after-training {[round(v, 3) for v in values]}"
         )
     if config.compare_init_scale > 0 and config.compare_init_scale != config.init_scale:
         compare = _measure(config, config.compare_init_scale, dataset, record_first=False)
@@ -150,17 +171,23 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> Experim
             values = compare[opt]["monotonicity"]["after_training"]
             held = min(values) >= config.threshold
             notes.append(
-                f"finding, {opt} with init_scale={config.compare_init_scale}: after-training top-{config.top} "
-                f"monotonicity per seed {[round(v, 3) for v in values]} -- the claim "
+                f"finding, {opt} with init_scale={config.compare_init_scale}: after-training "
+                f"top-{config.top} monotonicity per seed {[round(v, 3) for v in values]} -- the claim "
                 f"{'also holds' if held else 'FAILS for some seeds'} without small initialization"
-                + ("" if held else " (initial outputs are O(1), condition 1 is violated: coefficients overshoot or "
-                   "rotate inside the nearly degenerate top eigenspace of the one-hot output covariance)")
+                + (
+                    ""
+                    if held
+                    else " (initial outputs are O(1), condition 1 is violated: coefficients overshoot or "
+                    "rotate inside the nearly degenerate top eigenspace of the one-hot output covariance)"
+                )
             )
     figures: list[str] = []
     first_gd = main["gd"]["runs"][0]
     if config.diagnostics:
         full = bases.run_output_basis(first_gd)  # all min(C, p) functions
-        positions = np.unique(np.linspace(0, first_gd.steps.size - 1, min(11, first_gd.steps.size)).astype(int))
+        positions = np.unique(
+            np.linspace(0, first_gd.steps.size - 1, min(11, first_gd.steps.size)).astype(int)
+        )
         _, coefficients, gradients = analysis.coefficient_gradients(first_gd, full, positions)
         norms = np.linalg.norm(gradients, axis=2)
         early = positions[: max(3, positions.size // 2)].size
@@ -177,12 +204,13 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> Experim
             "gamma": fit.gamma.tolist(),
             "r_squared": fit.r2.tolist(),
         }
+        cond = metrics["conditions_gd_seed0"]
         notes.append(
-            f"conditions (gd, seed {config.seeds[0]}): max |beta_i(0)| = {bars.initial.max():.3g} against final "
-            f"{bars.final.min():.3g}..{bars.final.max():.3g}, residual {bars.residual:.3g}; off-diagonal max_t |cos| "
-            f"mean {metrics['conditions_gd_seed0']['mean_offdiagonal_cos']:.2f}, max "
-            f"{metrics['conditions_gd_seed0']['max_offdiagonal_cos']:.2f} (over the first {early} checkpoints); "
-            f"gamma of the top 5 {np.round(fit.gamma[:5], 2).tolist()} with R^2 {np.round(fit.r2[:5], 2).tolist()}"
+            f"conditions (gd, seed {config.seeds[0]}): max |beta_i(0)| = {bars.initial.max():.3g} against "
+            f"final {bars.final.min():.3g}..{bars.final.max():.3g}, residual {bars.residual:.3g}; "
+            f"off-diagonal max_t |cos| mean {cond['mean_offdiagonal_cos']:.2f}, max "
+            f"{cond['max_offdiagonal_cos']:.2f} (over the first {early} checkpoints); gamma of the top 5 "
+            f"{np.round(fit.gamma[:5], 2).tolist()} with R^2 {np.round(fit.r2[:5], 2).tolist()}"
         )
         if out_dir is not None:
             from ..plot.network import conditions_figure
@@ -198,13 +226,19 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Optional[Path]) -> Experim
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
         for ax, opt in zip(axes, ("gd", "adam")):
             curves = main[opt]["curves"]  # (seeds, T, top), each seed in its own after-training basis
-            coefficient_figure(main[opt]["steps"], curves.mean(axis=0), top=config.top, ax=ax,
-                               spread=curves.std(axis=0), title=f"{opt}: top-{config.top} CK coefficients (mean ± sd over seeds)")
+            coefficient_figure(
+                main[opt]["steps"],
+                curves.mean(axis=0),
+                top=config.top,
+                ax=ax,
+                spread=curves.std(axis=0),
+                title=f"{opt}: top-{config.top} CK coefficients (mean ± sd over seeds)",
+            )
         fig.savefig(out_dir / "mlp_digits_ck_coefficients.png", dpi=110)
         plt.close("all")
         figures.insert(0, "mlp_digits_ck_coefficients.png")
     notes.append(
-        "The after-training basis is partly self-referential (it is built from the final outputs); the at-init "
-        "and other-run bases are the controls. The probe set is the training set."
+        "The after-training basis is partly self-referential (it is built from the final outputs); the "
+        "at-init and other-run bases are the controls. The probe set is the training set."
     )
     return ExperimentResult(metrics=metrics, checks=checks, figures=figures, notes=notes)

@@ -6,7 +6,7 @@ three axes); matplotlib is imported on call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def coefficient_figure(
     top: int = 5,
     ax: Any = None,
     title: str = "top basis coefficients",
-    spread: Optional[Any] = None,
+    spread: Any | None = None,
 ) -> Any:
     """The paper's coefficient figure: ``beta_i(t)`` of the ``top`` coefficients largest at the end.
 
@@ -64,7 +64,8 @@ def coefficient_figure(
 
 
 def initialization_bar_chart(bars: InitializationBars, *, ax: Any = None) -> Any:
-    """Figure 2a: ``|beta_i(0)|`` of the top final coefficients and the residual bar, beside ``|beta_i(T)|``."""
+    """Figure 2a: ``|beta_i(0)|`` of the top final coefficients and the residual bar, beside
+    ``|beta_i(T)|``."""
     ax = _axes(ax)
     m = bars.indices.size
     x = np.arange(m + 1)
@@ -92,7 +93,9 @@ def gradient_independence_heatmap(matrix: Any, *, ax: Any = None) -> Any:
     return ax
 
 
-def gradient_dominance_plot(coefficients: Any, gradient_norms: Any, fit: GradientDominance, *, ax: Any = None) -> Any:
+def gradient_dominance_plot(
+    coefficients: Any, gradient_norms: Any, fit: GradientDominance, *, ax: Any = None
+) -> Any:
     """Figure 2c: ``log |beta_i|`` against ``log ||grad beta_i||`` with the fitted slopes gamma."""
     b = as_float_array("coefficients", coefficients, ndim=2)
     g = as_float_array("gradient_norms", gradient_norms, shape=b.shape)
@@ -115,7 +118,11 @@ def gradient_dominance_plot(coefficients: Any, gradient_norms: Any, fit: Gradien
 
 
 def conditions_figure(
-    bars: InitializationBars, independence: Any, coefficients: Any, gradient_norms: Any, fit: GradientDominance
+    bars: InitializationBars,
+    independence: Any,
+    coefficients: Any,
+    gradient_norms: Any,
+    fit: GradientDominance,
 ) -> Any:
     """The three figure-2 diagnostics side by side."""
     import matplotlib.pyplot as plt
