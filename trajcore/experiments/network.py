@@ -174,13 +174,21 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
                 f"finding, {opt} with init_scale={config.compare_init_scale}: after-training "
                 f"top-{config.top} monotonicity per seed {[round(v, 3) for v in values]} -- the claim "
                 f"{'also holds' if held else 'FAILS for some seeds'} without small initialization"
-                + (
-                    ""
-                    if held
-                    else " (initial outputs are O(1), condition 1 is violated: coefficients overshoot or "
-                    "rotate inside the nearly degenerate top eigenspace of the one-hot output covariance)"
-                )
             )
+            for seed, curve, value in zip(config.seeds, compare[opt]["curves"], values):
+                if value >= config.threshold:
+                    continue
+                index = analysis.monotonicity_index(curve)
+                worst = int(np.argmin(index))
+                ratio = abs(curve[0, worst]) / max(abs(curve[-1, worst]), 1e-300)
+                notes.append(
+                    f"  {opt} seed {seed}: coefficient {worst + 1} has monotonicity {index[worst]:.3f} and "
+                    f"|beta(0)| / |beta(T)| = {ratio:.2f} (the initial function already carries this "
+                    "component: condition 1, small initialization, is violated)"
+                    if ratio > 0.3
+                    else f"  {opt} seed {seed}: coefficient {worst + 1} has monotonicity "
+                    f"{index[worst]:.3f} with |beta(0)| / |beta(T)| = {ratio:.2f}"
+                )
     figures: list[str] = []
     first_gd = main["gd"]["runs"][0]
     if config.diagnostics:
