@@ -138,6 +138,8 @@ def test_probe_set_streaming_and_save_load(tmp_path, digits_small):
     np.testing.assert_array_equal(run.feature_steps, [0, 20])
     np.testing.assert_allclose(run.coefficients, analysis.project_run(run, basis), atol=1e-13)
     np.testing.assert_allclose(run.outputs[-1], model.forward(run.parameters[-1], probe_x), atol=1e-13)
+    residual = run.outputs - probe_y
+    np.testing.assert_allclose(run.probe_loss, 0.5 * np.sum(residual**2, axis=(1, 2)) / 50, rtol=1e-12)
     path = tmp_path / "run.npz"
     run.save(path)
     loaded = NetworkRun.load(path)

@@ -514,143 +514,44 @@ def train(
             "initial_parameters", initial_parameters, shape=(model.parameter_count,), copy=True
         )
 
-    record = checkpoint_steps(training.steps, training.checkpoints, training.spacing)
-    T, n, C, p, P = record.size, px.shape[0], model.output_dim, model.feature_dim, model.parameter_count
-    feature_steps = record if training.record_features else np.unique(record[[0, -1]])
-    check_allocation(
-        "NetworkRun",
-        8.0
-        * (
-            T * n * C * training.record_outputs
-            + feature_steps.size * n * p
-            + T * P * training.record_parameters
-        ),
-    )
-    outputs = np.empty((T, n, C)) if training.record_outputs else None
-    features = np.empty((feature_steps.size, n, p))
-    parameters = np.empty((T, P)) if training.record_parameters else None
-    train_loss = np.empty(T)
-    probe_loss = np.empty(T) if py_ is not None else None
-    stream = None
-    if stream_basis is not None:
-        stream = stream_basis.streaming(T)
-        if stream_basis.n != n:
-            raise ValueError(f"stream_basis: defined on {stream_basis.n} probe points, the probe set has {n}")
-
+    record = _Recording(model, training, px, py_, stream_basis)
+    optimizer = _Optimizer(training, theta.size)
+    rng = np.random.default_rng([seed, 1])  # minibatch order; the initialization used [seed, 0]
+    order, cursor = np.empty(0, dtype=np.int64), 0
     from .config import blas_single_threaded, version
 
-    # Products here are small (n x width x width); one BLAS thread is faster than two fighting for
-    # cores, and keeps every run bitwise reproducible.
-    # Overflow on the way to divergence is reported by the finiteness check, not by NumPy warnings.
+    # Products here are small (n x width x width): one BLAS thread is faster than two competing for
+    # cores, and keeps every run bitwise reproducible. Overflow on the way to divergence is reported
+    # by the finiteness check below, not by NumPy warnings.
     with blas_single_threaded(), np.errstate(over="ignore", invalid="ignore"):
-        return _train_loop(
-            model,
-            x,
-            y,
-            training,
-            seed,
-            theta,
-            px,
-            py_,
-            probe_is_train,
-            record,
-            feature_steps,
-            outputs,
-            features,
-            parameters,
-            train_loss,
-            probe_loss,
-            stream,
-            version(),
-            init_scale,
-            stream_basis,
-        )
-
-
-def _train_loop(
-    model: MLP,
-    x: np.ndarray,
-    y: np.ndarray,
-    training: Training,
-    seed: int,
-    theta: np.ndarray,
-    px: np.ndarray,
-    py_: np.ndarray | None,
-    probe_is_train: bool,
-    record: np.ndarray,
-    feature_steps: np.ndarray,
-    outputs: np.ndarray | None,
-    features: np.ndarray,
-    parameters: np.ndarray | None,
-    train_loss: np.ndarray,
-    probe_loss: np.ndarray | None,
-    stream: Any,
-    version: str,
-    init_scale: float,
-    stream_basis: Basis | None,
-) -> NetworkRun:
-    T = record.size
-    full_batch = training.batch_size is None
-    rng = np.random.default_rng([seed, 1])
-    order = np.empty(0, dtype=np.int64)
-    cursor = 0
-    velocity = np.zeros_like(theta)
-    m1 = np.zeros_like(theta)
-    m2 = np.zeros_like(theta)
-    b1, b2 = training.betas
-    r = 0  # next checkpoint
-    f_index = 0
-    for step in range(training.steps + 1):
-        grad: np.ndarray | None = None
-        activations: list[np.ndarray] | None = None  # training forward pass, reused by the probe
-        value = math.nan
-        if full_batch and step < training.steps:
-            z, activations = model._forward(theta, x)
-            value, cotangent = _loss(training.loss, activations[-1], y)
-            grad = model._backward(theta, z, activations, cotangent)
-        if r < T and record[r] == step:
-            if activations is None:  # minibatch training or the last checkpoint: one more forward pass
-                activations = model._forward(theta, x)[1]
-                value = _loss(training.loss, activations[-1], y)[0]
-            probe_acts = activations if probe_is_train else model._forward(theta, px)[1]
-            probe_out = probe_acts[-1]
-            if f_index < feature_steps.size and feature_steps[f_index] == step:
-                features[f_index] = probe_acts[-2]
-                f_index += 1
-            if outputs is not None:
-                outputs[r] = probe_out
-            if stream is not None:
-                stream.push(probe_out)
-            if parameters is not None:
-                parameters[r] = theta
-            train_loss[r] = value
-            if probe_loss is not None:
-                probe_loss[r] = value if probe_is_train else _loss(training.loss, probe_out, py_)[0]  # type: ignore[arg-type]
-            r += 1
-        if step == training.steps:
-            break
-        if grad is None:  # minibatch gradient
-            bs = int(training.batch_size)  # type: ignore[arg-type]
-            if cursor + bs > order.size:
-                order = rng.permutation(x.shape[0])
-                cursor = 0
-            batch = order[cursor : cursor + bs]
-            cursor += bs
-            _, grad, _ = model.loss_and_gradient(theta, x[batch], y[batch], training.loss)
-        if training.optimizer in ("gd", "sgd"):
-            theta -= training.lr * grad
-        elif training.optimizer == "momentum":
-            velocity = training.momentum * velocity + grad
-            theta -= training.lr * velocity
-        else:  # Adam with bias correction
-            t = step + 1
-            m1 = b1 * m1 + (1 - b1) * grad
-            m2 = b2 * m2 + (1 - b2) * grad * grad
-            theta -= training.lr * (m1 / (1 - b1**t)) / (np.sqrt(m2 / (1 - b2**t)) + training.eps)
-        if not np.all(np.isfinite(theta)):
-            raise FloatingPointError(
-                f"training diverged at step {step + 1} (lr={training.lr}); lower the step size"
-            )
+        for step in range(training.steps + 1):
+            grad: np.ndarray | None = None
+            activations: list[np.ndarray] | None = None  # the training forward pass, reused by the probe
+            loss = math.nan
+            if training.batch_size is None and step < training.steps:
+                z, activations = model._forward(theta, x)
+                loss, cotangent = _loss(training.loss, activations[-1], y)
+                grad = model._backward(theta, z, activations, cotangent)
+            if record.due(step):
+                if activations is None:  # minibatches, or the last step: one more forward pass
+                    activations = model._forward(theta, x)[1]
+                    loss = _loss(training.loss, activations[-1], y)[0]
+                probe = activations if probe_is_train else model._forward(theta, px)[1]
+                record.add(step, probe[-1], probe[-2], theta, loss)
+            if step == training.steps:
+                break
+            if grad is None:  # a minibatch: epochs of disjoint batches from a fresh permutation
+                size = int(training.batch_size)  # type: ignore[arg-type]
+                if cursor + size > order.size:
+                    order, cursor = rng.permutation(x.shape[0]), 0
+                batch = order[cursor : cursor + size]
+                cursor += size
+                grad = model.loss_and_gradient(theta, x[batch], y[batch], training.loss)[1]
+            optimizer.update(theta, grad, step + 1)
+            if not np.all(np.isfinite(theta)):
+                raise FloatingPointError(
+                    f"training diverged at step {step + 1} (lr={training.lr}); lower the step size"
+                )
 
     metadata: dict[str, Any] = {
         "model": model.to_dict(),
@@ -660,21 +561,104 @@ def _train_loop(
         "output_bias": model.output_bias,
         "probe": "train" if probe_is_train else "given",
         "n_train": int(x.shape[0]),
-        "version": version,
+        "version": version(),
         "source": "trajcore.network",
     }
     if stream_basis is not None:
         metadata["stream_basis"] = stream_basis.name
-    return NetworkRun(
-        steps=record,
-        outputs=outputs,
-        coefficients=None if stream is None else stream.coefficients,
-        feature_steps=feature_steps,
-        features=features,
-        parameters=parameters,
-        train_loss=train_loss,
-        probe_loss=probe_loss,
-        probe_inputs=px,
-        probe_targets=py_,
-        metadata=metadata,
-    )
+    return record.run(metadata)
+
+
+class _Optimizer:
+    """In-place parameter updates: GD/SGD, heavy ball ``v <- m v + g``, or Adam with bias correction."""
+
+    def __init__(self, training: Training, size: int) -> None:
+        self.training = training
+        self.first = np.zeros(size)
+        self.second = np.zeros(size) if training.optimizer == "adam" else self.first
+
+    def update(self, theta: np.ndarray, grad: np.ndarray, t: int) -> None:
+        """Step ``t`` (1-based) from gradient ``grad``; modifies ``theta`` in place."""
+        tr = self.training
+        if tr.optimizer in ("gd", "sgd"):
+            theta -= tr.lr * grad
+        elif tr.optimizer == "momentum":
+            self.first *= tr.momentum
+            self.first += grad
+            theta -= tr.lr * self.first
+        else:
+            b1, b2 = tr.betas
+            self.first = b1 * self.first + (1 - b1) * grad
+            self.second = b2 * self.second + (1 - b2) * grad * grad
+            theta -= tr.lr * (self.first / (1 - b1**t)) / (np.sqrt(self.second / (1 - b2**t)) + tr.eps)
+
+
+class _Recording:
+    """Preallocated buffers of a run, filled at the checkpoints."""
+
+    def __init__(
+        self, model: MLP, training: Training, px: np.ndarray, py: np.ndarray | None, basis: Basis | None
+    ) -> None:
+        self.training, self.px, self.py = training, px, py
+        self.steps = checkpoint_steps(training.steps, training.checkpoints, training.spacing)
+        T, n, C, p, P = (
+            self.steps.size,
+            px.shape[0],
+            model.output_dim,
+            model.feature_dim,
+            model.parameter_count,
+        )
+        self.feature_steps = self.steps if training.record_features else np.unique(self.steps[[0, -1]])
+        check_allocation(
+            "NetworkRun",
+            8.0 * (T * n * C * training.record_outputs + self.feature_steps.size * n * p)
+            + 8.0 * T * P * training.record_parameters,
+        )
+        self.outputs = np.empty((T, n, C)) if training.record_outputs else None
+        self.features = np.empty((self.feature_steps.size, n, p))
+        self.parameters = np.empty((T, P)) if training.record_parameters else None
+        self.train_loss = np.empty(T)
+        self.probe_loss = np.empty(T) if py is not None else None
+        self.stream = None
+        if basis is not None:
+            if basis.n != n:
+                raise ValueError(f"stream_basis: defined on {basis.n} probe points, the probe set has {n}")
+            self.stream = basis.streaming(T)
+        self.next = 0  # position of the next checkpoint
+        self.next_feature = 0
+
+    def due(self, step: int) -> bool:
+        return self.next < self.steps.size and self.steps[self.next] == step
+
+    def add(
+        self, step: int, outputs: np.ndarray, features: np.ndarray, theta: np.ndarray, loss: float
+    ) -> None:
+        r = self.next
+        if self.next_feature < self.feature_steps.size and self.feature_steps[self.next_feature] == step:
+            self.features[self.next_feature] = features
+            self.next_feature += 1
+        if self.outputs is not None:
+            self.outputs[r] = outputs
+        if self.stream is not None:
+            self.stream.push(outputs)
+        if self.parameters is not None:
+            self.parameters[r] = theta
+        self.train_loss[r] = loss
+        if self.probe_loss is not None and self.py is not None:
+            self.probe_loss[r] = _loss(self.training.loss, outputs, self.py)[0]
+        self.next += 1
+
+    def run(self, metadata: dict[str, Any]) -> NetworkRun:
+        return NetworkRun(
+            steps=self.steps,
+            outputs=self.outputs,
+            coefficients=None if self.stream is None else self.stream.coefficients,
+            feature_steps=self.feature_steps,
+            features=self.features,
+            parameters=self.parameters,
+            train_loss=self.train_loss,
+            probe_loss=self.probe_loss,
+            probe_inputs=self.px,
+            probe_targets=self.py,
+            metadata=metadata,
+        )
