@@ -288,3 +288,30 @@ def test_conditions_are_exact_for_a_linear_model():
     np.testing.assert_allclose(norms, norms[:1].repeat(norms.shape[0], axis=0), rtol=1e-12)
     fit = analysis.fit_gradient_dominance(coefficients[1:], norms[1:])
     np.testing.assert_allclose(fit.gamma, 0.0, atol=1e-10)
+
+
+def test_mlp_digits_ck_experiment_small(tmp_path):
+    import dataclasses
+    import json
+
+    from trajcore.experiments import get
+
+    exp = get("mlp_digits_ck")
+    config = dataclasses.replace(
+        exp.default_config(),
+        hidden=(24, 24),
+        steps=200,
+        n_train=300,
+        seeds=(0, 1),
+        checkpoints=21,
+        compare_init_scale=0.0,
+    )
+    result = exp.run(config, tmp_path)
+    assert result.checks and all(result.checks.values()), result.notes
+    json.dumps(result.metrics)
+    for opt in ("gd", "adam"):
+        means = result.metrics["main"][opt]["monotonicity_mean"]
+        assert set(means) == {"after_training", "at_init", "other_run"}
+    for name in result.figures:
+        assert (tmp_path / name).stat().st_size > 0
+    assert len(result.figures) == 2
