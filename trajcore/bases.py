@@ -256,9 +256,10 @@ def _orthonormal_columns(matrix: np.ndarray, what: str) -> np.ndarray:
     return q2 * np.sign(np.diag(r2))
 
 
-def _row_blocks(n: int, width: int) -> range:
-    step = max(1, (1 << 20) // max(width, 1))  # ~8 MiB of rows per block keeps temporaries small
-    return range(0, n, step)
+def _row_blocks(n: int, width: int) -> list[slice]:
+    """Row slices of about 8 MiB of a ``(n, width)`` matrix: keeps temporaries small."""
+    step = max(1, (1 << 20) // max(width, 1))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
 def _ck_left_vectors(features: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -286,14 +287,12 @@ def _ck_left_vectors(features: np.ndarray, rtol: float) -> tuple[np.ndarray, np.
     check_allocation("conjugate-kernel basis", 8.0 * n * r)
     u = np.empty((n, r))
     projector = vectors / s
-    for start in _row_blocks(n, p):
-        stop = min(n, start + (1 << 20) // max(p, 1))
-        np.matmul(features[start:stop], projector, out=u[start:stop])
+    for rows in _row_blocks(n, p):
+        np.matmul(features[rows], projector, out=u[rows])
     correction = np.linalg.cholesky(u.T @ u).T  # upper R with R^T R = U^T U
     inverse = np.linalg.inv(correction)
-    for start in _row_blocks(n, r):
-        stop = min(n, start + (1 << 20) // max(r, 1))
-        u[start:stop] = u[start:stop] @ inverse
+    for rows in _row_blocks(n, r):
+        u[rows] = u[rows] @ inverse
     return u, s
 
 
