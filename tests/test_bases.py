@@ -117,6 +117,8 @@ def test_conjugate_kernel_basis_spans_the_left_singular_vectors(rng):
     n, p = 120, 15
     phi = rng.standard_normal((n, p))
     basis = bases.conjugate_kernel_basis(phi)
+    _assert_orthonormal(basis)  # well-conditioned: the path without the Cholesky-QR correction
+    assert basis.metadata["orthonormality_error"] < 1e-13
     u, s, _ = np.linalg.svd(phi, full_matrices=False)
     np.testing.assert_allclose(basis.metadata["singular_values"], s, rtol=1e-10)
     # Same functions up to sign: |<phi_i, sqrt(n) u_j>| = delta_ij.
