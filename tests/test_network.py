@@ -315,3 +315,40 @@ def test_mlp_digits_ck_experiment_small(tmp_path):
     for name in result.figures:
         assert (tmp_path / name).stat().st_size > 0
     assert len(result.figures) == 2
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+
+def test_digits_split_is_stratified_centred_and_disjoint():
+    full = data.digits(test_fraction=0.25, seed=3)
+    assert full.x_train.shape[1] == 64 and full.y_train.shape[1] == 10
+    assert full.x_train.shape[0] + full.x_test.shape[0] == 1797
+    np.testing.assert_allclose(full.x_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_array_equal(full.y_train.argmax(axis=1), full.labels_train)
+    for c in range(10):
+        n_c = np.sum(full.labels_train == c) + np.sum(full.labels_test == c)
+        assert abs(np.sum(full.labels_test == c) - 0.25 * n_c) <= 0.5
+    # Train and test images are different images (both sets carry the same shift).
+    train_rows = {tuple(np.round(r, 9)) for r in full.x_train}
+    assert not any(tuple(np.round(r, 9)) in train_rows for r in full.x_test[:50])
+    again = data.digits(test_fraction=0.25, seed=3)
+    np.testing.assert_array_equal(again.x_train, full.x_train)
+    assert data.digits(n_train=100).x_train.shape == (100, 64)
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.digits(test_fraction=1.0)
+
+
+def test_teacher_student_targets_and_noise():
+    clean = data.teacher_student(n_train=400, n_test=100, input_dim=5, output_dim=2, seed=4)
+    noisy = data.teacher_student(n_train=400, n_test=100, input_dim=5, output_dim=2, seed=4, noise=0.1)
+    np.testing.assert_array_equal(clean.x_train, noisy.x_train)
+    assert clean.y_test.shape == (100, 2) and clean.labels_train is None
+    assert abs(np.std(noisy.y_train - clean.y_train) - 0.1) < 0.01
+    # Clean targets are a one-hidden-layer tanh network of the inputs: fitting that exact family by
+    # least squares on the hidden layer's outputs leaves no residual.
+    teacher = MLP(5, 2, hidden=(16,), activation="tanh", bias=False, output_bias=False)
+    hidden = teacher.features(teacher.initialize(seed=4), clean.x_train)
+    readout, *_ = np.linalg.lstsq(hidden, clean.y_train, rcond=None)
+    np.testing.assert_allclose(hidden @ readout, clean.y_train, atol=1e-10)
+    assert not np.allclose(data.teacher_student(seed=5).y_train[:5], data.teacher_student(seed=4).y_train[:5])
