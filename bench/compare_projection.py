@@ -38,9 +38,7 @@ def _streaming(report: Report) -> None:
     steps = 100 if report.quick else 300
     digits = data.digits()
     model = MLP(64, 10, hidden=(64, 64))
-    reference = train(
-        model, digits.x_train, digits.y_train, Training(lr=0.5, steps=20, checkpoints=2), seed=1
-    )
+    reference = train(model, digits.x_train, digits.y_train, Training(lr=0.5, steps=20, checkpoints=2), seed=1)
     basis = bases.run_output_basis(reference)  # (n, C, 10) on the training set
 
     def plain() -> Any:

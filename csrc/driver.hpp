@@ -194,4 +194,28 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
     if (error) std::rethrow_exception(error);
 }
 
+// Exact losses of B parameter vectors x (B, n) into out (B,), through Problem::observe.
+template <class Problem>
+void evaluate_losses(const Problem& problem, const double* x, int64_t batch, double* out, int n_threads) {
+    const int64_t n = problem.state_size();
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    const int threads = resolve_threads(n_threads);
+    (void)threads;
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+        try {
+            auto workspace = problem.workspace();
+            std::vector<double> observables(static_cast<size_t>(problem.n_observables()));
+            out[b] = problem.observe(x + b * n, observables.data(), workspace);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
 }  // namespace trajcore

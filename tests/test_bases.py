@@ -79,9 +79,7 @@ def test_run_output_basis_applies_the_bias_rule_from_the_run():
     )
     assert run.output_bias
     basis = bases.run_output_basis(run)
-    np.testing.assert_allclose(
-        basis.values, bases.output_principal_basis(run.final_outputs).values, atol=1e-10
-    )
+    np.testing.assert_allclose(basis.values, bases.output_principal_basis(run.final_outputs).values, atol=1e-10)
     _assert_orthonormal(basis)
 
 
@@ -163,9 +161,7 @@ def test_polynomial_bases_keep_the_degree_order(rng):
     for basis in (legendre, hermite):
         for j in range(6):  # function j is a polynomial of degree exactly j
             coeffs = np.polynomial.polynomial.polyfit(x, basis.values[:, j], j)
-            np.testing.assert_allclose(
-                np.polynomial.polynomial.polyval(x, coeffs), basis.values[:, j], atol=1e-9
-            )
+            np.testing.assert_allclose(np.polynomial.polynomial.polyval(x, coeffs), basis.values[:, j], atol=1e-9)
             assert abs(coeffs[-1]) > 1e-6
     # On a fine uniform grid the orthonormalised Legendre functions approach sqrt(2j + 1) P_j.
     grid = np.linspace(-1, 1, 4001)

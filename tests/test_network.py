@@ -32,8 +32,7 @@ def test_gradient_matches_finite_differences(activation, loss):
         e = np.zeros_like(theta)
         e[j] = h
         numeric = (
-            model.loss_and_gradient(theta + e, x, y, loss)[0]
-            - model.loss_and_gradient(theta - e, x, y, loss)[0]
+            model.loss_and_gradient(theta + e, x, y, loss)[0] - model.loss_and_gradient(theta - e, x, y, loss)[0]
         ) / (2 * h)
         assert abs(numeric - grad[j]) < 1e-7 * max(1.0, abs(numeric))
 
@@ -81,9 +80,7 @@ def test_optimizers_match_a_numpy_reference(optimizer, lr):
     run = train(model, x, y, training, seed=3)
     theta0 = model.initialize(seed=3)
     for t in (1, 3, 6):
-        np.testing.assert_allclose(
-            run.parameters[t], _reference_training(model, theta0, x, y, training, t), atol=1e-13
-        )
+        np.testing.assert_allclose(run.parameters[t], _reference_training(model, theta0, x, y, training, t), atol=1e-13)
     # Recorded outputs and features are the network's at those parameters.
     np.testing.assert_allclose(run.outputs[4], model.forward(run.parameters[4], x), atol=1e-14)
     np.testing.assert_allclose(run.features[4], model.features(run.parameters[4], x), atol=1e-14)
@@ -93,9 +90,7 @@ def test_minibatch_sgd_is_seeded_and_covers_epochs():
     rng = np.random.default_rng(0)
     model = MLP(3, 1, hidden=(4,), activation="tanh")
     x, y = rng.standard_normal((12, 3)), rng.standard_normal((12, 1))
-    training = Training(
-        optimizer="sgd", lr=0.05, steps=9, batch_size=4, checkpoints=4, record_parameters=True
-    )
+    training = Training(optimizer="sgd", lr=0.05, steps=9, batch_size=4, checkpoints=4, record_parameters=True)
     a = train(model, x, y, training, seed=7)
     b = train(model, x, y, training, seed=7)
     c = train(model, x, y, training, seed=8)
@@ -223,9 +218,7 @@ def test_initialization_bars_residual_is_the_rest_of_the_initial_function():
     model = MLP(5, 3, hidden=(8,), activation="relu")
     x, y = rng.standard_normal((30, 5)), rng.standard_normal((30, 3))
     run = train(model, x, y, Training(lr=0.1, steps=20, checkpoints=3), seed=0)
-    complete = bases.user_basis(
-        np.linalg.qr(rng.standard_normal((90, 90)))[0].reshape(30, 3, 90) * np.sqrt(30)
-    )
+    complete = bases.user_basis(np.linalg.qr(rng.standard_normal((90, 90)))[0].reshape(30, 3, 90) * np.sqrt(30))
     bars = analysis.initialization_bars(run, complete, top=20)
     f0 = run.outputs[0]
     beta0 = complete.project(f0)
@@ -251,13 +244,10 @@ def test_top_after_training_ck_coefficients_rise_monotonically_on_digits(optimiz
     model = MLP(64, 10, hidden=(32, 32), activation="relu")
     training = Training(optimizer=optimizer, lr=lr, steps=300, checkpoints=26, record_features=False)
     runs = [
-        train(model, digits_small.x_train, digits_small.y_train, training, seed=s, init_scale=0.5)
-        for s in range(3)
+        train(model, digits_small.x_train, digits_small.y_train, training, seed=s, init_scale=0.5) for s in range(3)
     ]
     for i, run in enumerate(runs):
-        after = analysis.top_coefficient_monotonicity(
-            analysis.project_run(run, bases.run_output_basis(run, k=5)), 5
-        )
+        after = analysis.top_coefficient_monotonicity(analysis.project_run(run, bases.run_output_basis(run, k=5)), 5)
         at_init = analysis.top_coefficient_monotonicity(
             analysis.project_run(run, bases.run_output_basis(run, features_step=0, k=5)), 5
         )

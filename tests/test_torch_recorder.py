@@ -23,9 +23,7 @@ def _twin(model: MLP, theta: np.ndarray) -> torch.nn.Sequential:
                 linear.bias.copy_(torch.from_numpy(b.copy()))
         layers.append(linear)
         if i < model.n_layers - 1:
-            layers.append(
-                {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[model.activation]
-            )
+            layers.append({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU()}[model.activation])
     return torch.nn.Sequential(*layers)
 
 
@@ -109,8 +107,6 @@ def test_recorder_errors():
         recorder.checkpoint(3)
     run = recorder.run()
     with pytest.raises(ValueError, match="record_parameters"):
-        tc_torch.coefficient_gradients(
-            net, run, bases.output_principal_basis(np.ones((5, 2)) + np.eye(5, 2)), probe
-        )
+        tc_torch.coefficient_gradients(net, run, bases.output_principal_basis(np.ones((5, 2)) + np.eye(5, 2)), probe)
     with pytest.raises(ValueError, match="probe points"):
         analysis.project_run(run, bases.output_principal_basis(np.eye(6, 2) + 1.0))

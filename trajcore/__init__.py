@@ -6,7 +6,7 @@ traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500
 tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
-from . import analysis, bases, data, network, noise, plot
+from . import analysis, bases, config, data, network, noise, plot
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
@@ -33,6 +33,7 @@ __all__ = [
     "__version__",
     "analysis",
     "bases",
+    "config",
     "data",
     "network",
     "noise",

@@ -261,9 +261,7 @@ def _orthonormal_columns(matrix: np.ndarray, what: str) -> np.ndarray:
     q, r = np.linalg.qr(matrix)
     d = np.abs(np.diag(r))
     if d.size and (d.max() == 0 or d.min() <= d.max() * max(rows, k) * np.finfo(float).eps * 10):
-        raise ValueError(
-            f"{what}: the columns are linearly dependent (rank deficient); drop redundant columns"
-        )
+        raise ValueError(f"{what}: the columns are linearly dependent (rank deficient); drop redundant columns")
     q = q * np.sign(np.diag(r))
     q2, r2 = np.linalg.qr(q)
     return q2 * np.sign(np.diag(r2))
@@ -294,9 +292,7 @@ def _ck_left_vectors(features: np.ndarray, rtol: float) -> tuple[np.ndarray, np.
     eigenvalues, vectors = eigenvalues[order], vectors[:, order]
     s = np.sqrt(np.clip(eigenvalues, 0.0, None))
     if s.size == 0 or s[0] == 0:
-        raise ValueError(
-            "features: all features are zero on the probe set; there is no conjugate-kernel basis"
-        )
+        raise ValueError("features: all features are zero on the probe set; there is no conjugate-kernel basis")
     keep = s > rtol * s[0]
     s, vectors = s[keep], vectors[:, keep]
     r = s.size
@@ -398,9 +394,7 @@ def output_basis(
     n = phi.shape[0]
     f = as_float_array("outputs", outputs, ndim=2)
     if f.shape[0] != n:
-        raise ValueError(
-            f"outputs: expected {n} rows (one per probe point, as features), got shape {f.shape}"
-        )
+        raise ValueError(f"outputs: expected {n} rows (one per probe point, as features), got shape {f.shape}")
     u, _, _ = _ck_left_vectors(phi, as_positive_float("rtol", rtol))
     b_matrix = (f.T @ u) / math.sqrt(n)
     a, s, bt = np.linalg.svd(b_matrix, full_matrices=False)
@@ -413,9 +407,7 @@ def output_basis(
         a, s, bt = a[:, :k], s[:k], bt[:k]
     ub = u @ bt.T  # (n, k)
     values = math.sqrt(n) * a[None, :, :] * ub[:, None, :]
-    return Basis(
-        values, name=name, metadata={"kind": "output_ck", "constant": constant, "singular_values": s.tolist()}
-    )
+    return Basis(values, name=name, metadata={"kind": "output_ck", "constant": constant, "singular_values": s.tolist()})
 
 
 def output_principal_basis(outputs: Any, *, k: int | None = None, name: str = "output_pca") -> Basis:
@@ -444,9 +436,7 @@ def output_principal_basis(outputs: Any, *, k: int | None = None, name: str = "o
     values = a[None, :, :] * g[:, None, :]
     # Polish to orthonormality in the (n C)-space; the sign rule of the QR leaves each Psi_i in place.
     flat = math.sqrt(n) * _orthonormal_columns(values.reshape(-1, values.shape[-1]), "outputs")
-    return Basis(
-        flat.reshape(values.shape), name=name, metadata={"kind": "output_pca", "singular_values": s.tolist()}
-    )
+    return Basis(flat.reshape(values.shape), name=name, metadata={"kind": "output_pca", "singular_values": s.tolist()})
 
 
 def run_output_basis(
@@ -520,9 +510,7 @@ def ntk_basis(
     kernel = np.zeros((n, C, n, C)) if vector_valued else np.zeros((n, n))
     for c in range(C):
         for c2 in range(C) if vector_valued else (c,):
-            block = sum(
-                (sensitivities[c][i] @ sensitivities[c2][i].T) * inner[i] for i in range(model.n_layers)
-            )
+            block = sum((sensitivities[c][i] @ sensitivities[c2][i].T) * inner[i] for i in range(model.n_layers))
             if vector_valued:
                 kernel[:, c, :, c2] = block
             else:
@@ -565,9 +553,7 @@ def legendre_basis(
     """
     v = _one_dimensional("x", x)
     degree = as_nonnegative_int("degree", degree)
-    lo, hi = (
-        (float(v.min()), float(v.max())) if interval is None else (float(interval[0]), float(interval[1]))
-    )
+    lo, hi = (float(v.min()), float(v.max())) if interval is None else (float(interval[0]), float(interval[1]))
     if not hi > lo:
         raise ValueError(f"interval: expected lo < hi, got ({lo}, {hi})")
     t = (2.0 * v - (lo + hi)) / (hi - lo)
@@ -602,8 +588,7 @@ def user_basis(matrix: Any, *, name: str = "user") -> Basis:
     error = float(np.max(np.abs(gram - np.eye(k)))) if k else 0.0
     if error > ORTHONORMAL_TOLERANCE:
         warnings.warn(
-            f"matrix: not orthonormal on the probe set (max |Gram - I| = {error:.2e}); "
-            "orthonormalising by QR",
+            f"matrix: not orthonormal on the probe set (max |Gram - I| = {error:.2e}); orthonormalising by QR",
             UserWarning,
             stacklevel=2,
         )

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def blas_single_threaded() -> Any:
     return _controller.limit(limits=1, user_api="blas")
 
 
-def resolve_threads(n_threads: Optional[int]) -> int:
+def resolve_threads(n_threads: int | None) -> int:
     """``None`` follows ``OMP_NUM_THREADS`` and then the CPU count; else a positive integer."""
     if n_threads is None:
         return int(_core.build_info()["max_threads"])

@@ -172,9 +172,7 @@ class MLP:
 
     # -- forward and backward -----------------------------------------------------------------------
 
-    def _forward(
-        self, parameters: np.ndarray, inputs: np.ndarray
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _forward(self, parameters: np.ndarray, inputs: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Pre-activations ``z_l`` and activations ``a_l`` (a_0 = inputs, last a = outputs)."""
         a = [inputs]
         z: list[np.ndarray] = []
@@ -245,9 +243,7 @@ def _loss(kind: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[float, n
     shifted = outputs - outputs.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_p = shifted - log_z
-    return -float(np.sum(targets * log_p)) / n, (
-        np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets
-    ) / n
+    return -float(np.sum(targets * log_p)) / n, (np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets) / n
 
 
 def checkpoint_steps(steps: int, count: int, spacing: str = "linear") -> np.ndarray:
@@ -260,11 +256,7 @@ def checkpoint_steps(steps: int, count: int, spacing: str = "linear") -> np.ndar
     if spacing == "linear":
         grid = np.linspace(0, steps, count)
     elif spacing == "log":
-        grid = (
-            np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))])
-            if steps
-            else np.zeros(1)
-        )
+        grid = np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))]) if steps else np.zeros(1)
     else:
         raise ValueError(f"spacing: expected 'linear' or 'log', got {spacing!r}")
     return np.unique(np.round(grid).astype(np.int64))
@@ -447,9 +439,7 @@ class NetworkRun:
     def load(cls, path: str | os.PathLike) -> NetworkRun:
         """Read a run written by :meth:`save` (no pickle is ever loaded)."""
         with np.load(os.fspath(path), allow_pickle=False) as data:
-            values: dict[str, Any] = {
-                name: (data[name] if name in data.files else None) for name in _RUN_ARRAYS
-            }
+            values: dict[str, Any] = {name: (data[name] if name in data.files else None) for name in _RUN_ARRAYS}
             metadata = json.loads(str(data["metadata_json"]))
         return cls(**values, metadata=metadata)
 
@@ -510,9 +500,7 @@ def train(
     if initial_parameters is None:
         theta = model.initialize(seed=seed, scale=init_scale)
     else:
-        theta = as_float_array(
-            "initial_parameters", initial_parameters, shape=(model.parameter_count,), copy=True
-        )
+        theta = as_float_array("initial_parameters", initial_parameters, shape=(model.parameter_count,), copy=True)
 
     record = _Recording(model, training, px, py_, stream_basis)
     optimizer = _Optimizer(training, theta.size)
@@ -630,9 +618,7 @@ class _Recording:
     def due(self, step: int) -> bool:
         return self.next < self.steps.size and self.steps[self.next] == step
 
-    def add(
-        self, step: int, outputs: np.ndarray, features: np.ndarray, theta: np.ndarray, loss: float
-    ) -> None:
+    def add(self, step: int, outputs: np.ndarray, features: np.ndarray, theta: np.ndarray, loss: float) -> None:
         r = self.next
         if self.next_feature < self.feature_steps.size and self.feature_steps[self.next_feature] == step:
             self.features[self.next_feature] = features

@@ -39,9 +39,7 @@ def require_torch() -> Any:
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - exercised only without torch
-        raise ImportError(
-            "trajcore.torch needs PyTorch: pip install 'trajcore[torch]' (or pip install torch)"
-        ) from exc
+        raise ImportError("trajcore.torch needs PyTorch: pip install 'trajcore[torch]' (or pip install torch)") from exc
     return torch
 
 
@@ -109,9 +107,7 @@ class Recorder:
         modules = dict(model.named_modules())
         if feature_layer not in modules:
             names = [name for name in modules if name]
-            raise ValueError(
-                f"feature_layer: the model has no layer {feature_layer!r}; its layers are {names}"
-            )
+            raise ValueError(f"feature_layer: the model has no layer {feature_layer!r}; its layers are {names}")
         if feature_side not in ("output", "input"):
             raise ValueError(f"feature_side: expected 'output' or 'input', got {feature_side!r}")
         self.model = model
@@ -258,9 +254,7 @@ def coefficient_gradients(
                 total = None
                 for batch in _probe_batches(probe):
                     out = model(batch).reshape(batch.shape[0], -1)
-                    weight = torch.as_tensor(
-                        psi[start : start + out.shape[0], :, i] / basis.n, dtype=out.dtype
-                    )
+                    weight = torch.as_tensor(psi[start : start + out.shape[0], :, i] / basis.n, dtype=out.dtype)
                     term = (out * weight).sum()
                     total = term if total is None else total + term
                     start += out.shape[0]

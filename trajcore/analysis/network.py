@@ -98,9 +98,7 @@ def initialization_bars(run: NetworkRun, basis: Basis, top: int = 20) -> Initial
     _check_run_basis(run, basis)
     assert run.outputs is not None
     if not basis.vector_valued and run.outputs.shape[2] != 1:
-        raise ValueError(
-            "basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1"
-        )
+        raise ValueError("basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1")
     c = project_run(run, basis)
     top = as_positive_int("top", top)
     order = np.argsort(-np.abs(c[-1]), kind="stable")[: min(top, c.shape[1])]
@@ -141,9 +139,7 @@ def coefficient_gradients(
         raise ValueError("run: parameters were not recorded; train with Training(record_parameters=True)")
     model_info = run.metadata.get("model", {})
     if model_info.get("kind") != "mlp":
-        raise ValueError(
-            "run: not a built-in MLP run; use trajcore.torch.coefficient_gradients for torch models"
-        )
+        raise ValueError("run: not a built-in MLP run; use trajcore.torch.coefficient_gradients for torch models")
     if not basis.vector_valued and run.outputs is not None and run.outputs.shape[2] != 1:
         raise ValueError("basis: gradients of scalar coefficients need a vector-valued basis, or C = 1")
     model = MLP.from_dict(model_info)

@@ -54,16 +54,12 @@ class MlpDigitsCkConfig:
     diagnostics: bool = True
 
 
-def _measure(
-    config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_first: bool
-) -> dict[str, Any]:
+def _measure(config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_first: bool) -> dict[str, Any]:
     """Train every (optimizer, seed) and measure the three bases' top-k monotonicity."""
     from .. import analysis, bases
     from ..network import MLP, Training, train
 
-    model = MLP(
-        dataset.input_dim, dataset.output_dim, hidden=tuple(config.hidden), activation=config.activation
-    )
+    model = MLP(dataset.input_dim, dataset.output_dim, hidden=tuple(config.hidden), activation=config.activation)
     out: dict[str, Any] = {}
     for optimizer, lr in (("gd", config.gd_lr), ("adam", config.adam_lr)):
         runs = []
@@ -77,9 +73,7 @@ def _measure(
                 record_features=False,
                 record_parameters=record_first and optimizer == "gd" and index == 0,
             )
-            runs.append(
-                train(model, dataset.x_train, dataset.y_train, training, seed=seed, init_scale=init_scale)
-            )
+            runs.append(train(model, dataset.x_train, dataset.y_train, training, seed=seed, init_scale=init_scale))
         per_seed: dict[str, list[float]] = {"after_training": [], "at_init": [], "other_run": []}
         curves = []
         for i, run in enumerate(runs):
@@ -90,17 +84,11 @@ def _measure(
                 float(analysis.top_coefficient_monotonicity(coefficients, config.top).mean())
             )
             at_init = analysis.project_run(run, bases.run_output_basis(run, features_step=0, k=config.top))
-            per_seed["at_init"].append(
-                float(analysis.top_coefficient_monotonicity(at_init, config.top).mean())
-            )
+            per_seed["at_init"].append(float(analysis.top_coefficient_monotonicity(at_init, config.top).mean()))
             if len(runs) > 1:
-                other_basis = bases.run_output_basis(
-                    run, features_from=runs[(i + 1) % len(runs)], k=config.top
-                )
+                other_basis = bases.run_output_basis(run, features_from=runs[(i + 1) % len(runs)], k=config.top)
                 other = analysis.project_run(run, other_basis)
-                per_seed["other_run"].append(
-                    float(analysis.top_coefficient_monotonicity(other, config.top).mean())
-                )
+                per_seed["other_run"].append(float(analysis.top_coefficient_monotonicity(other, config.top).mean()))
         accuracy = [float(np.mean(np.argmax(r.final_outputs, 1) == dataset.labels_train)) for r in runs]
         out[optimizer] = {
             "monotonicity": per_seed,
@@ -117,9 +105,7 @@ def _summary(block: dict[str, Any]) -> dict[str, Any]:
     return {
         opt: {
             "monotonicity": block[opt]["monotonicity"],
-            "monotonicity_mean": {
-                k: (float(np.mean(v)) if v else None) for k, v in block[opt]["monotonicity"].items()
-            },
+            "monotonicity_mean": {k: (float(np.mean(v)) if v else None) for k, v in block[opt]["monotonicity"].items()},
             "final_train_loss": block[opt]["final_train_loss"],
             "train_accuracy": block[opt]["train_accuracy"],
         }
@@ -175,7 +161,7 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
                 f"top-{config.top} monotonicity per seed {[round(v, 3) for v in values]} -- the claim "
                 f"{'also holds' if held else 'FAILS for some seeds'} without small initialization"
             )
-            for seed, curve, value in zip(config.seeds, compare[opt]["curves"], values):
+            for seed, curve, value in zip(config.seeds, compare[opt]["curves"], values, strict=True):
                 if value >= config.threshold:
                     continue
                 index = analysis.monotonicity_index(curve)
@@ -193,9 +179,7 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
     first_gd = main["gd"]["runs"][0]
     if config.diagnostics:
         full = bases.run_output_basis(first_gd)  # all min(C, p) functions
-        positions = np.unique(
-            np.linspace(0, first_gd.steps.size - 1, min(11, first_gd.steps.size)).astype(int)
-        )
+        positions = np.unique(np.linspace(0, first_gd.steps.size - 1, min(11, first_gd.steps.size)).astype(int))
         _, coefficients, gradients = analysis.coefficient_gradients(first_gd, full, positions)
         norms = np.linalg.norm(gradients, axis=2)
         early = positions[: max(3, positions.size // 2)].size
@@ -232,7 +216,7 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
         from ..plot.network import coefficient_figure
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
-        for ax, opt in zip(axes, ("gd", "adam")):
+        for ax, opt in zip(axes, ("gd", "adam"), strict=True):
             curves = main[opt]["curves"]  # (seeds, T, top), each seed in its own after-training basis
             coefficient_figure(
                 main[opt]["steps"],

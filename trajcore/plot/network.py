@@ -93,9 +93,7 @@ def gradient_independence_heatmap(matrix: Any, *, ax: Any = None) -> Any:
     return ax
 
 
-def gradient_dominance_plot(
-    coefficients: Any, gradient_norms: Any, fit: GradientDominance, *, ax: Any = None
-) -> Any:
+def gradient_dominance_plot(coefficients: Any, gradient_norms: Any, fit: GradientDominance, *, ax: Any = None) -> Any:
     """Figure 2c: ``log |beta_i|`` against ``log ||grad beta_i||`` with the fitted slopes gamma."""
     b = as_float_array("coefficients", coefficients, ndim=2)
     g = as_float_array("gradient_norms", gradient_norms, shape=b.shape)
