@@ -6,15 +6,16 @@
 // i.e. one (T x N) (N x k) product: O(T N k). Per-output projections onto a scalar basis
 // (snapshots (T, n, C), basis (n, k) -> (T, C, k)) are one (C x n)(n x k) product per snapshot.
 //
-// Determinism: every output element is a dot product accumulated in the same order whatever the
-// thread count (threads split rows of the output, never the reduction).
+// Determinism: threads split rows of the output into blocks small enough for the register-blocked
+// kernels of linalg.hpp, never the reduction, so every element has the same bits for any thread
+// count. BLAS is used only when one snapshot's product alone exceeds the BLAS threshold (then the
+// bits can depend on BLAS's own thread count).
 #pragma once
 #include <cstdint>
 
 namespace trajcore::projection {
 
-// out (T x k) = scale * snapshots (T x N) basis (N x k). Large products go to BLAS in one call
-// (which threads them); smaller ones are split over rows of the output with OpenMP.
+// out (T x k) = scale * snapshots (T x N) basis (N x k), OpenMP over blocks of snapshots.
 void project(int64_t T, int64_t N, int64_t k, const double* snapshots, const double* basis, double scale,
              double* out, int n_threads);
 
