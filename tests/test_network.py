@@ -141,6 +141,10 @@ def test_probe_set_streaming_and_save_load(tmp_path, digits_small):
     for name in ("steps", "outputs", "coefficients", "features", "parameters", "train_loss", "probe_loss"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(run, name))
     assert loaded.metadata == run.metadata and loaded.metadata["model"]["kind"] == "mlp"
+    # A loaded run still rebuilds its model for the gradient diagnostics.
+    np.testing.assert_array_equal(
+        analysis.coefficient_gradients(loaded, basis, [1])[2], analysis.coefficient_gradients(run, basis, [1])[2]
+    )
     assert not list(tmp_path.glob(".tmp-*"))
 
 
