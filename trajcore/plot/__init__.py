@@ -3,7 +3,24 @@
 Every function takes an optional ``ax`` and returns the axes it drew on.
 """
 
+from .network import (
+    coefficient_figure,
+    conditions_figure,
+    gradient_dominance_plot,
+    gradient_independence_heatmap,
+    initialization_bar_chart,
+)
 from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
 
-__all__ = ["coefficients", "learning_times", "scaling", "text_chart"]
+__all__ = [
+    "coefficient_figure",
+    "coefficients",
+    "conditions_figure",
+    "gradient_dominance_plot",
+    "gradient_independence_heatmap",
+    "initialization_bar_chart",
+    "learning_times",
+    "scaling",
+    "text_chart",
+]
