@@ -73,53 +73,61 @@ def compare(report: Report) -> None:
         report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
 
     # 2./3. Dense batches against the best algebraic batched form.
-    for B, d, w, steps, target in [(256, 128, 8, 100, 1.0), (4096, 32, 4, 100, 3.0)]:
-        case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
-        problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
-        U0 = tc.small_init((B, d, w), 0.01, seed=1)
-        M = problem.target
-        rec = tc.Record(every=steps, coefficients=None)
-        t_tc = median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
-
-        def numpy_batched():
-            U = U0.copy()
-            for _ in range(steps):
-                U = U - 0.01 * (U @ (np.swapaxes(U, 1, 2) @ U) - M @ U)
-            return U
-
-        t_np = median_time(numpy_batched, repeat=3)
-        report.add(SECTION, case, "NumPy batched algebraic", t_tc, t_np, None)
-        if jax is None:
-            report.skip(SECTION, case, "JAX jit vmap algebraic", "jax missing")
-        else:
-            Mj = jnp.asarray(M)
-
-            @jax.jit
-            def jax_batched(U):
-                def body(U, _):
-                    return U - 0.01 * (U @ (jnp.swapaxes(U, 1, 2) @ U) - jnp.einsum("ij,bjk->bik", Mj, U)), None
-
-                return jax.lax.scan(body, U, None, length=steps)[0]
-
-            Uj = jnp.asarray(U0)
-            jax.block_until_ready(jax_batched(Uj))
-            t_jax = median_time(lambda: jax.block_until_ready(jax_batched(Uj)), repeat=5)
-            report.add(SECTION, case, "JAX jit batched algebraic", t_tc, t_jax, target)
-        if B == 256:
-            useful = steps * B * (2 * d * d * w + 4 * d * w * w + 2 * d * w)
-            rate = dgemm_rate(threads)
-            report.fact(f"{case}: useful GFLOP/s", round(useful / t_tc / 1e9, 1))
-            report.fact(f"DGEMM rate on {threads} threads (GFLOP/s)", round(rate / 1e9, 1))
-            report.fact(f"{case}: fraction of DGEMM rate (target >= 0.60)", round(useful / t_tc / rate, 3))
+    for B, d, w, target in [(256, 128, 8, 1.0), (4096, 32, 4, 3.0)]:
+        _dense_batch(report, B, d, w, 100, target, threads)
 
     # 4. Factored targets: time per step linear in d.
     per_step = []
     for d in (5000, 10000, 20000):
-        problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=5, seed=0)
-        U0 = tc.small_init((d, 10), 1e-3, seed=1)
-        rec = tc.Record(every=50, coefficients="signal")
-        t = median_time(lambda: tc.run(problem, U0, lr=0.01, steps=50, record=rec, n_threads=1), repeat=5)
-        per_step.append(t / 50)
-        report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(t / 50 * 1e6, 1))
+        per_step.append(_factored_step_time(d))
+        report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(per_step[-1] * 1e6, 1))
     growth = [per_step[i + 1] / per_step[i] for i in range(2)]
     report.fact("factored: time ratio per doubling of d (linear = 2.0)", [round(g, 2) for g in growth])
+
+
+def _factored_step_time(d: int, steps: int = 50) -> float:
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=5, seed=0)
+    U0 = tc.small_init((d, 10), 1e-3, seed=1)
+    rec = tc.Record(every=steps, coefficients="signal")
+    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, n_threads=1), repeat=5) / steps
+
+
+def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int) -> None:
+    """Dense target batch against NumPy and JAX in the best algebraic batched form."""
+    jax, jnp = _jax()
+    case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
+    U0 = tc.small_init((B, d, w), 0.01, seed=1)
+    M = problem.target
+    rec = tc.Record(every=steps, coefficients=None)
+    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
+
+    def numpy_batched():
+        U = U0.copy()
+        for _ in range(steps):
+            U = U - 0.01 * (U @ (np.swapaxes(U, 1, 2) @ U) - M @ U)
+        return U
+
+    report.add(SECTION, case, "NumPy batched algebraic", t_tc, median_time(numpy_batched, repeat=3), None)
+    if jax is None:
+        report.skip(SECTION, case, "JAX jit vmap algebraic", "jax missing")
+    else:
+        Mj = jnp.asarray(M)
+
+        @jax.jit
+        def jax_batched(U):
+            def body(U, _):
+                return U - 0.01 * (U @ (jnp.swapaxes(U, 1, 2) @ U) - jnp.einsum("ij,bjk->bik", Mj, U)), None
+
+            return jax.lax.scan(body, U, None, length=steps)[0]
+
+        Uj = jnp.asarray(U0)
+        jax.block_until_ready(jax_batched(Uj))
+        t_jax = median_time(lambda: jax.block_until_ready(jax_batched(Uj)), repeat=5)
+        report.add(SECTION, case, "JAX jit batched algebraic", t_tc, t_jax, target)
+    if B == 256:
+        useful = steps * B * (2 * d * d * w + 4 * d * w * w + 2 * d * w)
+        rate = dgemm_rate(threads)
+        report.fact(f"{case}: useful GFLOP/s", round(useful / t_tc / 1e9, 1))
+        report.fact(f"DGEMM rate on {threads} threads (GFLOP/s)", round(rate / 1e9, 1))
+        report.fact(f"{case}: fraction of DGEMM rate (target >= 0.60)", round(useful / t_tc / rate, 3))

@@ -175,6 +175,7 @@ double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace
     double gram2 = 0.0;
     for (double g : ws.gram) gram2 += g * g;
     const double cross = linalg::dot(d_ * w_, U, ws.target_times_u.data());
+    ws.loss_scale = gram2 + target_.frobenius_squared();
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
 }
 
@@ -187,8 +188,10 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
     return loss;
 }
 
-double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws) const {
+double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
+                                                   double gradient_loss) const {
     projector_.project(U, U, w_, out, ws.projection);
+    if (std::isfinite(gradient_loss) && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
     return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch);
 }
 
@@ -222,6 +225,7 @@ double AsymmetricMatrixFactorizationKernel::loss_parts(const double* XY, Workspa
     // ||X Y^T||^2 = tr((X^T X)(Y^T Y)) = sum_ij Gx_ij Gy_ij (both symmetric).
     const double fit2 = linalg::dot(w_ * w_, ws.gram_x.data(), ws.gram_y.data());
     const double cross = linalg::dot(m_ * w_, X, ws.m_y.data());
+    ws.loss_scale = fit2 + target_.frobenius_squared();
     return 0.5 * (fit2 - 2.0 * cross + target_.frobenius_squared());
 }
 
@@ -239,8 +243,10 @@ double AsymmetricMatrixFactorizationKernel::loss_and_grad(const double* XY, doub
     return loss;
 }
 
-double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws) const {
+double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws,
+                                                    double gradient_loss) const {
     projector_.project(XY, XY + m_ * w_, w_, out, ws.projection);
+    if (std::isfinite(gradient_loss) && 2.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
     return 0.5 * target_.residual_norm_squared(XY, XY + m_ * w_, w_, ws.scratch);
 }
 

@@ -12,6 +12,14 @@ from .conditions import (
     iteration_bound,
     predicted_learning_times,
 )
+from .network import (
+    InitializationBars,
+    coefficient_gradients,
+    initialization_bars,
+    max_gradient_cosines,
+    project_run,
+    top_coefficient_monotonicity,
+)
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 from .tensor import (
     Plateau,
@@ -31,6 +39,12 @@ __all__ = [
     "gradient_independence",
     "iteration_bound",
     "predicted_learning_times",
+    "InitializationBars",
+    "coefficient_gradients",
+    "initialization_bars",
+    "max_gradient_cosines",
+    "project_run",
+    "top_coefficient_monotonicity",
     "crossing_times",
     "detect_plateaus",
     "initial_alignments",

@@ -3,7 +3,28 @@
 Every function takes an optional ``ax`` and returns the axes it drew on.
 """
 
+from .network import (
+    coefficient_figure,
+    conditions_figure,
+    gradient_dominance_plot,
+    gradient_independence_heatmap,
+    initialization_bar_chart,
+)
 from .tensor import error_staircase, escape_scaling, tensor_coefficients
+from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
 
-__all__ = ["coefficients", "error_staircase", "escape_scaling", "learning_times", "scaling", "tensor_coefficients"]
+__all__ = [
+    "coefficient_figure",
+    "coefficients",
+    "conditions_figure",
+    "error_staircase",
+    "escape_scaling",
+    "gradient_dominance_plot",
+    "gradient_independence_heatmap",
+    "initialization_bar_chart",
+    "learning_times",
+    "scaling",
+    "tensor_coefficients",
+    "text_chart",
+]
