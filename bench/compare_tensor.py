@@ -61,17 +61,13 @@ def compare(report: Report) -> None:
     Z, c = problem.target.factors
     U0 = tc.small_init((10, 10), 2e-2, seed=6)
     record = tc.Record(every=1000)
-    t_tc = median_time(
-        lambda: tc.run(problem, U0, lr=1e-3, steps=steps, record=record, n_threads=1), repeat=3
-    )
+    t_tc = median_time(lambda: tc.run(problem, U0, lr=1e-3, steps=steps, record=record, n_threads=1), repeat=3)
     probe = 2_000 if report.quick else 10_000
     with threadpool_limits(1, user_api="blas"):
         t_probe = median_time(lambda: numpy_gram_loop(Z, c, U0, 4, 1e-3, probe), repeat=3)
     traj = tc.run(problem, U0, lr=1e-3, steps=probe, record=tc.Record(every=probe), n_threads=1)
     U_np, _ = numpy_gram_loop(Z, c, U0, 4, 1e-3, probe)
-    report.fact(
-        "reference: max |U_trajcore - U_numpy| after probe steps", float(np.max(np.abs(traj.final - U_np)))
-    )
+    report.fact("reference: max |U_trajcore - U_numpy| after probe steps", float(np.max(np.abs(traj.final - U_np))))
     report.add(
         SECTION,
         "reference l=4 d=10 m=10, 200k steps",
@@ -134,9 +130,7 @@ def compare(report: Report) -> None:
         jax.block_until_ready(jax_grad_const(Uj))
         t_const = median_time(lambda: jax.block_until_ready(jax_grad_const(Uj)), repeat=7)
         report.add(SECTION, case, "JAX jit einsum (T constant)", t_tc, t_const, 10.0)
-    report.add(
-        SECTION, "packed l=4 d=60 m=20, one gradient", "dense storage, same kernel", t_packed, t_tc, None
-    )
+    report.add(SECTION, "packed l=4 d=60 m=20, one gradient", "dense storage, same kernel", t_packed, t_tc, None)
     dense_bytes, packed_bytes = 8 * d**order, 8 * math.comb(d + order - 1, order)
     report.add(
         SECTION,
@@ -162,8 +156,6 @@ def compare(report: Report) -> None:
     t_pack = median_time(lambda: packed_t.contract(U, n_threads=1), repeat=5)
     t_pack2 = median_time(lambda: packed_t.contract(U, n_threads=2), repeat=5)
     report.fact("order-3 d=128 m=256 DGEMM rate (GFLOP/s, 1 thread)", 2 * d**3 * m / t_gemm / 1e9)
-    report.add(
-        SECTION, "dense l=3 d=128 m=256 contraction", "one DGEMM, same FLOPs", t_dense, t_gemm, 1 / 1.5
-    )
+    report.add(SECTION, "dense l=3 d=128 m=256 contraction", "one DGEMM, same FLOPs", t_dense, t_gemm, 1 / 1.5)
     report.add(SECTION, "packed l=3 d=128 m=256 contraction", "one DGEMM, same FLOPs", t_pack, t_gemm, 1.0)
     report.add(SECTION, "packed l=3 d=128 m=256, 2 threads", "packed, 1 thread", t_pack2, t_pack, None)

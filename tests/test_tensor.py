@@ -41,9 +41,7 @@ def dense_from_factors(Z: np.ndarray, c: np.ndarray, order: int) -> np.ndarray:
     return T
 
 
-def gram_gd(
-    T: np.ndarray, U0: np.ndarray, lr: float, steps: int, halved: bool = False
-) -> tuple[list, np.ndarray]:
+def gram_gd(T: np.ndarray, U0: np.ndarray, lr: float, steps: int, halved: bool = False) -> tuple[list, np.ndarray]:
     """Plain GD with grad = g l (U (U^T U)^{l-1} - G); returns (loss at every step and the end, final U)."""
     order = T.ndim
     g = 1.0 if halved else 2.0
@@ -65,9 +63,7 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def random_tensor(
-    storage: str, d: int, order: int, rng: np.random.Generator
-) -> tuple[SymmetricTensor, np.ndarray]:
+def random_tensor(storage: str, d: int, order: int, rng: np.random.Generator) -> tuple[SymmetricTensor, np.ndarray]:
     """A random symmetric tensor in ``storage`` and its dense NumPy value."""
     if storage == "factored":
         Z, c = rng.standard_normal((d, 3)), rng.standard_normal(3)
@@ -140,9 +136,7 @@ def test_contraction_is_bitwise_independent_of_threads() -> None:
     T, _ = random_tensor("packed", 9, 4, rng)
     U = rng.standard_normal((9, 37))
     np.testing.assert_array_equal(T.contract(U, n_threads=1), T.contract(U, n_threads=2))
-    np.testing.assert_array_equal(
-        T.contract(U, n_threads=1), T.with_storage("dense").contract(U, n_threads=2)
-    )
+    np.testing.assert_array_equal(T.contract(U, n_threads=1), T.with_storage("dense").contract(U, n_threads=2))
 
 
 # -- the problem: loss, gradient, trajectories ----------------------------------------------------------
@@ -196,9 +190,7 @@ def test_trajectory_matches_numpy_gram_loop(storage: str) -> None:
 def test_recorded_coefficients_match_numpy() -> None:
     problem = planted("packed", noise=0.02)
     U0 = tc.small_init((problem.d, 5), 0.3, seed=2)
-    traj = tc.run(
-        problem, U0, lr=1e-3, steps=50, record=tc.Record(every=10, coefficients="all", iterates=True)
-    )
+    traj = tc.run(problem, U0, lr=1e-3, steps=50, record=tc.Record(every=10, coefficients="all", iterates=True))
     assert traj.coefficients.shape == (6, problem.d)
     for t in range(6):
         U = traj.iterates[t]

@@ -23,7 +23,7 @@ function of the exact recorded loss and is read with :meth:`OrthogonalTensorDeco
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,7 @@ __all__ = ["SymmetricTensor", "OrthogonalTensorDecomposition", "packed_size"]
 MIN_ORDER, MAX_ORDER = 2, 10
 _STORAGES = ("factored", "dense", "packed")
 
-CoefficientRequest = Union[None, bool, str, np.ndarray]
+CoefficientRequest = None | bool | str | np.ndarray
 
 
 def _as_order(value: Any) -> int:
@@ -92,9 +92,7 @@ class SymmetricTensor:
         Z = as_float_array("Z", Z, ndim=2)
         c = as_float_array("c", c, ndim=1)
         if Z.shape[0] == 0 or Z.shape[1] == 0 or c.shape[0] != Z.shape[1]:
-            raise ValueError(
-                f"Z, c: expected Z (d, r) and c (r,) with d, r >= 1, got {Z.shape} and {c.shape}"
-            )
+            raise ValueError(f"Z, c: expected Z (d, r) and c (r,) with d, r >= 1, got {Z.shape} and {c.shape}")
         return cls(_core.SymmetricTensorCore.from_factors(Z, c, order), (Z.copy(), c.copy()))
 
     @classmethod
@@ -108,9 +106,7 @@ class SymmetricTensor:
         T = as_float_array("T", T)
         order = T.ndim
         if not MIN_ORDER <= order <= MAX_ORDER:
-            raise ValueError(
-                f"T: expected {MIN_ORDER} to {MAX_ORDER} axes (the order l), got shape {T.shape}"
-            )
+            raise ValueError(f"T: expected {MIN_ORDER} to {MAX_ORDER} axes (the order l), got shape {T.shape}")
         d = T.shape[0]
         if d == 0 or any(n != d for n in T.shape):
             raise ValueError(f"T: all axes must have the same non-zero length d, got shape {T.shape}")
@@ -186,9 +182,7 @@ class SymmetricTensor:
 
     def to_packed(self) -> np.ndarray:
         """The distinct entries, shape ``(C(d+l-1, l),)`` float64, in packed order."""
-        check_allocation(
-            f"packed order-{self.order} tensor on R^{self.dim}", 8 * packed_size(self.dim, self.order)
-        )
+        check_allocation(f"packed order-{self.order} tensor on R^{self.dim}", 8 * packed_size(self.dim, self.order))
         return np.asarray(self._core.to_packed())
 
     def with_storage(self, storage: str) -> SymmetricTensor:
@@ -197,9 +191,7 @@ class SymmetricTensor:
         if storage == self.storage:
             return self
         if storage == "dense":
-            check_allocation(
-                f"dense order-{self.order} tensor on R^{self.dim}", _dense_bytes(self.dim, self.order)
-            )
+            check_allocation(f"dense order-{self.order} tensor on R^{self.dim}", _dense_bytes(self.dim, self.order))
             return SymmetricTensor(self._core.as_dense())
         if storage == "packed":
             size = packed_size(self.dim, self.order)
@@ -305,9 +297,7 @@ class OrthogonalTensorDecomposition(Problem):
         else:
             self._basis = None
         default_rank = (
-            factors[1].shape[0]
-            if factors is not None
-            else (0 if self._basis is None else self._basis.shape[1])
+            factors[1].shape[0] if factors is not None else (0 if self._basis is None else self._basis.shape[1])
         )
         self.rank = default_rank if rank is None else as_nonnegative_int("rank", rank)
         if self._basis is not None and self.rank > self._basis.shape[1]:
@@ -481,24 +471,18 @@ class OrthogonalTensorDecomposition(Problem):
             return np.zeros((0, 2), dtype=np.int64)
         signal = coefficients is True or (isinstance(coefficients, str) and coefficients == "signal")
         if self._basis is None and not signal:
-            raise ValueError(
-                "coefficients: this target has no basis; pass basis=... or record coefficients=None"
-            )
+            raise ValueError("coefficients: this target has no basis; pass basis=... or record coefficients=None")
         q = 0 if self._basis is None else self._basis.shape[1]
         if coefficients is True or (isinstance(coefficients, str) and coefficients == "signal"):
             index = np.arange(self.rank if self._basis is not None else 0)
         elif isinstance(coefficients, str) and coefficients in ("all", "diagonal"):
             index = np.arange(q)
         elif isinstance(coefficients, str):
-            raise ValueError(
-                f"coefficients: expected 'signal', 'all', True, None or indices, got {coefficients!r}"
-            )
+            raise ValueError(f"coefficients: expected 'signal', 'all', True, None or indices, got {coefficients!r}")
         else:
             raw = np.asarray(coefficients)
             if raw.dtype.kind not in "iu" or raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] != 2):
-                raise ValueError(
-                    f"coefficients: expected indices (K,) or diagonal pairs (K, 2), got shape {raw.shape}"
-                )
+                raise ValueError(f"coefficients: expected indices (K,) or diagonal pairs (K, 2), got shape {raw.shape}")
             if raw.ndim == 2 and np.any(raw[:, 0] != raw[:, 1]):
                 raise ValueError("coefficients: tensor coefficients are diagonal, pairs must be (k, k)")
             index = raw if raw.ndim == 1 else raw[:, 0]
@@ -520,6 +504,4 @@ def _is_orthonormal(V: np.ndarray, tol: float = 1e-8) -> bool:
 def _check_orthonormal(name: str, V: np.ndarray, tol: float = 1e-8) -> None:
     err = float(np.max(np.abs(V.T @ V - np.eye(V.shape[1]))))
     if err > tol:
-        raise ValueError(
-            f"{name}: columns must be orthonormal (max |{name}^T {name} - I| = {err:.2e} > {tol:g})"
-        )
+        raise ValueError(f"{name}: columns must be orthonormal (max |{name}^T {name} - I| = {err:.2e} > {tol:g})")

@@ -56,11 +56,7 @@ def predicted_plateau_levels(c: Any, learning_order: Any = None) -> np.ndarray:
     c = as_float_array("c", c, ndim=1)
     if c.size == 0 or not np.any(c != 0):
         raise ValueError("c: expected at least one non-zero coefficient")
-    order = (
-        np.argsort(-np.abs(c), kind="stable")
-        if learning_order is None
-        else _permutation(learning_order, c.size)
-    )
+    order = np.argsort(-np.abs(c), kind="stable") if learning_order is None else _permutation(learning_order, c.size)
     squares = c[order] ** 2
     remaining = np.concatenate([[np.sum(squares)], np.sum(squares) - np.cumsum(squares)])
     return np.sqrt(np.clip(remaining, 0.0, None) / np.sum(squares))

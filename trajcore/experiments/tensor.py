@@ -40,9 +40,7 @@ class OSTDReference:
     final_error: float = 1e-5
 
 
-def _first_escape(
-    problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _first_escape(problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray]:
     """(predicted learning order (r,), predicted escape times (r,)) from the initial alignments."""
     if problem.weights is None:
         raise ValueError("problem: the planted coefficients c are needed for the prediction")
@@ -65,9 +63,7 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
 
     c = np.asarray(cfg.c, dtype=float)
     r = c.shape[0]
-    problem = OrthogonalTensorDecomposition.planted(
-        cfg.d, cfg.order, r, c=c, storage=cfg.storage, seed=cfg.target_seed
-    )
+    problem = OrthogonalTensorDecomposition.planted(cfg.d, cfg.order, r, c=c, storage=cfg.storage, seed=cfg.target_seed)
     inits = np.stack([small_init((cfg.d, cfg.width), cfg.alpha, seed=s) for s in cfg.seeds])
     started = time.perf_counter()
     traj = run(problem, inits, lr=cfg.lr, steps=cfg.steps, record=Record(every=cfg.every))
@@ -83,14 +79,9 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         first_ratio.append(float(times[predicted[0]] / t_pred[predicted[0]]))
         levels = analysis.predicted_plateau_levels(c, order)[:-1]
         found = np.array(
-            [
-                p.level
-                for p in analysis.detect_plateaus(traj.steps, error[s], relative_change=1e-3, min_records=10)
-            ]
+            [p.level for p in analysis.detect_plateaus(traj.steps, error[s], relative_change=1e-3, min_records=10)]
         )
-        plateau_gaps.append(
-            [float(np.min(np.abs(found - L))) if found.size else float("inf") for L in levels]
-        )
+        plateau_gaps.append([float(np.min(np.abs(found - L))) if found.size else float("inf") for L in levels])
 
     # Gradient dominance on the first seed's escape phase, recorded densely over a short run: while one
     # column carries the first component (beta above the others' floor, below half of c), gamma = 1 - 1/l.
@@ -118,9 +109,7 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "steps_per_second_per_trajectory": cfg.steps * len(cfg.seeds) / max(seconds, 1e-9),
     }
     checks = {
-        f"final relative error < {cfg.final_error:g} on every seed": bool(
-            np.all(error[:, -1] < cfg.final_error)
-        ),
+        f"final relative error < {cfg.final_error:g} on every seed": bool(np.all(error[:, -1] < cfg.final_error)),
         f"every plateau sqrt(unlearned c^2 / sum c^2) seen within {cfg.plateau_tolerance:g}": bool(
             np.max(plateau_gaps) <= cfg.plateau_tolerance
         ),

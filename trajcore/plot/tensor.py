@@ -21,8 +21,7 @@ def tensor_coefficients(trajectory: Any, weights: Any = None, *, ax: Any = None,
     """
     pairs = trajectory.coefficient_pairs
     labels = [
-        f"beta_{k} (c={weights[k]:g})" if weights is not None and k < len(weights) else f"beta_{k}"
-        for k in pairs[:, 0]
+        f"beta_{k} (c={weights[k]:g})" if weights is not None and k < len(weights) else f"beta_{k}" for k in pairs[:, 0]
     ]
     ax = _coefficients(
         trajectory,
@@ -32,9 +31,7 @@ def tensor_coefficients(trajectory: Any, weights: Any = None, *, ax: Any = None,
         targets=None if weights is None else list(np.asarray(weights, dtype=float)),
     )
     if logx:
-        ax.set_xscale(
-            "symlog", linthresh=max(1.0, float(trajectory.steps[1]) if len(trajectory.steps) > 1 else 1.0)
-        )
+        ax.set_xscale("symlog", linthresh=max(1.0, float(trajectory.steps[1]) if len(trajectory.steps) > 1 else 1.0))
     ax.set_title("tensor coefficients")
     return ax
 
