@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ def test_demo_meets_its_checks_and_writes_figures(name: str, tmp_path: Path) -> 
     exp = experiments.get(name)
     result = exp.run(exp.demo_config(), tmp_path)
     assert result.checks and all(result.checks.values()), result.checks
-    assert result.figures and all((tmp_path / f).stat().st_size > 0 for f in result.figures)
+    assert result.figures and all((tmp_path / f).stat().st_size > 1000 for f in result.figures)
+    json.dumps(result.metrics, allow_nan=False)  # strict JSON
 
 
 def test_escape_scaling_slope_matches_order() -> None:
