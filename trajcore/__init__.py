@@ -10,8 +10,10 @@ from . import analysis, noise
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
+from .linear_network import DeepLinearNetwork
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
 from .noise import GradientNoise, Langevin, PerturbedGD
+from .noise import DropConnect, Dropout, InputNoise, LabelNoise, SingularValueImputation, WeightNoise
 from .problem import Problem
 from .trajectory import Trajectory
 
@@ -19,6 +21,13 @@ __version__ = version()
 
 __all__ = [
     "AsymmetricMatrixFactorization",
+    "DeepLinearNetwork",
+    "DropConnect",
+    "Dropout",
+    "InputNoise",
+    "LabelNoise",
+    "SingularValueImputation",
+    "WeightNoise",
     "GradientNoise",
     "Langevin",
     "PerturbedGD",
