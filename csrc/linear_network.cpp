@@ -83,18 +83,17 @@ void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* 
         std::fill(Vt, Vt + k * k, 0.0);
         for (int64_t i = 0; i < k; ++i) Vt[i * k + i] = 1.0;
     }
+    // Squared column norms are cached and updated by each rotation (a' = a - t c, b' = b + t c), so a
+    // pair costs one dot product; they are recomputed exactly at the start of every sweep.
     for (int sweep = 0; sweep < 80; ++sweep) {
         bool rotated = false;
+        for (int64_t i = 0; i < k; ++i) norms[i] = dot(Gt + i * p, Gt + i * p, p);
         for (int64_t i = 0; i + 1 < k; ++i) {
             double* gi = Gt + i * p;
             for (int64_t j = i + 1; j < k; ++j) {
                 double* gj = Gt + j * p;
-                double a = 0.0, b = 0.0, c = 0.0;
-                for (int64_t t = 0; t < p; ++t) {
-                    a += gi[t] * gi[t];
-                    b += gj[t] * gj[t];
-                    c += gi[t] * gj[t];
-                }
+                const double a = norms[i], b = norms[j];
+                const double c = dot(gi, gj, p);
                 if (c == 0.0 || std::fabs(c) <= kEps * std::sqrt(a * b)) continue;
                 rotated = true;
                 const double zeta = (b - a) / (2.0 * c);
@@ -105,6 +104,8 @@ void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* 
                     gi[t] = cs * x - sn * y;
                     gj[t] = sn * x + cs * y;
                 }
+                norms[i] = std::max(0.0, a - tan * c);
+                norms[j] = std::max(0.0, b + tan * c);
                 if (vectors) {
                     double* vi = Vt + i * k;
                     double* vj = Vt + j * k;

@@ -4,9 +4,25 @@ One module per family of measures; everything public is re-exported here, so use
 ``tc.analysis.monotonicity_index(...)``.
 """
 
+from .rank import (
+    compare_noise,
+    effective_rank,
+    global_optimality,
+    numerical_rank,
+    stable_rank,
+    subspace_dimensions,
+    subspace_rank_bound,
+)
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 
 __all__ = [
+    "compare_noise",
+    "effective_rank",
+    "global_optimality",
+    "numerical_rank",
+    "stable_rank",
+    "subspace_dimensions",
+    "subspace_rank_bound",
     "crossing_times",
     "learning_times",
     "monotone_fraction",
