@@ -4,6 +4,14 @@ One module per family of measures; everything public is re-exported here, so use
 ``tc.analysis.monotonicity_index(...)``.
 """
 
+from .conditions import (
+    GradientDominance,
+    fit_gradient_dominance,
+    gradient_dominance,
+    gradient_independence,
+    iteration_bound,
+    predicted_learning_times,
+)
 from .rank import (
     compare_noise,
     effective_rank,
@@ -16,6 +24,12 @@ from .rank import (
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 
 __all__ = [
+    "GradientDominance",
+    "fit_gradient_dominance",
+    "gradient_dominance",
+    "gradient_independence",
+    "iteration_bound",
+    "predicted_learning_times",
     "compare_noise",
     "effective_rank",
     "global_optimality",
