@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 __all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get"]
 
 # Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization",)
+_MODULES = ("matrix_factorization", "linear_network")
 
 
 @dataclass

@@ -3,6 +3,14 @@
 Every function takes an optional ``ax`` and returns the axes it drew on.
 """
 
+from .rank import loss_curves, product_rank, product_singular_values
 from .trajectories import coefficients, learning_times, scaling
 
-__all__ = ["coefficients", "learning_times", "scaling"]
+__all__ = [
+    "coefficients",
+    "learning_times",
+    "scaling",
+    "loss_curves",
+    "product_rank",
+    "product_singular_values",
+]
