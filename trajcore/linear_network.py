@@ -25,7 +25,7 @@ group                       values                  meaning
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -51,7 +51,7 @@ _SPECTRUM = ("product_singular_values", "product_ranks", "optimum_distance")
 ObservableRequest = Union[None, bool, str, Sequence[str]]
 
 
-def _batch_rngs(seed: Optional[int], batch: Optional[int]) -> tuple[np.random.Generator, int]:
+def _batch_rngs(seed: int | None, batch: int | None) -> tuple[np.random.Generator, int]:
     count = 1 if batch is None else as_positive_int("batch", batch)
     return np.random.default_rng(seed), count
 
@@ -88,9 +88,9 @@ class DeepLinearNetwork(Problem):
         X: Any,
         Y: Any,
         *,
-        batch_size: Optional[int] = None,
-        rank_rtol: Optional[float] = None,
-        rank_atol: Optional[float] = None,
+        batch_size: int | None = None,
+        rank_rtol: float | None = None,
+        rank_atol: float | None = None,
     ) -> None:
         if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
             raise TypeError(f"widths: expected a sequence of positive integers, got {type(widths).__name__}")
@@ -100,13 +100,17 @@ class DeepLinearNetwork(Problem):
         self.X = as_float_array("X", X, ndim=2)
         self.Y = as_float_array("Y", Y, ndim=2)
         if self.X.shape[0] != self.widths[0]:
-            raise ValueError(f"widths: d_0 = {self.widths[0]} does not match X with {self.X.shape[0]} rows (X is (d_0, n))")
+            raise ValueError(
+                f"widths: d_0 = {self.widths[0]} does not match X with {self.X.shape[0]} rows (X is (d_0, n))"
+            )
         if self.Y.shape[0] != self.widths[-1]:
             raise ValueError(
                 f"widths: d_N = {self.widths[-1]} does not match Y with {self.Y.shape[0]} rows (Y is (d_N, n))"
             )
         if self.X.shape[1] != self.Y.shape[1] or self.X.shape[1] == 0:
-            raise ValueError(f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and {self.Y.shape}")
+            raise ValueError(
+                f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and {self.Y.shape}"
+            )
         self.n = int(self.X.shape[1])
         self.batch_size = self.n if batch_size is None else as_positive_int("batch_size", batch_size)
         if self.batch_size > self.n:
@@ -122,9 +126,9 @@ class DeepLinearNetwork(Problem):
         self.Sxx = self.X @ self.X.T
         self.Syx = self.Y @ self.X.T
         self.yy = float(np.sum(self.Y**2))
-        self._optimum: Optional[tuple[np.ndarray, float, np.ndarray]] = None
+        self._optimum: tuple[np.ndarray, float, np.ndarray] | None = None
         #: the planted map A of :meth:`planted` (None for other data)
-        self.signal: Optional[np.ndarray] = None
+        self.signal: np.ndarray | None = None
 
     # -- data generators -------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class DeepLinearNetwork(Problem):
         rank: int = 1,
         singular_values: Any = None,
         noise: float = 0.1,
-        seed: Optional[int] = 0,
+        seed: int | None = 0,
         **kwargs: Any,
     ) -> DeepLinearNetwork:
         """Planted signal ``Y = A X + noise * E`` with ``X, E ~ N(0, 1)`` and ``rank(A) = rank``.
@@ -171,7 +175,7 @@ class DeepLinearNetwork(Problem):
 
     @classmethod
     def paper_data(
-        cls, widths: Sequence[int] = (10, 10, 10, 10), *, n: int = 1000, seed: Optional[int] = 0, **kwargs: Any
+        cls, widths: Sequence[int] = (10, 10, 10, 10), *, n: int = 1000, seed: int | None = 0, **kwargs: Any
     ) -> DeepLinearNetwork:
         """Paper B's no-signal data: ``X ~ U(-5, 5)^(d_0 x n)``, ``Y ~ U(-1, 1)^(d_N x n)``, independent."""
         dims = [as_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
@@ -191,8 +195,10 @@ class DeepLinearNetwork(Problem):
     def validate_params(self, name: str, params: Any) -> tuple[np.ndarray, bool]:
         """Flat parameters ``(B, n_params)`` plus whether a batch was given; also accepts a list of the
         N layer matrices ``(d_i, d_{i-1})`` or ``(B, d_i, d_{i-1})``."""
-        if isinstance(params, (list, tuple)) and len(params) == self.n_layers and all(
-            np.ndim(p) in (2, 3) for p in params
+        if (
+            isinstance(params, (list, tuple))
+            and len(params) == self.n_layers
+            and all(np.ndim(p) in (2, 3) for p in params)
         ):
             params = self.flatten(params)
         array = as_float_array(name, params, ndim=(1, 2))
@@ -211,7 +217,9 @@ class DeepLinearNetwork(Problem):
         mats = [as_float_array(f"layers[{i}]", W, ndim=(2, 3)) for i, W in enumerate(layers)]
         for i, (W, shape) in enumerate(zip(mats, self.layer_shapes)):
             if W.shape[-2:] != shape or W.ndim != mats[0].ndim or W.shape[:-2] != mats[0].shape[:-2]:
-                raise ValueError(f"layers[{i}]: expected shape {shape} (with the same batch axis), got {W.shape}")
+                raise ValueError(
+                    f"layers[{i}]: expected shape {shape} (with the same batch axis), got {W.shape}"
+                )
         lead = mats[0].shape[:-2]
         return np.concatenate([W.reshape(*lead, -1) for W in mats], axis=-1)
 
@@ -313,7 +321,7 @@ class DeepLinearNetwork(Problem):
 
     # -- initialisations -------------------------------------------------------------------------
 
-    def _draw(self, seed: Optional[int], batch: Optional[int], draw_layer: Any) -> np.ndarray:
+    def _draw(self, seed: int | None, batch: int | None, draw_layer: Any) -> np.ndarray:
         rng, count = _batch_rngs(seed, batch)
         check_allocation("init", 8.0 * count * self.n_params)
         out = np.empty((count, self.n_params))
@@ -321,20 +329,20 @@ class DeepLinearNetwork(Problem):
             out[b] = np.concatenate([draw_layer(rng, shape).ravel() for shape in self.layer_shapes])
         return out if batch is not None else out[0]
 
-    def default_init(self, seed: Optional[int] = 0, batch: Optional[int] = None) -> np.ndarray:
+    def default_init(self, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
         """PyTorch's default ``nn.Linear`` init: ``W_i ~ U(-1/sqrt(d_{i-1}), 1/sqrt(d_{i-1}))``.
 
         Returns ``(n_params,)``, or ``(batch, n_params)`` with a batch size.
         """
         return self._draw(seed, batch, lambda rng, s: rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1]))
 
-    def small_init(self, scale: float, seed: Optional[int] = 0, batch: Optional[int] = None) -> np.ndarray:
+    def small_init(self, scale: float, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
         """``W_i = scale * N(0, 1)``: ``(n_params,)`` or ``(batch, n_params)``."""
         scale = as_positive_float("scale", scale, allow_zero=True)
         return self._draw(seed, batch, lambda rng, s: scale * rng.standard_normal(s))
 
     def truncated_init(
-        self, rank: int, seed: Optional[int] = 0, batch: Optional[int] = None, *, scale: Optional[float] = None
+        self, rank: int, seed: int | None = 0, batch: int | None = None, *, scale: float | None = None
     ) -> np.ndarray:
         """Each layer drawn independently (default init, or ``scale * N(0, 1)``) and truncated by SVD to
         its top ``rank`` singular values -- Paper B's start. Layers of rank r generally span different
@@ -342,7 +350,11 @@ class DeepLinearNetwork(Problem):
         rank = as_nonnegative_int("rank", rank)
 
         def draw(rng: np.random.Generator, s: tuple[int, int]) -> np.ndarray:
-            W = rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1]) if scale is None else scale * rng.standard_normal(s)
+            W = (
+                rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1])
+                if scale is None
+                else scale * rng.standard_normal(s)
+            )
             U, sv, Vt = np.linalg.svd(W, full_matrices=False)
             sv[rank:] = 0.0
             return (U * sv) @ Vt
@@ -352,7 +364,7 @@ class DeepLinearNetwork(Problem):
         return self._draw(seed, batch, draw)
 
     def aligned_init(
-        self, rank: int, scale: float = 1.0, seed: Optional[int] = 0, batch: Optional[int] = None
+        self, rank: int, scale: float = 1.0, seed: int | None = 0, batch: int | None = None
     ) -> np.ndarray:
         """Balanced rank-r start: ``W_i = U_i diag(scale) U_{i-1}^T`` with ``U_i (d_i, r)`` random
         orthonormal columns, so ``W_{j+1}^T W_{j+1} = W_j W_j^T`` exactly, ``dim S_k = r`` and
@@ -365,7 +377,9 @@ class DeepLinearNetwork(Problem):
         out = np.empty((count, self.n_params))
         for b in range(count):
             bases = [np.linalg.qr(rng.standard_normal((d, rank)))[0] for d in self.widths]
-            out[b] = np.concatenate([(scale * bases[i + 1] @ bases[i].T).ravel() for i in range(self.n_layers)])
+            out[b] = np.concatenate(
+                [(scale * bases[i + 1] @ bases[i].T).ravel() for i in range(self.n_layers)]
+            )
         return out if batch is not None else out[0]
 
     # -- recording -------------------------------------------------------------------------------
@@ -409,7 +423,9 @@ class DeepLinearNetwork(Problem):
     def coefficient_pairs(self, coefficients: ObservableRequest) -> np.ndarray:
         """Labels of the recorded values: ``(group index in OBSERVABLE_GROUPS, position in the group)``."""
         rows = [
-            (OBSERVABLE_GROUPS.index(g), i) for g in self._groups(coefficients) for i in range(self._group_size(g))
+            (OBSERVABLE_GROUPS.index(g), i)
+            for g in self._groups(coefficients)
+            for i in range(self._group_size(g))
         ]
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _singular_values(name: str, A: Any, spectrum: bool) -> tuple[np.ndarray, int
     return np.linalg.svd(M, compute_uv=False), int(max(M.shape[-2:]))
 
 
-def _tolerance(s: np.ndarray, size: int, rtol: Optional[float], atol: Optional[float]) -> np.ndarray:
+def _tolerance(s: np.ndarray, size: int, rtol: float | None, atol: float | None) -> np.ndarray:
     if rtol is not None and atol is not None:
         raise ValueError("rtol, atol: give at most one of them")
     if atol is not None:
@@ -68,10 +68,10 @@ def _finish(values: np.ndarray, s: np.ndarray, integer: bool) -> ArrayOrNumber:
 def numerical_rank(
     A: Any,
     *,
-    rtol: Optional[float] = None,
-    atol: Optional[float] = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     spectrum: bool = False,
-    shape: Optional[tuple[int, int]] = None,
+    shape: tuple[int, int] | None = None,
 ) -> ArrayOrNumber:
     """Number of singular values above the tolerance.
 
@@ -131,7 +131,7 @@ def _check_problem(problem: Any) -> None:
 
 
 def subspace_dimensions(
-    problem: Any, state: Any, *, rtol: Optional[float] = None, atol: Optional[float] = None
+    problem: Any, state: Any, *, rtol: float | None = None, atol: float | None = None
 ) -> np.ndarray:
     """``dim S_k = rank [W_k, W_{k+1}^T]`` for k = 1..N-1: ``(N-1,)`` or ``(B, N-1)`` float64.
 
@@ -149,7 +149,7 @@ def subspace_dimensions(
 
 
 def subspace_rank_bound(
-    problem: Any, state: Any, *, rtol: Optional[float] = None, atol: Optional[float] = None
+    problem: Any, state: Any, *, rtol: float | None = None, atol: float | None = None
 ) -> ArrayOrNumber:
     """``min_k dim S_k`` at ``state`` (``min(d_0, d_N, ...)`` for one layer): under plain GD the product
     rank can never exceed this number evaluated at the start."""
@@ -167,8 +167,8 @@ def global_optimality(
     *,
     grad_rtol: float = 1e-6,
     loss_rtol: float = 1e-8,
-    rtol: Optional[float] = None,
-    atol: Optional[float] = None,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> dict[str, Any]:
     """Classify one state by the PAPERS.md section-5 conditions.
 
@@ -221,7 +221,9 @@ def global_optimality(
     conditions = {
         "Sxx_full_rank": numerical_rank(problem.Sxx) == d0,
         "Syx_full_rank": numerical_rank(problem.Syx) == min(dN, d0),
-        "distinct_eigenvalues": bool(np.all(gaps > 1e-10 * max(1.0, float(abs(eig[0]))))) if eig.size else True,
+        "distinct_eigenvalues": bool(np.all(gaps > 1e-10 * max(1.0, float(abs(eig[0])))))
+        if eig.size
+        else True,
     }
     rank = numerical_rank(P, rtol=rtol, atol=atol)
     critical = relative <= grad_rtol
@@ -261,8 +263,8 @@ def compare_noise(
     seed: int = 0,
     n_runs: int = 1,
     every: int = 1,
-    atol: Optional[float] = None,
-    n_threads: Optional[int] = None,
+    atol: float | None = None,
+    n_threads: int | None = None,
     return_trajectories: bool = False,
 ) -> Any:
     """Run one start under several noise specs and tabulate rank and loss.
@@ -307,7 +309,13 @@ def compare_noise(
     rows, trajectories = [], {}
     for name, noise in noises.items():
         traj = run(
-            problem, start, lr=lr, steps=steps, noise=noise, seed=seed, n_threads=n_threads,
+            problem,
+            start,
+            lr=lr,
+            steps=steps,
+            noise=noise,
+            seed=seed,
+            n_threads=n_threads,
             record=Record(every=every, coefficients=True),
         )
         obs = problem.observables(traj)
@@ -335,7 +343,9 @@ def compare_noise(
             spectra = obs["product_singular_values"][:, -1]
             row["rank_atol"] = float(np.nanmean(numerical_rank(spectra, atol=atol, spectrum=True)))
         row["rank_cap"] = problem.rank_cap
-        row["product_singular_values_final"] = np.nanmean(obs["product_singular_values"][:, -1], axis=0)[:k].tolist()
+        row["product_singular_values_final"] = np.nanmean(obs["product_singular_values"][:, -1], axis=0)[
+            :k
+        ].tolist()
         rows.append(row)
         trajectories[str(name)] = traj
     return (rows, trajectories) if return_trajectories else rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from . import ExperimentResult, experiment
 __all__ = ["DLNReference", "DLNNoiseComparison"]
 
 
-def _figure(out_dir: Optional[Path], name: str, draw: Any, figures: list[str], figsize=(6.5, 4.5)) -> None:
+def _figure(out_dir: Path | None, name: str, draw: Any, figures: list[str], figsize=(6.5, 4.5)) -> None:
     if out_dir is None:
         return
     from matplotlib.figure import Figure
@@ -79,7 +79,7 @@ class DLNReference:
     demo={"init_seeds": (1,)},
     flagship=True,
 )
-def dln_paper_reference(cfg: DLNReference, out_dir: Optional[Path]) -> ExperimentResult:
+def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import loss_curves, product_rank, product_singular_values
 
     problem = DeepLinearNetwork.paper_data(cfg.widths, n=cfg.n, seed=cfg.data_seed)
@@ -91,11 +91,13 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Optional[Path]) -> Experimen
         scale=cfg.imputation_scale, jitter=cfg.imputation_jitter, threshold=cfg.imputation_threshold
     )
     noisy = run(problem, starts, lr=lr, steps=cfg.steps, record=record, noise=imputation, seed=cfg.noise_seed)
-    shape = (problem.widths[-1], problem.widths[0])
+    (problem.widths[-1], problem.widths[0])
     obs_gd, obs_imp = problem.observables(gd), problem.observables(noisy)
     rank_gd, rank_imp = obs_gd["numerical_rank"], obs_imp["numerical_rank"]  # (S, R)
     atol_gd = analysis.numerical_rank(obs_gd["product_singular_values"], atol=cfg.script_atol, spectrum=True)
-    atol_imp = analysis.numerical_rank(obs_imp["product_singular_values"], atol=cfg.script_atol, spectrum=True)
+    atol_imp = analysis.numerical_rank(
+        obs_imp["product_singular_values"], atol=cfg.script_atol, spectrum=True
+    )
     bound = analysis.subspace_rank_bound(problem, starts)  # (S,)
     second = obs_gd["product_singular_values"][:, :, 1]
     metrics = {
@@ -129,7 +131,9 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Optional[Path]) -> Experimen
         "imputation raises the product rank above GD (relative tolerance)": bool(
             np.all(rank_imp[:, -1] > rank_gd[:, -1])
         ),
-        "imputation raises the product rank above GD (absolute 1e-6)": bool(np.all(atol_imp[:, -1] > atol_gd[:, -1])),
+        "imputation raises the product rank above GD (absolute 1e-6)": bool(
+            np.all(atol_imp[:, -1] > atol_gd[:, -1])
+        ),
         "imputation reaches full rank at the default relative tolerance": bool(
             np.all(rank_imp[:, -1] == problem.rank_cap)
         ),
@@ -145,7 +149,10 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Optional[Path]) -> Experimen
     )
     _figure(out_dir, "dln_reference_loss.png", lambda ax: loss_curves(first, ax=ax), figures)
     _figure(
-        out_dir, "dln_reference_gd_spectrum.png", lambda ax: product_singular_values(problem, gd[0], ax=ax), figures
+        out_dir,
+        "dln_reference_gd_spectrum.png",
+        lambda ax: product_singular_values(problem, gd[0], ax=ax),
+        figures,
     )
     _figure(
         out_dir,
@@ -253,13 +260,21 @@ def _compare(
     lr = lr_mse / c
     common = dict(lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every)
     rows, trajs = analysis.compare_noise(
-        problem, start, _noise_models(cfg, c, lr, kick, radius, imputation_scale), atol=cfg.imputation_threshold,
-        return_trajectories=True, **common,
+        problem,
+        start,
+        _noise_models(cfg, c, lr, kick, radius, imputation_scale),
+        atol=cfg.imputation_threshold,
+        return_trajectories=True,
+        **common,
     )
     batch = DeepLinearNetwork(problem.widths, problem.X, problem.Y, batch_size=cfg.batch_size)
     sgd_rows, sgd_trajs = analysis.compare_noise(
-        batch, start, {f"minibatch SGD (b={cfg.batch_size})": None}, atol=cfg.imputation_threshold,
-        return_trajectories=True, **common,
+        batch,
+        start,
+        {f"minibatch SGD (b={cfg.batch_size})": None},
+        atol=cfg.imputation_threshold,
+        return_trajectories=True,
+        **common,
     )
     return rows + sgd_rows, {**trajs, **sgd_trajs}
 
@@ -283,22 +298,39 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
     "Deep linear network: every noise model's product rank (numerical, effective) and loss, reference and planted",
     demo={"n_runs": 1, "planted_steps": 600, "record_every": 5},
 )
-def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Optional[Path]) -> ExperimentResult:
+def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
     from ..plot import loss_curves, product_rank
 
     reference = DeepLinearNetwork.paper_data(cfg.widths, n=cfg.n, seed=cfg.data_seed)
     planted = DeepLinearNetwork.planted(
-        cfg.widths, n=cfg.n, rank=cfg.planted_rank, singular_values=cfg.planted_singular_values,
-        noise=cfg.planted_noise, seed=cfg.data_seed,
+        cfg.widths,
+        n=cfg.n,
+        rank=cfg.planted_rank,
+        singular_values=cfg.planted_singular_values,
+        noise=cfg.planted_noise,
+        seed=cfg.data_seed,
     )
     ref_start = reference.truncated_init(cfg.init_rank, seed=cfg.init_seed)
     pl_start = planted.aligned_init(cfg.init_rank, scale=cfg.planted_init_scale, seed=cfg.init_seed)
     ref_rows, ref_trajs = _compare(
-        cfg, reference, ref_start, cfg.lr, cfg.steps, cfg.gradient_kick, cfg.perturbed_radius, cfg.imputation_scale
+        cfg,
+        reference,
+        ref_start,
+        cfg.lr,
+        cfg.steps,
+        cfg.gradient_kick,
+        cfg.perturbed_radius,
+        cfg.imputation_scale,
     )
     pl_rows, pl_trajs = _compare(
-        cfg, planted, pl_start, cfg.planted_lr, cfg.planted_steps, cfg.planted_gradient_kick,
-        10.0 * cfg.perturbed_radius, cfg.planted_imputation_scale,
+        cfg,
+        planted,
+        pl_start,
+        cfg.planted_lr,
+        cfg.planted_steps,
+        cfg.planted_gradient_kick,
+        10.0 * cfg.perturbed_radius,
+        cfg.planted_imputation_scale,
     )
 
     def row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -323,7 +355,9 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Optional[Path]) -> Ex
         ]
         == cap,
         "GD, input noise, label noise and SGD never exceed the S_k bound": all(
-            not row(rows, name)["exceeds_subspace_bound"] for rows in (ref_rows, pl_rows) for name in invariant
+            not row(rows, name)["exceeds_subspace_bound"]
+            for rows in (ref_rows, pl_rows)
+            for name in invariant
         ),
         "planted: GD stays below the planted rank": gd_pl["max_numerical_rank"] < cfg.planted_rank,
         "planted: a noisy run reaches a lower loss than GD": best is not None
@@ -364,7 +398,9 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Optional[Path]) -> Ex
     figures: list[str] = []
     first_ref = {name: t[0] for name, t in ref_trajs.items()}
     first_pl = {name: t[0] for name, t in pl_trajs.items()}
-    _figure(out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures)
+    _figure(
+        out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures
+    )
     _figure(
         out_dir,
         "dln_noise_effective_rank_planted.png",

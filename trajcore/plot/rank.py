@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +27,8 @@ def product_rank(
     trajectories: Mapping[str, Any],
     *,
     ax: Any = None,
-    rtol: Optional[float] = None,
-    atol: Optional[float] = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     measure: str = "numerical",
 ) -> Any:
     """Rank of the product ``P = W_N ... W_1`` against iterations, one line per run (Paper B's figure).
@@ -62,7 +62,9 @@ def product_rank(
                 series = stable_rank(s, spectrum=True)
         ax.plot(traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post")
     ax.axhline(problem.rank_cap, color="grey", lw=0.8, ls=":")
-    rule = f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
+    rule = (
+        f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
+    )
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"{measure} rank of W_N...W_1" + (f" ({rule})" if measure == "numerical" else ""))
     ax.legend(fontsize="small")
@@ -87,7 +89,7 @@ def product_singular_values(problem: Any, trajectory: Any, *, ax: Any = None, fl
 
 
 def loss_curves(
-    trajectories: Mapping[str, Any], *, ax: Any = None, optimal_loss: Optional[float] = None, logy: bool = False
+    trajectories: Mapping[str, Any], *, ax: Any = None, optimal_loss: float | None = None, logy: bool = False
 ) -> Any:
     """Exact (noise-free) loss against iterations, one line per run; ``optimal_loss`` as a dotted line."""
     ax = new_axes(ax)
