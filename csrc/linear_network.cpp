@@ -59,32 +59,53 @@ void orthonormalize_rows(double* Q, int64_t count, int64_t dim, const std::vecto
     }
 }
 
-}  // namespace
+// Householder QR with column pivoting of G (p x k, p >= k) given by its columns as the rows of Gt; writes
+// the rows of R (k x k, upper triangular) into R. The pivoted R has rows of decreasing size, on which
+// one-sided Jacobi converges in a few sweeps (Drmac & Veselic). O(p k^2).
+void pivoted_qr_rows(double* Gt, int64_t p, int64_t k, double* R) {
+    std::fill(R, R + k * k, 0.0);
+    int64_t done = 0;
+    for (int64_t j = 0; j < k; ++j) {
+        int64_t pivot = j;
+        double best = -1.0;
+        for (int64_t m = j; m < k; ++m) {
+            const double nm = dot(Gt + m * p + j, Gt + m * p + j, p - j);
+            if (nm > best) {
+                best = nm;
+                pivot = m;
+            }
+        }
+        // Whole rows move: the entries above j that later become R[i][j], i < j, move with their column.
+        if (pivot != j) std::swap_ranges(Gt + j * p, Gt + (j + 1) * p, Gt + pivot * p);
+        double* x = Gt + j * p + j;
+        const int64_t len = p - j;
+        const double norm = std::sqrt(best);
+        if (norm == 0.0) break;  // the remaining columns are zero: so are the remaining rows of R
+        const double alpha = x[0] >= 0.0 ? -norm : norm;
+        x[0] -= alpha;  // x is now the Householder vector v
+        const double v2 = dot(x, x, len);
+        for (int64_t m = j + 1; m < k; ++m) {
+            double* y = Gt + m * p + j;
+            const double c = v2 > 0.0 ? 2.0 * dot(x, y, len) / v2 : 0.0;
+            for (int64_t t = 0; t < len; ++t) y[t] -= c * x[t];
+        }
+        R[j * k + j] = alpha;
+        done = j + 1;
+    }
+    // R[i][m] (i < m) is entry i of the transformed column m, untouched by the later reflections.
+    for (int64_t m = 0; m < k; ++m)
+        for (int64_t i = 0; i < std::min(m, done); ++i) R[i * k + m] = Gt[m * p + i];
+}
 
-void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* U, double* V,
-                std::vector<double>& work) {
-    require(rows > 0 && cols > 0, "jacobi_svd: empty matrix");
-    // Orthogonalise the k columns of the tall matrix G (p x k): G = A when rows >= cols, else A^T.
-    // They are stored as the rows of Gt (k x p) so that every rotation touches contiguous memory.
-    const bool transposed = rows < cols;
-    const int64_t p = std::max(rows, cols), k = std::min(rows, cols);
-    const bool vectors = U != nullptr && V != nullptr;
-    work.resize(static_cast<size_t>(k * p + k * k + k));
-    double* Gt = work.data();
-    double* Vt = Gt + k * p;  // accumulated right rotations of G, rows are its columns
-    double* norms = Vt + k * k;
-    if (transposed) {
-        std::copy(A, A + rows * cols, Gt);  // Gt = A (k = rows, p = cols)
-    } else {
-        for (int64_t i = 0; i < rows; ++i)
-            for (int64_t j = 0; j < cols; ++j) Gt[j * p + i] = A[i * cols + j];
-    }
-    if (vectors) {
-        std::fill(Vt, Vt + k * k, 0.0);
-        for (int64_t i = 0; i < k; ++i) Vt[i * k + i] = 1.0;
-    }
-    // Squared column norms are cached and updated by each rotation (a' = a - t c, b' = b + t c), so a
-    // pair costs one dot product; they are recomputed exactly at the start of every sweep.
+// One-sided Jacobi (Hestenes) on `count` vectors of length `len` stored as the rows of `rows`: rotates pairs
+// until all are mutually orthogonal to working precision. Rotations are accumulated into the rows of Vt
+// (count x count) when it is given. Squared norms are cached and updated by each rotation
+// (a' = a - t c, b' = b + t c), so a pair costs one dot product; they are recomputed exactly at the start
+// of every sweep. Returns with norms[i] = squared norm of row i.
+void jacobi_sweeps(double* rows, int64_t count, int64_t len, double* Vt, double* norms) {
+    const int64_t k = count, p = len;
+    double* Gt = rows;
+    const bool vectors = Vt != nullptr;
     for (int sweep = 0; sweep < 80; ++sweep) {
         bool rotated = false;
         for (int64_t i = 0; i < k; ++i) norms[i] = dot(Gt + i * p, Gt + i * p, p);
@@ -119,7 +140,42 @@ void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* 
         }
         if (!rotated) break;
     }
-    for (int64_t i = 0; i < k; ++i) norms[i] = std::sqrt(dot(Gt + i * p, Gt + i * p, p));
+    for (int64_t i = 0; i < k; ++i) norms[i] = dot(Gt + i * p, Gt + i * p, p);
+}
+
+}  // namespace
+
+void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* U, double* V,
+                std::vector<double>& work) {
+    require(rows > 0 && cols > 0, "jacobi_svd: empty matrix");
+    // Orthogonalise the k columns of the tall matrix G (p x k): G = A when rows >= cols, else A^T.
+    // They are stored as the rows of Gt (k x p) so that every rotation touches contiguous memory.
+    const bool transposed = rows < cols;
+    const int64_t p = std::max(rows, cols), k = std::min(rows, cols);
+    const bool vectors = U != nullptr && V != nullptr;
+    work.resize(static_cast<size_t>(k * p + k * k + k));
+    double* Gt = work.data();
+    double* Vt = Gt + k * p;  // accumulated right rotations of G, rows are its columns
+    double* norms = Vt + k * k;
+    if (transposed) {
+        std::copy(A, A + rows * cols, Gt);  // Gt = A (k = rows, p = cols)
+    } else {
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j) Gt[j * p + i] = A[i * cols + j];
+    }
+    if (vectors) {
+        std::fill(Vt, Vt + k * k, 0.0);
+        for (int64_t i = 0; i < k; ++i) Vt[i * k + i] = 1.0;
+    }
+    if (!vectors) {
+        // Values only: precondition by pivoted QR, then orthogonalise the rows of R (k x k).
+        double* R = Vt;  // the rotation storage is free when no vectors are wanted
+        pivoted_qr_rows(Gt, p, k, R);
+        jacobi_sweeps(R, k, k, nullptr, norms);
+    } else {
+        jacobi_sweeps(Gt, k, p, Vt, norms);
+    }
+    for (int64_t i = 0; i < k; ++i) norms[i] = std::sqrt(norms[i]);
     // Descending order; ties keep the column order (a stable sort, hence deterministic).
     std::vector<int64_t> order(static_cast<size_t>(k));
     std::iota(order.begin(), order.end(), 0);
@@ -477,6 +533,9 @@ void DeepLinearNetworkKernel::post_step(double* x, Workspace& ws, const StepCont
             const int64_t di = widths_[i], dp = widths_[i - 1], ki = std::min(di, dp);
             double* W = x + offsets_[i - 1];
             ws.sv.resize(static_cast<size_t>(ki));
+            // The rank test needs values only (QR-preconditioned, cheap); vectors only for deficient layers.
+            jacobi_svd(di, dp, W, ws.sv.data(), nullptr, nullptr, ws.svd_work);
+            if (rule.rank(ws.sv.data(), ki, di, dp) >= ki) continue;
             ws.u.resize(static_cast<size_t>(di * ki));
             ws.v.resize(static_cast<size_t>(dp * ki));
             jacobi_svd(di, dp, W, ws.sv.data(), ws.u.data(), ws.v.data(), ws.svd_work);
