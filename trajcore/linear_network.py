@@ -105,11 +105,13 @@ class DeepLinearNetwork(Problem):
             )
         if self.Y.shape[0] != self.widths[-1]:
             raise ValueError(
-                f"widths: d_N = {self.widths[-1]} does not match Y with {self.Y.shape[0]} rows (Y is (d_N, n))"
+                f"widths: d_N = {self.widths[-1]} does not match Y with {self.Y.shape[0]} rows (Y is (d_N, "
+                "n))"
             )
         if self.X.shape[1] != self.Y.shape[1] or self.X.shape[1] == 0:
             raise ValueError(
-                f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and {self.Y.shape}"
+                f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and "
+                f"{self.Y.shape}"
             )
         self.n = int(self.X.shape[1])
         self.batch_size = self.n if batch_size is None else as_positive_int("batch_size", batch_size)
@@ -204,8 +206,8 @@ class DeepLinearNetwork(Problem):
         array = as_float_array(name, params, ndim=(1, 2))
         if array.shape[-1] != self.n_params:
             raise ValueError(
-                f"{name}: expected {self.n_params} parameters (layers {list(self.layer_shapes)} concatenated), "
-                f"shape ({self.n_params},) or (B, {self.n_params}), got {array.shape}"
+                f"{name}: expected {self.n_params} parameters (layers {list(self.layer_shapes)} "
+                f"concatenated), shape ({self.n_params},) or (B, {self.n_params}), got {array.shape}"
             )
         batched = array.ndim == 2
         return (array if batched else array[None]), batched
@@ -395,8 +397,8 @@ class DeepLinearNetwork(Problem):
         for name in names:
             if name not in OBSERVABLE_GROUPS:
                 raise ValueError(
-                    f"coefficients: unknown observable group {name!r}; expected True, 'all', 'spectrum', None or "
-                    f"names from {OBSERVABLE_GROUPS}"
+                    f"coefficients: unknown observable group {name!r}; expected True, 'all', 'spectrum', "
+                    f"None or names from {OBSERVABLE_GROUPS}"
                 )
         return tuple(g for g in OBSERVABLE_GROUPS if g in names)
 

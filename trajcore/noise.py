@@ -144,7 +144,10 @@ class SingularValueImputation(NoiseSpec):
 
     def _term(self) -> Any:
         return _core.NoiseTerm(
-            _core.NoiseKind.singular_value_imputation, scale=self.scale, jitter=self.jitter, threshold=self.threshold
+            _core.NoiseKind.singular_value_imputation,
+            scale=self.scale,
+            jitter=self.jitter,
+            threshold=self.threshold,
         )
 
 

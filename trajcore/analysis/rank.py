@@ -115,7 +115,10 @@ def effective_rank(A: Any, *, spectrum: bool = False) -> ArrayOrNumber:
 
 
 def stable_rank(A: Any, *, spectrum: bool = False) -> ArrayOrNumber:
-    """``||A||_F^2 / ||A||_2^2`` (0 for a zero matrix). ``A`` : (..., m, n) or (..., k) with ``spectrum=True``."""
+    """``||A||_F^2 / ||A||_2^2`` (0 for a zero matrix).
+
+    ``A`` : (..., m, n), or (..., k) singular values with ``spectrum=True``.
+    """
     s, _ = _singular_values("A", A, spectrum)
     top = s[..., 0]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -75,7 +75,8 @@ class DLNReference:
 @experiment(
     "dln_paper_reference",
     DLNReference,
-    "Deep linear network, Paper B reference: product rank under GD (flat) and singular-value imputation (rising)",
+    "Deep linear network, Paper B reference: product rank under GD (flat) and singular-value imputation "
+    "(rising)",
     demo={"init_seeds": (1,)},
     flagship=True,
 )
@@ -161,16 +162,16 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
         figures,
     )
     notes = [
-        f"Step size: the script's lr {cfg.lr:g} on MSELoss (mean over n d_N = {problem.n * problem.widths[-1]} "
-        f"entries) is lr {lr:.3g} on 1/2 ||P X - Y||^2.",
-        "The product is the full W_N...W_1 in float64 (the script skipped the first layer and used float32 with "
-        "no seed).",
-        f"GD at the default relative tolerance: rank {rank_gd[0, 0]:.0f} at step 0, {rank_gd[0, 1]:.0f} from step 1 "
-        f"on, final {rank_gd[0, -1]:.0f}. Independent rank-{cfg.init_rank} truncation gives "
-        f"min_k dim S_k(0) = {np.asarray(bound).ravel()[0]:.0f}, and the first gradient step fills that bound with "
-        f"a second singular value of order {second[0, 1]:.1e} (final {second[0, -1]:.1e}), far below the script's "
-        f"1e-6 threshold, where GD stays at rank {atol_gd[0, -1]:.0f}: 'GD flat' holds at the script's threshold "
-        "and, at ours, GD is flat at the S_k bound.",
+        f"Step size: the script's lr {cfg.lr:g} on MSELoss (mean over n d_N = "
+        f"{problem.n * problem.widths[-1]} entries) is lr {lr:.3g} on 1/2 ||P X - Y||^2.",
+        "The product is the full W_N...W_1 in float64 (the script skipped the first layer and used "
+        "float32 with no seed).",
+        f"GD at the default relative tolerance: rank {rank_gd[0, 0]:.0f} at step 0, {rank_gd[0, 1]:.0f} "
+        f"from step 1 on, final {rank_gd[0, -1]:.0f}. Independent rank-{cfg.init_rank} truncation gives "
+        f"min_k dim S_k(0) = {np.asarray(bound).ravel()[0]:.0f}, and the first gradient step fills that "
+        f"bound with a second singular value of order {second[0, 1]:.1e} (final {second[0, -1]:.1e}), far "
+        f"below the script's 1e-6 threshold, where GD stays at rank {atol_gd[0, -1]:.0f}: 'GD flat' holds "
+        "at the script's threshold and, at ours, GD is flat at the S_k bound.",
         f"Imputation: product rank {rank_imp[0, -1]:.0f} at the default relative tolerance and "
         f"{atol_imp[0, -1]:.0f} at the absolute {cfg.script_atol:g} (effective rank "
         f"{obs_imp['effective_rank'][0, -1]:.2f}); its singular values reach full rank in every layer "
@@ -287,7 +288,8 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
         notes.append(
             f"{title} / {r['noise']}: product rank {r['numerical_rank']:.1f} (default rule), "
             f"{r.get('rank_atol', float('nan')):.1f} (atol 1e-6), effective {r['effective_rank']:.3f}; "
-            f"loss {r['final_loss']:.2f} (GD {gd['final_loss']:.2f}, optimum {r['optimal_loss']:.2f}){diverged}"
+            f"loss {r['final_loss']:.2f} (GD {gd['final_loss']:.2f}, optimum "
+            f"{r['optimal_loss']:.2f}){diverged}"
         )
     return notes
 
@@ -295,7 +297,8 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
 @experiment(
     "dln_noise_comparison",
     DLNNoiseComparison,
-    "Deep linear network: every noise model's product rank (numerical, effective) and loss, reference and planted",
+    "Deep linear network: every noise model's product rank (numerical, effective) and loss, reference and "
+    "planted",
     demo={"n_runs": 1, "planted_steps": 600, "record_every": 5},
 )
 def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
@@ -377,23 +380,24 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
         "planted_best_noise": None if best is None else best["noise"],
     }
     notes = [
-        f"Noise levels: per-step kicks {cfg.gradient_kick:g} (reference) and {cfg.planted_gradient_kick:g} (planted) "
-        "for gradient noise and Langevin (annealed: 10x that at t = 0); perturbed-GD threshold in the script's MSE "
-        f"units (c = n d_N / 2 = {_mse_factor(reference):g}); weight noise std {cfg.weight_noise}, "
-        f"DropConnect p {cfg.dropconnect}, dropout p {cfg.dropout}, input noise std {cfg.input_noise}, label noise "
-        f"std {cfg.label_noise}, minibatch b = {cfg.batch_size}; {cfg.n_runs} noise realisation(s) per model.",
-        f"Planted: rank(A) = {cfg.planted_rank}, GD start's min_k dim S_k = {bound_pl}: GD cannot do better than the "
-        f"best rank-{bound_pl} loss {rank_bound_loss:.2f} (optimum {planted.optimal_loss:.2f}); GD ends at "
-        f"{gd_pl['final_loss']:.2f}, classified '{gd_status['classification']}' (relative gradient "
-        f"{gd_status['relative_gradient']:.1e}).",
+        f"Noise levels: per-step kicks {cfg.gradient_kick:g} (reference) and {cfg.planted_gradient_kick:g} "
+        "(planted) for gradient noise and Langevin (annealed: 10x that at t = 0); perturbed-GD threshold "
+        f"in the script's MSE units (c = n d_N / 2 = {_mse_factor(reference):g}); weight noise std "
+        f"{cfg.weight_noise}, DropConnect p {cfg.dropconnect}, dropout p {cfg.dropout}, input noise std "
+        f"{cfg.input_noise}, label noise std {cfg.label_noise}, minibatch b = {cfg.batch_size}; "
+        f"{cfg.n_runs} noise realisation(s) per model.",
+        f"Planted: rank(A) = {cfg.planted_rank}, GD start's min_k dim S_k = {bound_pl}: GD cannot do "
+        f"better than the best rank-{bound_pl} loss {rank_bound_loss:.2f} (optimum "
+        f"{planted.optimal_loss:.2f}); GD ends at {gd_pl['final_loss']:.2f}, classified "
+        f"'{gd_status['classification']}' (relative gradient {gd_status['relative_gradient']:.1e}).",
     ]
     if best is not None:
         notes.append(f"Planted: lowest noisy loss {best['final_loss']:.2f} by {best['noise']}.")
     notes += _table_notes("reference", ref_rows) + _table_notes("planted", pl_rows)
     notes.append(
-        "Input noise, label noise and minibatches keep the gradient in the S_k structure, so they cannot raise the "
-        "product rank beyond the start's S_k bound: any loss they gain comes from moving within it. Dropout and "
-        "DropConnect mask units or weights and do break the invariant."
+        "Input noise, label noise and minibatches keep the gradient in the S_k structure, so they cannot "
+        "raise the product rank beyond the start's S_k bound: any loss they gain comes from moving within "
+        "it. Dropout and DropConnect mask units or weights and do break the invariant."
     )
     figures: list[str] = []
     first_ref = {name: t[0] for name, t in ref_trajs.items()}
