@@ -206,14 +206,14 @@ def global_optimality(
     Ws = problem.layers(x)
     grads = problem.layers(problem.grad(x))
     P = problem.product(x)
-    norms = [np.linalg.norm(W, 2) for W in Ws]
-    scale = np.linalg.norm(P @ problem.Sxx) + np.linalg.norm(problem.Syx)
+    norms = [float(np.linalg.norm(W, 2)) for W in Ws]
+    scale = float(np.linalg.norm(P @ problem.Sxx) + np.linalg.norm(problem.Syx))
     relative = 0.0
     for i, G in enumerate(grads):
         others = float(np.prod([norms[j] for j in range(len(Ws)) if j != i]))
         denom = scale * others
         g = float(np.linalg.norm(G))
-        relative = max(relative, g / denom if denom > 0 else (0.0 if g == 0 else np.inf))
+        relative = max(relative, g / denom if denom > 0 else (0.0 if g == 0 else float(np.inf)))
     loss = float(problem.loss(x))
     best = problem.optimal_loss
     eig = problem.regression_eigenvalues

@@ -95,10 +95,9 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
     (problem.widths[-1], problem.widths[0])
     obs_gd, obs_imp = problem.observables(gd), problem.observables(noisy)
     rank_gd, rank_imp = obs_gd["numerical_rank"], obs_imp["numerical_rank"]  # (S, R)
-    atol_gd = analysis.numerical_rank(obs_gd["product_singular_values"], atol=cfg.script_atol, spectrum=True)
-    atol_imp = analysis.numerical_rank(
-        obs_imp["product_singular_values"], atol=cfg.script_atol, spectrum=True
-    )
+    spectra_gd, spectra_imp = obs_gd["product_singular_values"], obs_imp["product_singular_values"]
+    atol_gd = np.asarray(analysis.numerical_rank(spectra_gd, atol=cfg.script_atol, spectrum=True))
+    atol_imp = np.asarray(analysis.numerical_rank(spectra_imp, atol=cfg.script_atol, spectrum=True))
     bound = analysis.subspace_rank_bound(problem, starts)  # (S,)
     second = obs_gd["product_singular_values"][:, :, 1]
     metrics = {
@@ -259,7 +258,9 @@ def _compare(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     c = _mse_factor(problem)
     lr = lr_mse / c
-    common = dict(lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every)
+    common: dict[str, Any] = dict(
+        lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every
+    )
     rows, trajs = analysis.compare_noise(
         problem,
         start,
