@@ -207,20 +207,76 @@ def test_gaussian_model_noise_matches_reference(small, kind):
     assert not np.array_equal(traj.final[0], traj.final[1])
 
 
-def test_minibatch_uses_distinct_samples_and_unbiased_scale(small):
+@pytest.mark.parametrize("kind", ["dropout", "dropconnect"])
+def test_masks_match_reference(small, kind):
     problem, rng = small
+    widths = list(problem.widths)
+    x0 = 0.4 * rng.standard_normal(problem.n_params)
+    lr, steps, p, seed = 1e-3, 3, 0.3, 13
+    spec = tc.Dropout(p) if kind == "dropout" else tc.DropConnect(p)
+    traj = tc.run(problem, x0, lr=lr, steps=steps, noise=spec, seed=seed)
+    X, Y, n = problem.X, problem.Y, problem.n
+    x = x0.copy()
+    for t in range(steps):
+        if kind == "dropconnect":
+            # One mask over all weights (state order), kept entries scaled by 1 / (1 - p).
+            mask = np.where(_core.uniform_draws(seed, 0, t, 1, x.size) < p, 0.0, 1.0 / (1 - p))
+            g = reference_loss_grad(widths, x * mask, X, Y)[1] * mask
+        else:
+            # Per-sample masks on hidden layers 1..N-1, drawn layer after layer, sample-major.
+            hidden = widths[1:-1]
+            u = _core.uniform_draws(seed, 0, t, 1, n * sum(hidden))
+            masks, offset = [], 0
+            for d in hidden:
+                masks.append(np.where(u[offset : offset + n * d] < p, 0.0, 1.0 / (1 - p)).reshape(n, d).T)
+                offset += n * d
+            Ws = split(widths, x)
+            H = [X]
+            for i, W in enumerate(Ws):
+                H.append(W @ H[-1] * (masks[i] if i < len(masks) else 1.0))
+            G = H[-1] - Y
+            grads = [None] * len(Ws)
+            for i in range(len(Ws) - 1, -1, -1):
+                grads[i] = (G @ H[i].T).ravel()
+                if i > 0:
+                    G = (Ws[i].T @ G) * masks[i - 1]
+            g = np.concatenate(grads)
+        x = x - lr * g
+    np.testing.assert_allclose(traj.final, x, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(traj.final, tc.run(problem, x0, lr=lr, steps=steps).final)
+
+
+def sampled_indices(seed, trajectory, step, n, b):
+    """Partial Fisher-Yates shuffle driven by stream 0: the first b of a random permutation of n."""
+    perm = np.arange(n)
+    for j, u in enumerate(_core.uniform_draws(seed, trajectory, step, 0, b)):
+        r = min(j + int(u * (n - j)), n - 1)
+        perm[j], perm[r] = perm[r], perm[j]
+    return perm[:b]
+
+
+def test_minibatch_matches_reference_and_is_unbiased(small):
+    problem, rng = small
+    widths = list(problem.widths)
     x0 = 0.4 * rng.standard_normal(problem.n_params)
     batch = tc.DeepLinearNetwork(problem.widths, problem.X, problem.Y, batch_size=10)
-    g_full = problem.grad(x0)
+    lr, seed = 1e-3, 5
+    traj = tc.run(batch, x0, lr=lr, steps=4, seed=seed)
+    x = x0.copy()
+    for t in range(4):
+        idx = sampled_indices(seed, 0, t, problem.n, 10)
+        assert len(set(idx.tolist())) == 10  # without replacement
+        g = reference_loss_grad(widths, x, problem.X[:, idx], problem.Y[:, idx])[1]
+        x = x - lr * (problem.n / 10) * g
+    np.testing.assert_allclose(traj.final, x, rtol=1e-10, atol=1e-12)
+    # Over many trajectories the mean step is the full-batch gradient (the n / b scaling is unbiased).
     lr = 1e-6
-    # One SGD step from the same start, many trajectories: the mean step estimates the full gradient.
-    traj = tc.run(
+    many = tc.run(
         batch, np.repeat(x0[None], 400, axis=0), lr=lr, steps=1, seed=5, record=tc.Record(coefficients=None)
     )
-    mean_grad = (x0 - traj.final).mean(axis=0) / lr
-    spread = (x0 - traj.final).std(axis=0) / lr / np.sqrt(400)
-    assert np.all(np.abs(mean_grad - g_full) <= 5 * spread + 1e-9)
-    assert np.std(traj.final[:, 0]) > 0
+    steps = (x0 - many.final) / lr
+    spread = steps.std(axis=0) / np.sqrt(400)
+    assert np.all(np.abs(steps.mean(axis=0) - problem.grad(x0)) <= 5 * spread + 1e-9)
 
 
 def test_noisy_runs_bitwise_identical_across_threads():

@@ -22,6 +22,11 @@ def _single(name: str, trajectory: Any) -> Any:
     return trajectory
 
 
+def _style(index: int) -> str:
+    """Line style that keeps more than ten lines (matplotlib's colour cycle) apart."""
+    return ("-", "--", ":", "-.")[(index // 10) % 4]
+
+
 def product_rank(
     problem: Any,
     trajectories: Mapping[str, Any],
@@ -45,7 +50,7 @@ def product_rank(
         raise ValueError(f"measure: expected 'numerical', 'effective' or 'stable', got {measure!r}")
     ax = new_axes(ax)
     shape = (problem.widths[-1], problem.widths[0])
-    for label, traj in trajectories.items():
+    for index, (label, traj) in enumerate(trajectories.items()):
         traj = _single(f"trajectories[{label!r}]", traj)
         obs = problem.observables(traj)
         if measure == "numerical" and rtol is None and atol is None and "numerical_rank" in obs:
@@ -60,7 +65,9 @@ def product_rank(
                 series = effective_rank(s, spectrum=True)
             else:
                 series = stable_rank(s, spectrum=True)
-        ax.plot(traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post")
+        ax.plot(
+            traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post", ls=_style(index)
+        )
     ax.axhline(problem.rank_cap, color="grey", lw=0.8, ls=":")
     rule = (
         f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
@@ -93,9 +100,9 @@ def loss_curves(
 ) -> Any:
     """Exact (noise-free) loss against iterations, one line per run; ``optimal_loss`` as a dotted line."""
     ax = new_axes(ax)
-    for label, traj in trajectories.items():
+    for index, (label, traj) in enumerate(trajectories.items()):
         traj = _single(f"trajectories[{label!r}]", traj)
-        ax.plot(traj.steps, traj.loss, lw=1.5, label=str(label))
+        ax.plot(traj.steps, traj.loss, lw=1.5, label=str(label), ls=_style(index))
     if optimal_loss is not None:
         ax.axhline(optimal_loss, color="grey", lw=0.8, ls=":", label="global optimum")
     if logy:
