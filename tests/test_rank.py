@@ -161,3 +161,34 @@ def test_compare_noise_table():
         assert {"effective_rank", "stable_rank", "rank_atol", "optimum_distance", "min_loss"} <= set(r)
     with pytest.raises(TypeError, match="noises"):
         compare_noise(problem, start, [None], lr=1e-4, steps=1)
+
+
+def test_rank_plots_draw_every_run():
+    from matplotlib.figure import Figure
+
+    from trajcore.plot import loss_curves, product_rank, product_singular_values
+
+    problem = tc.DeepLinearNetwork.paper_data((4, 4, 4), n=30, seed=0)
+    start = problem.truncated_init(1, seed=1)
+    runs = {
+        "GD": tc.run(problem, start, lr=1e-4, steps=5),
+        "imputation": tc.run(problem, start, lr=1e-4, steps=5, noise=tc.SingularValueImputation(), seed=1),
+    }
+    ax = Figure().subplots()
+    product_rank(problem, runs, ax=ax)
+    heights = [line.get_ydata() for line in ax.get_lines()[:2]]
+    np.testing.assert_array_equal(heights[0], problem.observables(runs["GD"])["numerical_rank"])
+    ax = Figure().subplots()
+    product_rank(problem, runs, ax=ax, atol=1e-6)
+    product_rank(problem, runs, ax=Figure().subplots(), measure="effective")
+    ax = Figure().subplots()
+    product_singular_values(problem, runs["imputation"], ax=ax)
+    assert len(ax.get_lines()) == 4
+    ax = Figure().subplots()
+    loss_curves(runs, ax=ax, optimal_loss=problem.optimal_loss)
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), runs["imputation"].loss)
+    with pytest.raises(ValueError, match="measure"):
+        product_rank(problem, runs, ax=Figure().subplots(), measure="nuclear")
+    spectrum_only = tc.run(problem, start, lr=1e-4, steps=2, record=tc.Record(coefficients=["layer_ranks"]))
+    with pytest.raises(ValueError, match="spectrum was not recorded"):
+        product_singular_values(problem, spectrum_only, ax=Figure().subplots())
