@@ -176,10 +176,25 @@ void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* 
         jacobi_sweeps(Gt, k, p, Vt, norms);
     }
     for (int64_t i = 0; i < k; ++i) norms[i] = std::sqrt(norms[i]);
-    // Descending order; ties keep the column order (a stable sort, hence deterministic).
-    std::vector<int64_t> order(static_cast<size_t>(k));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return norms[x] > norms[y]; });
+    // Descending order; ties keep the column order (deterministic).
+    // A stack buffer for the usual small k: no allocation inside the per-step loop, so threads never
+    // meet in the allocator.
+    int64_t order_small[64];
+    std::vector<int64_t> order_heap;
+    int64_t* order = order_small;
+    if (k > 64) {
+        order_heap.resize(static_cast<size_t>(k));
+        order = order_heap.data();
+    }
+    // Stable insertion sort (std::stable_sort may allocate a buffer); k is small.
+    for (int64_t i = 0; i < k; ++i) {
+        int64_t j = i;
+        while (j > 0 && norms[order[j - 1]] < norms[i]) {
+            order[j] = order[j - 1];
+            --j;
+        }
+        order[j] = i;
+    }
     for (int64_t i = 0; i < k; ++i) s[i] = norms[order[i]];
     if (!vectors) return;
 
@@ -325,7 +340,8 @@ double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, W
     ws.index.resize(static_cast<size_t>(b));
     // Minibatch: the first b entries of a partial Fisher-Yates shuffle driven by stream 0.
     if (b < n_) {
-        std::vector<int64_t> perm(static_cast<size_t>(n_));
+        std::vector<int64_t>& perm = ws.permutation;
+        perm.resize(static_cast<size_t>(n_));
         std::iota(perm.begin(), perm.end(), 0);
         RandomStream rng(ctx.seed, ctx.trajectory, static_cast<uint64_t>(ctx.step), 0u);
         for (int64_t j = 0; j < b; ++j) {

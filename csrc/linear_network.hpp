@@ -71,7 +71,7 @@ public:
         std::vector<double> product_sxx;      // P Sxx
         std::vector<double> weights, weight_scale;  // effective weights, DropConnect scale
         std::vector<double> acts, masks, g0, g1, inputs, labels;  // data path
-        std::vector<int64_t> index;
+        std::vector<int64_t> index, permutation;
         std::vector<double> svd_work, sv, u, v, concat, gram;
     };
 
