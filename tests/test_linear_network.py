@@ -436,3 +436,27 @@ def test_bad_inputs():
         tc.run(smf, np.zeros((4, 2)), lr=1e-3, steps=1, noise=tc.Dropout(0.1))
     with pytest.raises(ValueError, match="rank"):
         problem.aligned_init(3)
+
+
+def test_balancedness_drift_is_second_order_in_the_step():
+    # D_j = W_{j+1}^T W_{j+1} - W_j W_j^T changes by exactly lr^2 (G_{j+1}^T G_{j+1} - G_j G_j^T) per GD step,
+    # so over a fixed time lr * steps the recorded drift from a balanced start is proportional to lr.
+    problem = tc.DeepLinearNetwork.planted((5, 4, 4, 3), n=100, rank=2, seed=2)
+    x0 = problem.aligned_init(2, 0.6, seed=1)
+    drift = []
+    for lr, steps in ((4e-4, 50), (2e-4, 100), (1e-4, 200)):
+        traj = tc.run(
+            problem, x0, lr=lr, steps=steps, record=tc.Record(every=steps, coefficients=["balancedness"])
+        )
+        obs = problem.observables(traj)["balancedness"]
+        assert np.all(obs[0] < 1e-13)
+        drift.append(obs[-1])
+    np.testing.assert_allclose(drift[0] / drift[1], 2.0, rtol=0.05)
+    np.testing.assert_allclose(drift[1] / drift[2], 2.0, rtol=0.05)
+    x1 = tc.run(problem, x0, lr=1e-3, steps=1).final
+    W0, W1 = problem.layers(x0), problem.layers(x1)
+    G = problem.layers(problem.grad(x0))
+    for j in range(2):
+        change = (W1[j + 1].T @ W1[j + 1] - W1[j] @ W1[j].T) - (W0[j + 1].T @ W0[j + 1] - W0[j] @ W0[j].T)
+        exact = 1e-6 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T)
+        np.testing.assert_allclose(change, exact, atol=1e-12 * max(1.0, np.abs(exact).max()) + 1e-14)
