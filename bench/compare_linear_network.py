@@ -99,13 +99,9 @@ def compare(report: Report) -> None:
     spectrum = tc.Record(every=1, coefficients="spectrum")
 
     def noisy(threads: int):
-        return tc.run(
-            problem, starts, lr=LR, steps=STEPS, noise=noise, seed=3, record=spectrum, n_threads=threads
-        )
+        return tc.run(problem, starts, lr=LR, steps=STEPS, noise=noise, seed=3, record=spectrum, n_threads=threads)
 
     assert np.array_equal(noisy(1).coefficients, noisy(2).coefficients)
     t1 = median_time(lambda: noisy(1), repeat=3)
     t2 = median_time(lambda: noisy(2), repeat=3)
-    report.add(
-        SECTION, f"B={batch} imputation runs, 100 steps, 2 threads", "trajcore on 1 thread", t2, t1, 1.7
-    )
+    report.add(SECTION, f"B={batch} imputation runs, 100 steps, 2 threads", "trajcore on 1 thread", t2, t1, 1.7)

@@ -40,9 +40,7 @@ def test_noisy_batch(benchmark, reference, threads):
     noise = tc.SingularValueImputation(threshold=1e-6)
     record = tc.Record(every=1, coefficients="spectrum")
     traj = benchmark.pedantic(
-        lambda: tc.run(
-            problem, starts, lr=LR, steps=STEPS, noise=noise, seed=3, record=record, n_threads=threads
-        ),
+        lambda: tc.run(problem, starts, lr=LR, steps=STEPS, noise=noise, seed=3, record=record, n_threads=threads),
         rounds=3,
     )
     assert not np.any(traj.diverged)

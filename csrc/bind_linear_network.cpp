@@ -1,4 +1,6 @@
 // Python bindings of the deep-linear-network kernel and the small Jacobi SVD it uses.
+#include <cmath>
+
 #include "bind_driver.hpp"
 #include "linear_network.hpp"
 #include "pybind.hpp"
@@ -47,7 +49,7 @@ void bind_linear_network(py::module_& m) {
             require(x.ndim() == 1 && x.shape(0) == k.state_size(), "x: expected shape (state_size,)");
             py::array_t<double> out(k.n_observables());
             auto ws = k.workspace();
-            const double loss = k.observe(x.data(), out.mutable_data(), ws);
+            const double loss = k.observe(x.data(), out.mutable_data(), ws, std::nan(""));
             return py::make_tuple(loss, out);
         },
         py::arg("x"), "Exact loss and the recorded observables at one flat state.");

@@ -299,7 +299,16 @@ double DeepLinearNetworkKernel::moment_loss(const double* P, Workspace& ws) cons
     const int64_t d0 = widths_.front(), dN = widths_.back();
     gemm_nn(dN, d0, d0, 1.0, P, d0, sxx_.data(), d0, 0.0, ws.product_sxx.data(), d0);
     const double quad = dot(ws.product_sxx.data(), P, dN * d0), cross = dot(P, syx_.data(), dN * d0);
+    ws.loss_scale = quad + 2.0 * std::fabs(cross) + yy_;
     return std::max(0.0, 0.5 * (quad - 2.0 * cross + yy_));
+}
+
+double DeepLinearNetworkKernel::data_loss(const double* P, Workspace& ws) const {
+    const int64_t d0 = widths_.front(), dN = widths_.back();
+    ws.residual.resize(static_cast<size_t>(n_ * dN));
+    std::copy(Y_.begin(), Y_.end(), ws.residual.begin());
+    gemm_nt(n_, dN, d0, 1.0, X_.data(), d0, P, d0, -1.0, ws.residual.data(), dN);  // X P^T - Y
+    return 0.5 * dot(ws.residual.data(), ws.residual.data(), n_ * dN);
 }
 
 void DeepLinearNetworkKernel::product(const double* x, double* out, Workspace& ws) const {
@@ -453,16 +462,21 @@ double DeepLinearNetworkKernel::loss_and_grad(const double* x, double* g, Worksp
         }
         w = ws.weights.data();
     }
+    ws.clean_moments = false;
     const double loss = data_path ? data_loss_and_grad(w, g, ws, ctx) : moment_loss_and_grad(w, g, ws);
+    ws.clean_moments = !data_path && !weight_noise;
     if (dropconnect)
         for (int64_t t = 0; t < state_size_; ++t) g[t] *= ws.weight_scale[t];
     return loss;
 }
 
-double DeepLinearNetworkKernel::observe(const double* x, double* out, Workspace& ws) const {
+double DeepLinearNetworkKernel::observe(const double* x, double* out, Workspace& ws, double gradient_loss) const {
     const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
-    const double* P = prefix_products(x, ws);
-    const double loss = moment_loss(P, ws);
+    const bool reuse = std::isfinite(gradient_loss) && ws.clean_moments;
+    const double* P = reuse ? ws.prefix.data() + prefix_offsets_[N - 1] : prefix_products(x, ws);
+    double loss = reuse ? gradient_loss : moment_loss(P, ws);
+    if (loss < 1e-6 * ws.loss_scale) loss = data_loss(P, ws);
+    ws.clean_moments = false;
     int64_t o = 0;
     const int64_t k = std::min(d0, dN);
     if (groups_ & (product_singular_values | product_ranks)) {

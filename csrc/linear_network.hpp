@@ -21,6 +21,9 @@
 //   singular_value_imputation (scale = std of the draw, jitter = std of the jitter, threshold =
 //   absolute rank tolerance or 0 for the kernel's rank rule). Minibatch indices come from stream 0.
 //
+// Recorded loss: the moment form, unless it has cancelled below 1e-6 of its terms' size (then relative
+// error could exceed ~1e-10), in which case it is recomputed from the data.
+//
 // Observables (every record; groups chosen at construction, laid out in this order):
 //   product_singular_values : min(d_0, d_N) values, descending
 //   product_ranks           : 3 values: numerical rank, effective rank, stable rank of P
@@ -72,7 +75,9 @@ public:
         std::vector<double> weights, weight_scale;  // effective weights, DropConnect scale
         std::vector<double> acts, masks, g0, g1, inputs, labels;  // data path
         std::vector<int64_t> index, permutation;
-        std::vector<double> svd_work, sv, u, v, concat, gram;
+        std::vector<double> svd_work, sv, u, v, concat, gram, residual;
+        double loss_scale = 0.0;    // <P Sxx, P> + 2 |<P, Syx>| + ||Y||^2 of the last moment loss
+        bool clean_moments = false;  // prefix holds the noise-free products of the last loss_and_grad x
     };
 
     // widths (N + 1); X_rows (n x d_0) and Y_rows (n x d_N) hold the samples as rows;
@@ -85,7 +90,9 @@ public:
     int64_t n_observables() const { return n_observables_; }
     Workspace workspace() const;
     double loss_and_grad(const double* x, double* g, Workspace& ws, const StepContext& ctx) const;
-    double observe(const double* x, double* out, Workspace& ws) const;
+    // gradient_loss: the loss loss_and_grad just returned at the same x (NaN otherwise); reused with its
+    // products when that step was noise-free.
+    double observe(const double* x, double* out, Workspace& ws, double gradient_loss) const;
     void post_step(double* x, Workspace& ws, const StepContext& ctx) const;
 
     // Exact loss and full-batch gradient, no noise (the moment path).
@@ -100,6 +107,8 @@ private:
     // Fills ws.prefix with A_1..A_N; returns a pointer to P = A_N.
     const double* prefix_products(const double* w, Workspace& ws) const;
     double moment_loss(const double* P, Workspace& ws) const;
+    // 1/2 ||P X - Y||^2 from the data, O(n d_0 d_N): used when the moment form cancels too much.
+    double data_loss(const double* P, Workspace& ws) const;
 
     std::vector<int64_t> widths_, offsets_, prefix_offsets_, act_offsets_;
     int64_t n_, batch_, state_size_, n_observables_;

@@ -51,9 +51,7 @@ def reference_gd(widths, x0, X, Y, lr, steps):
     for t in range(steps + 1):
         loss, g = reference_loss_grad(widths, x, X, Y)
         losses.append(loss)
-        spectra.append(
-            np.linalg.svd(chain(split(widths, x), 1, len(widths) - 1, widths[0]), compute_uv=False)
-        )
+        spectra.append(np.linalg.svd(chain(split(widths, x), 1, len(widths) - 1, widths[0]), compute_uv=False))
         if t < steps:
             x = x - lr * g
     return np.array(losses), np.array(spectra), x
@@ -188,9 +186,7 @@ def test_gaussian_model_noise_matches_reference(small, kind):
     widths = list(problem.widths)
     x0 = 0.4 * rng.standard_normal(problem.n_params)
     lr, steps, scale, seed = 1e-3, 3, 0.3, 11
-    spec = {"input": tc.InputNoise(scale), "label": tc.LabelNoise(scale), "weight": tc.WeightNoise(scale)}[
-        kind
-    ]
+    spec = {"input": tc.InputNoise(scale), "label": tc.LabelNoise(scale), "weight": tc.WeightNoise(scale)}[kind]
     traj = tc.run(problem, np.stack([x0, x0]), lr=lr, steps=steps, noise=spec, seed=seed)
     for b in range(2):
         x = x0.copy()
@@ -271,9 +267,7 @@ def test_minibatch_matches_reference_and_is_unbiased(small):
     np.testing.assert_allclose(traj.final, x, rtol=1e-10, atol=1e-12)
     # Over many trajectories the mean step is the full-batch gradient (the n / b scaling is unbiased).
     lr = 1e-6
-    many = tc.run(
-        batch, np.repeat(x0[None], 400, axis=0), lr=lr, steps=1, seed=5, record=tc.Record(coefficients=None)
-    )
+    many = tc.run(batch, np.repeat(x0[None], 400, axis=0), lr=lr, steps=1, seed=5, record=tc.Record(coefficients=None))
     steps = (x0 - many.final) / lr
     spread = steps.std(axis=0) / np.sqrt(400)
     assert np.all(np.abs(steps.mean(axis=0) - problem.grad(x0)) <= 5 * spread + 1e-9)
@@ -306,7 +300,7 @@ def test_imputation_follows_paper_rule():
     spec = tc.SingularValueImputation(scale=1.0, jitter=1e-3)
     traj = tc.run(problem, x0, lr=lr, steps=1, noise=spec, seed=seed)
     draws = iter(_core.normal_draws(seed, 0, 0, 1, 8))
-    for W_before, W_after in zip(problem.layers(x0), problem.layers(traj.final)):
+    for W_before, W_after in zip(problem.layers(x0), problem.layers(traj.final), strict=True):
         s = np.linalg.svd(W_before, compute_uv=False)
         r = int(np.sum(s > 6 * np.finfo(float).eps * s[0]))
         assert r == 2
@@ -386,7 +380,7 @@ def test_planted_noisy_run_beats_gd_stuck_at_saddle():
 def test_init_helpers():
     problem = tc.DeepLinearNetwork.paper_data((4, 7, 3, 5), n=30)
     x = problem.default_init(seed=0, batch=2)
-    for W, (rows, cols) in zip(problem.layers(x[0]), problem.layer_shapes):
+    for W, (rows, cols) in zip(problem.layers(x[0]), problem.layer_shapes, strict=True):
         assert W.shape == (rows, cols) and np.all(np.abs(W) <= 1 / np.sqrt(cols))
     np.testing.assert_array_equal(problem.default_init(seed=0), x[0])
     assert [np.linalg.matrix_rank(W) for W in problem.layers(problem.truncated_init(2, seed=1))] == [2, 2, 2]
@@ -445,9 +439,7 @@ def test_balancedness_drift_is_second_order_in_the_step():
     x0 = problem.aligned_init(2, 0.6, seed=1)
     drift = []
     for lr, steps in ((4e-4, 50), (2e-4, 100), (1e-4, 200)):
-        traj = tc.run(
-            problem, x0, lr=lr, steps=steps, record=tc.Record(every=steps, coefficients=["balancedness"])
-        )
+        traj = tc.run(problem, x0, lr=lr, steps=steps, record=tc.Record(every=steps, coefficients=["balancedness"]))
         obs = problem.observables(traj)["balancedness"]
         assert np.all(obs[0] < 1e-13)
         drift.append(obs[-1])

@@ -25,7 +25,7 @@ group                       values                  meaning
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ OBSERVABLE_GROUPS = (
 )
 _SPECTRUM = ("product_singular_values", "product_ranks", "optimum_distance")
 
-ObservableRequest = Union[None, bool, str, Sequence[str]]
+ObservableRequest = None | bool | str | Sequence[str]
 
 
 def _batch_rngs(seed: int | None, batch: int | None) -> tuple[np.random.Generator, int]:
@@ -105,13 +105,11 @@ class DeepLinearNetwork(Problem):
             )
         if self.Y.shape[0] != self.widths[-1]:
             raise ValueError(
-                f"widths: d_N = {self.widths[-1]} does not match Y with {self.Y.shape[0]} rows (Y is (d_N, "
-                "n))"
+                f"widths: d_N = {self.widths[-1]} does not match Y with {self.Y.shape[0]} rows (Y is (d_N, n))"
             )
         if self.X.shape[1] != self.Y.shape[1] or self.X.shape[1] == 0:
             raise ValueError(
-                f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and "
-                f"{self.Y.shape}"
+                f"X, Y: need the same positive number of samples (columns), got {self.X.shape} and {self.Y.shape}"
             )
         self.n = int(self.X.shape[1])
         self.batch_size = self.n if batch_size is None else as_positive_int("batch_size", batch_size)
@@ -217,11 +215,9 @@ class DeepLinearNetwork(Problem):
         if len(layers) != self.n_layers:
             raise ValueError(f"layers: expected {self.n_layers} matrices, got {len(layers)}")
         mats = [as_float_array(f"layers[{i}]", W, ndim=(2, 3)) for i, W in enumerate(layers)]
-        for i, (W, shape) in enumerate(zip(mats, self.layer_shapes)):
+        for i, (W, shape) in enumerate(zip(mats, self.layer_shapes, strict=True)):
             if W.shape[-2:] != shape or W.ndim != mats[0].ndim or W.shape[:-2] != mats[0].shape[:-2]:
-                raise ValueError(
-                    f"layers[{i}]: expected shape {shape} (with the same batch axis), got {W.shape}"
-                )
+                raise ValueError(f"layers[{i}]: expected shape {shape} (with the same batch axis), got {W.shape}")
         lead = mats[0].shape[:-2]
         return np.concatenate([W.reshape(*lead, -1) for W in mats], axis=-1)
 
@@ -352,11 +348,7 @@ class DeepLinearNetwork(Problem):
         rank = as_nonnegative_int("rank", rank)
 
         def draw(rng: np.random.Generator, s: tuple[int, int]) -> np.ndarray:
-            W = (
-                rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1])
-                if scale is None
-                else scale * rng.standard_normal(s)
-            )
+            W = rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1]) if scale is None else scale * rng.standard_normal(s)
             U, sv, Vt = np.linalg.svd(W, full_matrices=False)
             sv[rank:] = 0.0
             return (U * sv) @ Vt
@@ -365,9 +357,7 @@ class DeepLinearNetwork(Problem):
             as_positive_float("scale", scale)
         return self._draw(seed, batch, draw)
 
-    def aligned_init(
-        self, rank: int, scale: float = 1.0, seed: int | None = 0, batch: int | None = None
-    ) -> np.ndarray:
+    def aligned_init(self, rank: int, scale: float = 1.0, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
         """Balanced rank-r start: ``W_i = U_i diag(scale) U_{i-1}^T`` with ``U_i (d_i, r)`` random
         orthonormal columns, so ``W_{j+1}^T W_{j+1} = W_j W_j^T`` exactly, ``dim S_k = r`` and
         ``rank P = r``."""
@@ -379,9 +369,7 @@ class DeepLinearNetwork(Problem):
         out = np.empty((count, self.n_params))
         for b in range(count):
             bases = [np.linalg.qr(rng.standard_normal((d, rank)))[0] for d in self.widths]
-            out[b] = np.concatenate(
-                [(scale * bases[i + 1] @ bases[i].T).ravel() for i in range(self.n_layers)]
-            )
+            out[b] = np.concatenate([(scale * bases[i + 1] @ bases[i].T).ravel() for i in range(self.n_layers)])
         return out if batch is not None else out[0]
 
     # -- recording -------------------------------------------------------------------------------
@@ -424,11 +412,7 @@ class DeepLinearNetwork(Problem):
 
     def coefficient_pairs(self, coefficients: ObservableRequest) -> np.ndarray:
         """Labels of the recorded values: ``(group index in OBSERVABLE_GROUPS, position in the group)``."""
-        rows = [
-            (OBSERVABLE_GROUPS.index(g), i)
-            for g in self._groups(coefficients)
-            for i in range(self._group_size(g))
-        ]
+        rows = [(OBSERVABLE_GROUPS.index(g), i) for g in self._groups(coefficients) for i in range(self._group_size(g))]
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
     def observables(self, trajectory: Trajectory) -> dict[str, np.ndarray]:

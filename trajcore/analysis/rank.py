@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ __all__ = [
     "compare_noise",
 ]
 
-ArrayOrNumber = Union[float, np.ndarray]
+ArrayOrNumber = float | np.ndarray
 
 
 def _singular_values(name: str, A: Any, spectrum: bool) -> tuple[np.ndarray, int]:
@@ -224,9 +224,7 @@ def global_optimality(
     conditions = {
         "Sxx_full_rank": numerical_rank(problem.Sxx) == d0,
         "Syx_full_rank": numerical_rank(problem.Syx) == min(dN, d0),
-        "distinct_eigenvalues": bool(np.all(gaps > 1e-10 * max(1.0, float(abs(eig[0])))))
-        if eig.size
-        else True,
+        "distinct_eigenvalues": bool(np.all(gaps > 1e-10 * max(1.0, float(abs(eig[0]))))) if eig.size else True,
     }
     rank = numerical_rank(P, rtol=rtol, atol=atol)
     critical = relative <= grad_rtol
@@ -346,9 +344,7 @@ def compare_noise(
             spectra = obs["product_singular_values"][:, -1]
             row["rank_atol"] = float(np.nanmean(numerical_rank(spectra, atol=atol, spectrum=True)))
         row["rank_cap"] = problem.rank_cap
-        row["product_singular_values_final"] = np.nanmean(obs["product_singular_values"][:, -1], axis=0)[
-            :k
-        ].tolist()
+        row["product_singular_values_final"] = np.nanmean(obs["product_singular_values"][:, -1], axis=0)[:k].tolist()
         rows.append(row)
         trajectories[str(name)] = traj
     return (rows, trajectories) if return_trajectories else rows

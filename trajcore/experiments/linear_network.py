@@ -75,8 +75,7 @@ class DLNReference:
 @experiment(
     "dln_paper_reference",
     DLNReference,
-    "Deep linear network, Paper B reference: product rank under GD (flat) and singular-value imputation "
-    "(rising)",
+    "Deep linear network, Paper B reference: product rank under GD (flat) and singular-value imputation (rising)",
     demo={"init_seeds": (1,)},
     flagship=True,
 )
@@ -131,9 +130,7 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
         "imputation raises the product rank above GD (relative tolerance)": bool(
             np.all(rank_imp[:, -1] > rank_gd[:, -1])
         ),
-        "imputation raises the product rank above GD (absolute 1e-6)": bool(
-            np.all(atol_imp[:, -1] > atol_gd[:, -1])
-        ),
+        "imputation raises the product rank above GD (absolute 1e-6)": bool(np.all(atol_imp[:, -1] > atol_gd[:, -1])),
         "imputation reaches full rank at the default relative tolerance": bool(
             np.all(rank_imp[:, -1] == problem.rank_cap)
         ),
@@ -264,9 +261,7 @@ def _compare(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     c = _mse_factor(problem)
     lr = lr_mse / c
-    common: dict[str, Any] = dict(
-        lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every
-    )
+    common: dict[str, Any] = dict(lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every)
     rows, trajs = analysis.compare_noise(
         problem,
         start,
@@ -304,8 +299,7 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
 @experiment(
     "dln_noise_comparison",
     DLNNoiseComparison,
-    "Deep linear network: every noise model's product rank (numerical, effective) and loss, reference and "
-    "planted",
+    "Deep linear network: every noise model's product rank (numerical, effective) and loss, reference and planted",
     demo={"n_runs": 1, "planted_steps": 600, "record_every": 5},
 )
 def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
@@ -365,9 +359,7 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
         ]
         == cap,
         "GD, input noise, label noise and SGD never exceed the S_k bound": all(
-            not row(rows, name)["exceeds_subspace_bound"]
-            for rows in (ref_rows, pl_rows)
-            for name in invariant
+            not row(rows, name)["exceeds_subspace_bound"] for rows in (ref_rows, pl_rows) for name in invariant
         ),
         "planted: GD stays below the planted rank": gd_pl["max_numerical_rank"] < cfg.planted_rank,
         "planted: a noisy run reaches a lower loss than GD": best is not None
@@ -409,9 +401,7 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
     figures: list[str] = []
     first_ref = {name: t[0] for name, t in ref_trajs.items()}
     first_pl = {name: t[0] for name, t in pl_trajs.items()}
-    _figure(
-        out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures
-    )
+    _figure(out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures)
     _figure(
         out_dir,
         "dln_noise_effective_rank_planted.png",

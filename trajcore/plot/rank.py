@@ -65,13 +65,9 @@ def product_rank(
                 series = effective_rank(s, spectrum=True)
             else:
                 series = stable_rank(s, spectrum=True)
-        ax.plot(
-            traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post", ls=_style(index)
-        )
+        ax.plot(traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post", ls=_style(index))
     ax.axhline(problem.rank_cap, color="grey", lw=0.8, ls=":")
-    rule = (
-        f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
-    )
+    rule = f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"{measure} rank of W_N...W_1" + (f" ({rule})" if measure == "numerical" else ""))
     ax.legend(fontsize="small")
