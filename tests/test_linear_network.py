@@ -452,3 +452,18 @@ def test_balancedness_drift_is_second_order_in_the_step():
         change = (W1[j + 1].T @ W1[j + 1] - W1[j] @ W1[j].T) - (W0[j + 1].T @ W0[j + 1] - W0[j] @ W0[j].T)
         exact = 1e-6 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T)
         np.testing.assert_allclose(change, exact, atol=1e-12 * max(1.0, np.abs(exact).max()) + 1e-14)
+
+
+def test_recorded_loss_is_accurate_near_an_exact_fit():
+    # Noise-free planted data: at P = A + tiny the moment form 1/2(<P Sxx, P> - 2 <P, Syx> + ||Y||^2)
+    # cancels almost completely; the recorded loss must still match the data residual.
+    problem = tc.DeepLinearNetwork.planted((4, 4, 4), n=50, rank=4, noise=0.0, seed=0)
+    U, s, Vt = np.linalg.svd(problem.signal)
+    W1 = np.sqrt(s)[:, None] * Vt
+    W2 = U * np.sqrt(s) + 1e-7 * np.random.default_rng(0).standard_normal((4, 4))
+    x = problem.flatten([W1, W2])
+    exact = 0.5 * np.sum((W2 @ W1 @ problem.X - problem.Y) ** 2)
+    assert exact < 1e-10 * problem.yy
+    recorded = tc.run(problem, x, lr=1e-6, steps=0).loss[0]
+    assert recorded == pytest.approx(exact, rel=1e-8)
+    assert problem._kernel(problem.n_params, True).observe(x)[0] == pytest.approx(exact, rel=1e-8)
