@@ -295,12 +295,12 @@ const double* DeepLinearNetworkKernel::prefix_products(const double* w, Workspac
 }
 
 // 1/2 (<P Sxx, P> - 2 <P, Syx> + ||Y||^2); leaves P Sxx in ws.product_sxx.
-double DeepLinearNetworkKernel::moment_loss(const double* P, Workspace& ws) const {
+double DeepLinearNetworkKernel::moment_loss(const double* P, Workspace& ws, const Moments& m) const {
     const int64_t d0 = widths_.front(), dN = widths_.back();
-    gemm_nn(dN, d0, d0, 1.0, P, d0, sxx_.data(), d0, 0.0, ws.product_sxx.data(), d0);
-    const double quad = dot(ws.product_sxx.data(), P, dN * d0), cross = dot(P, syx_.data(), dN * d0);
-    ws.loss_scale = quad + 2.0 * std::fabs(cross) + yy_;
-    return std::max(0.0, 0.5 * (quad - 2.0 * cross + yy_));
+    gemm_nn(dN, d0, d0, 1.0, P, d0, m.sxx, d0, 0.0, ws.product_sxx.data(), d0);
+    const double quad = dot(ws.product_sxx.data(), P, dN * d0), cross = dot(P, m.syx, dN * d0);
+    ws.loss_scale = quad + 2.0 * std::fabs(cross) + m.yy;
+    return std::max(0.0, 0.5 * (quad - 2.0 * cross + m.yy));
 }
 
 double DeepLinearNetworkKernel::data_loss(const double* P, Workspace& ws) const {
@@ -316,13 +316,14 @@ void DeepLinearNetworkKernel::product(const double* x, double* out, Workspace& w
     std::copy(P, P + widths_.back() * widths_.front(), out);
 }
 
-double DeepLinearNetworkKernel::moment_loss_and_grad(const double* w, double* g, Workspace& ws) const {
+double DeepLinearNetworkKernel::moment_loss_and_grad(const double* w, double* g, Workspace& ws,
+                                                     const Moments& m) const {
     const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
     const double* P = prefix_products(w, ws);
-    const double loss = moment_loss(P, ws);
+    const double loss = moment_loss(P, ws, m);
     double* Q = ws.q0.data();
     double* Qnext = ws.q1.data();
-    for (int64_t t = 0; t < dN * d0; ++t) Q[t] = ws.product_sxx[t] - syx_[t];  // E = P Sxx - Syx
+    for (int64_t t = 0; t < dN * d0; ++t) Q[t] = ws.product_sxx[t] - m.syx[t];  // E = P Sxx - Syx
     for (int64_t i = N; i >= 1; --i) {
         const int64_t di = widths_[i], dp = widths_[i - 1];
         double* gi = g + offsets_[i - 1];
@@ -338,7 +339,7 @@ double DeepLinearNetworkKernel::moment_loss_and_grad(const double* w, double* g,
 }
 
 double DeepLinearNetworkKernel::exact_loss_and_grad(const double* x, double* g, Workspace& ws) const {
-    return moment_loss_and_grad(x, g, ws);
+    return moment_loss_and_grad(x, g, ws, full_moments());
 }
 
 double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, Workspace& ws,
@@ -381,28 +382,35 @@ double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, W
         const int64_t count = term.kind == NoiseKind::input_gaussian ? b * d0 : b * dN;
         for (int64_t t = 0; t < count; ++t) target[t] += s * rng.normal();
     }
+    const double scale = static_cast<double>(n_) / static_cast<double>(b);
+    if (!dropout) {
+        // No per-sample masks: the sample's own moments, scaled by n / b, feed the moment path.
+        ws.sample_sxx.resize(static_cast<size_t>(d0 * d0));
+        ws.sample_syx.resize(static_cast<size_t>(dN * d0));
+        gemm_tn(d0, d0, b, scale, H0, d0, H0, d0, 0.0, ws.sample_sxx.data(), d0);
+        gemm_tn(dN, d0, b, scale, ws.labels.data(), dN, H0, d0, 0.0, ws.sample_syx.data(), d0);
+        const double yy = scale * dot(ws.labels.data(), ws.labels.data(), b * dN);
+        return moment_loss_and_grad(w, g, ws, Moments{ws.sample_sxx.data(), ws.sample_syx.data(), yy});
+    }
     // Unit dropout on the hidden layers 1..N-1: mask entries 0 or 1 / (1 - p), one per sample and unit.
-    if (dropout) {
-        ws.masks.assign(static_cast<size_t>(act_offsets_.back()), 1.0);
-        for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
-            const NoiseTerm& term = noise[term_index];
-            if (term.kind != NoiseKind::dropout || term.probability == 0.0) continue;
-            RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
-            const double keep_scale = 1.0 / (1.0 - term.probability);
-            for (int64_t i = 1; i < N; ++i)
-                for (int64_t t = act_offsets_[i]; t < act_offsets_[i + 1]; ++t)
-                    ws.masks[t] *= rng.uniform() < term.probability ? 0.0 : keep_scale;
-        }
+    ws.masks.assign(static_cast<size_t>(act_offsets_.back()), 1.0);
+    for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
+        const NoiseTerm& term = noise[term_index];
+        if (term.kind != NoiseKind::dropout || term.probability == 0.0) continue;
+        RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+        const double keep_scale = 1.0 / (1.0 - term.probability);
+        for (int64_t i = 1; i < N; ++i)
+            for (int64_t t = act_offsets_[i]; t < act_offsets_[i + 1]; ++t)
+                ws.masks[t] *= rng.uniform() < term.probability ? 0.0 : keep_scale;
     }
     for (int64_t i = 1; i <= N; ++i) {
         const int64_t di = widths_[i], dp = widths_[i - 1];
         double* Hi = ws.acts.data() + act_offsets_[i];
         gemm_nt(b, di, dp, 1.0, ws.acts.data() + act_offsets_[i - 1], dp, w + offsets_[i - 1], dp, 0.0, Hi, di);
-        if (dropout && i < N)
+        if (i < N)
             for (int64_t t = 0; t < b * di; ++t) Hi[t] *= ws.masks[act_offsets_[i] + t];
     }
     // Residual and backward pass, the gradient scaled by n / b.
-    const double scale = static_cast<double>(n_) / static_cast<double>(b);
     const int64_t dmax = *std::max_element(widths_.begin(), widths_.end());
     ws.g0.resize(static_cast<size_t>(b * dmax));
     ws.g1.resize(static_cast<size_t>(b * dmax));
@@ -420,8 +428,7 @@ double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, W
         gemm_tn(di, dp, b, 1.0, G, di, ws.acts.data() + act_offsets_[i - 1], dp, 0.0, g + offsets_[i - 1], dp);
         if (i > 1) {
             gemm_nn(b, dp, di, 1.0, G, di, w + offsets_[i - 1], dp, 0.0, Gnext, dp);
-            if (dropout)
-                for (int64_t t = 0; t < b * dp; ++t) Gnext[t] *= ws.masks[act_offsets_[i - 1] + t];
+            for (int64_t t = 0; t < b * dp; ++t) Gnext[t] *= ws.masks[act_offsets_[i - 1] + t];
             std::swap(G, Gnext);
         }
     }
@@ -463,7 +470,8 @@ double DeepLinearNetworkKernel::loss_and_grad(const double* x, double* g, Worksp
         w = ws.weights.data();
     }
     ws.clean_moments = false;
-    const double loss = data_path ? data_loss_and_grad(w, g, ws, ctx) : moment_loss_and_grad(w, g, ws);
+    const double loss =
+        data_path ? data_loss_and_grad(w, g, ws, ctx) : moment_loss_and_grad(w, g, ws, full_moments());
     ws.clean_moments = !data_path && !weight_noise;
     if (dropconnect)
         for (int64_t t = 0; t < state_size_; ++t) g[t] *= ws.weight_scale[t];
@@ -474,7 +482,7 @@ double DeepLinearNetworkKernel::observe(const double* x, double* out, Workspace&
     const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
     const bool reuse = std::isfinite(gradient_loss) && ws.clean_moments;
     const double* P = reuse ? ws.prefix.data() + prefix_offsets_[N - 1] : prefix_products(x, ws);
-    double loss = reuse ? gradient_loss : moment_loss(P, ws);
+    double loss = reuse ? gradient_loss : moment_loss(P, ws, full_moments());
     if (loss < 1e-6 * ws.loss_scale) loss = data_loss(P, ws);
     ws.clean_moments = false;
     int64_t o = 0;

@@ -8,8 +8,10 @@
 //    Syx = Y X^T and ||Y||^2, so a step costs O(sum_i d_i d_{i-1} d_0 + d_N d_0^2), independent of n:
 //      A_i = W_i ... W_1 (prefix products), E = P Sxx - Syx,
 //      Q_N = E, Q_{i-1} = W_i^T Q_i,  grad W_i = Q_i A_{i-1}^T  (A_0 = I).
-//  * data (minibatch SGD, unit dropout, input noise, label noise): forward H_i = H_{i-1} W_i^T on the
-//    b sampled rows, backward G_{i-1} = G_i W_i, grad W_i = G_i^T H_{i-1}; O(b sum_i d_i d_{i-1}).
+//  * sample (minibatch SGD, input noise, label noise): the b sampled (noisy) rows give their own moments
+//    (n / b) X~ X~^T, (n / b) Y~ X~^T, (n / b) ||Y~||^2 in O(b d_0 (d_0 + d_N)), then the moment path.
+//  * data (unit dropout: the masks act per sample): forward H_i = H_{i-1} W_i^T on the b rows,
+//    backward G_{i-1} = G_i W_i, grad W_i = G_i^T H_{i-1}; O(b sum_i d_i d_{i-1}).
 //    A minibatch gradient is scaled by n / b, so it estimates the full-batch gradient without bias
 //    and the step size means the same thing in both paths.
 // Weight noise and DropConnect only change the weights the forward pass uses (W~ = mask / (1 - p) * W + E),
@@ -74,6 +76,7 @@ public:
         std::vector<double> product_sxx;      // P Sxx
         std::vector<double> weights, weight_scale;  // effective weights, DropConnect scale
         std::vector<double> acts, masks, g0, g1, inputs, labels;  // data path
+        std::vector<double> sample_sxx, sample_syx;                // moments of a (noisy) sample
         std::vector<int64_t> index, permutation;
         std::vector<double> svd_work, sv, u, v, concat, gram, residual;
         double loss_scale = 0.0;    // <P Sxx, P> + 2 |<P, Syx>| + ||Y||^2 of the last moment loss
@@ -102,11 +105,18 @@ public:
     int64_t layers() const { return static_cast<int64_t>(widths_.size()) - 1; }
 
 private:
-    double moment_loss_and_grad(const double* w, double* g, Workspace& ws) const;
+    // Second moments the loss depends on: L = 1/2 (<P Sxx, P> - 2 <P, Syx> + yy).
+    struct Moments {
+        const double* sxx;  // (d_0 x d_0)
+        const double* syx;  // (d_N x d_0)
+        double yy;
+    };
+    Moments full_moments() const { return {sxx_.data(), syx_.data(), yy_}; }
+    double moment_loss_and_grad(const double* w, double* g, Workspace& ws, const Moments& m) const;
     double data_loss_and_grad(const double* w, double* g, Workspace& ws, const StepContext& ctx) const;
     // Fills ws.prefix with A_1..A_N; returns a pointer to P = A_N.
     const double* prefix_products(const double* w, Workspace& ws) const;
-    double moment_loss(const double* P, Workspace& ws) const;
+    double moment_loss(const double* P, Workspace& ws, const Moments& m) const;
     // 1/2 ||P X - Y||^2 from the data, O(n d_0 d_N): used when the moment form cancels too much.
     double data_loss(const double* P, Workspace& ws) const;
 

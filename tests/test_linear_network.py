@@ -173,7 +173,7 @@ def test_data_path_equals_moment_path(small):
     problem, rng = small
     x0 = 0.4 * rng.standard_normal(problem.n_params)
     plain = tc.run(problem, x0, lr=1e-3, steps=20)
-    # Zero-scale input noise forces the data path (forward/backward on X) without changing anything.
+    # Zero-scale input noise forces the sample path (moments rebuilt from the rows) without changing anything.
     data = tc.run(problem, x0, lr=1e-3, steps=20, noise=tc.InputNoise(0.0))
     np.testing.assert_allclose(data.final, plain.final, rtol=1e-11, atol=1e-13)
     full_batch = tc.DeepLinearNetwork(problem.widths, problem.X, problem.Y, batch_size=problem.n)
