@@ -3,7 +3,7 @@
 // State of one trajectory: all layer matrices concatenated, row-major, layer 1 first;
 // W_i is (d_i x d_{i-1}).
 //
-// Two code paths for a step:
+// Three code paths for a step:
 //  * moments (full batch, no data-level noise): the data enter only through Sxx = X X^T,
 //    Syx = Y X^T and ||Y||^2, so a step costs O(sum_i d_i d_{i-1} d_0 + d_N d_0^2), independent of n:
 //      A_i = W_i ... W_1 (prefix products), E = P Sxx - Syx,
@@ -12,10 +12,10 @@
 //    (n / b) X~ X~^T, (n / b) Y~ X~^T, (n / b) ||Y~||^2 in O(b d_0 (d_0 + d_N)), then the moment path.
 //  * data (unit dropout: the masks act per sample): forward H_i = H_{i-1} W_i^T on the b rows,
 //    backward G_{i-1} = G_i W_i, grad W_i = G_i^T H_{i-1}; O(b sum_i d_i d_{i-1}).
-//    A minibatch gradient is scaled by n / b, so it estimates the full-batch gradient without bias
-//    and the step size means the same thing in both paths.
+// A minibatch gradient is scaled by n / b, so it estimates the full-batch gradient without bias and
+// the step size means the same thing on every path.
 // Weight noise and DropConnect only change the weights the forward pass uses (W~ = mask / (1 - p) * W + E),
-// so they run on either path; the gradient with respect to W is the gradient at W~ times the mask scale.
+// so they run on any path; the gradient with respect to W is the gradient at W~ times the mask scale.
 //
 // Noise kinds read by this kernel (NoiseTerm fields in parentheses; each term its own stream):
 //   weight_additive (scale, anneal), dropconnect (probability), dropout (probability; hidden units
