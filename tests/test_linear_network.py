@@ -467,3 +467,13 @@ def test_recorded_loss_is_accurate_near_an_exact_fit():
     recorded = tc.run(problem, x, lr=1e-6, steps=0).loss[0]
     assert recorded == pytest.approx(exact, rel=1e-8)
     assert problem._kernel(problem.n_params, True).observe(x)[0] == pytest.approx(exact, rel=1e-8)
+
+
+def test_noise_comparison_experiment_reports_every_model():
+    experiment = get("dln_noise_comparison")
+    result = experiment.run(experiment.demo_config())
+    assert all(result.checks.values()), result.checks
+    names = [row["noise"] for row in result.metrics["reference"]]
+    assert len(names) == 12 and names == [row["noise"] for row in result.metrics["planted"]]
+    for row in result.metrics["reference"] + result.metrics["planted"]:
+        assert {"numerical_rank", "effective_rank", "rank_atol", "final_loss"} <= set(row)
