@@ -4,6 +4,7 @@
 namespace trajcore {
 void bind_core(pybind11::module_& m);
 void bind_matrix_factorization(pybind11::module_& m);
+void bind_projection(pybind11::module_& m);
 void bind_linear_network(pybind11::module_& m);
 }  // namespace trajcore
 
@@ -11,5 +12,6 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "trajcore compiled core (private): step kernels, the shared driver, projections";
     trajcore::bind_core(m);
     trajcore::bind_matrix_factorization(m);
+    trajcore::bind_projection(m);
     trajcore::bind_linear_network(m);
 }

@@ -6,12 +6,13 @@ traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500
 tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
-from . import analysis, config, noise, plot
+from . import analysis, bases, config, data, network, noise, plot
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
 from .linear_network import DeepLinearNetwork
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
+from .network import MLP, NetworkRun, Training
 from .noise import (
     DropConnect,
     Dropout,
@@ -39,14 +40,20 @@ __all__ = [
     "WeightNoise",
     "GradientNoise",
     "Langevin",
+    "MLP",
+    "NetworkRun",
     "PerturbedGD",
     "Problem",
     "Record",
     "SymmetricMatrixFactorization",
     "Trajectory",
+    "Training",
     "__version__",
     "analysis",
+    "bases",
     "config",
+    "data",
+    "network",
     "noise",
     "plot",
     "run",

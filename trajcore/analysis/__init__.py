@@ -12,6 +12,14 @@ from .conditions import (
     iteration_bound,
     predicted_learning_times,
 )
+from .network import (
+    InitializationBars,
+    coefficient_gradients,
+    initialization_bars,
+    max_gradient_cosines,
+    project_run,
+    top_coefficient_monotonicity,
+)
 from .rank import (
     compare_noise,
     effective_rank,
@@ -30,6 +38,12 @@ __all__ = [
     "gradient_independence",
     "iteration_bound",
     "predicted_learning_times",
+    "InitializationBars",
+    "coefficient_gradients",
+    "initialization_bars",
+    "max_gradient_cosines",
+    "project_run",
+    "top_coefficient_monotonicity",
     "compare_noise",
     "effective_rank",
     "global_optimality",

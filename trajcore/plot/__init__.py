@@ -3,14 +3,28 @@
 Every function takes an optional ``ax`` and returns the axes it drew on.
 """
 
+from .network import (
+    coefficient_figure,
+    conditions_figure,
+    gradient_dominance_plot,
+    gradient_independence_heatmap,
+    initialization_bar_chart,
+)
 from .rank import loss_curves, product_rank, product_singular_values
+from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
 
 __all__ = [
+    "coefficient_figure",
     "coefficients",
+    "conditions_figure",
+    "gradient_dominance_plot",
+    "gradient_independence_heatmap",
+    "initialization_bar_chart",
     "learning_times",
-    "scaling",
     "loss_curves",
     "product_rank",
     "product_singular_values",
+    "scaling",
+    "text_chart",
 ]
