@@ -5,6 +5,7 @@ namespace trajcore {
 void bind_core(pybind11::module_& m);
 void bind_matrix_factorization(pybind11::module_& m);
 void bind_projection(pybind11::module_& m);
+void bind_linear_network(pybind11::module_& m);
 void bind_tensor(pybind11::module_& m);
 }  // namespace trajcore
 
@@ -13,5 +14,6 @@ PYBIND11_MODULE(_core, m) {
     trajcore::bind_core(m);
     trajcore::bind_matrix_factorization(m);
     trajcore::bind_projection(m);
+    trajcore::bind_linear_network(m);
     trajcore::bind_tensor(m);
 }

@@ -10,9 +10,20 @@ from . import analysis, bases, config, data, network, noise, plot
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
+from .linear_network import DeepLinearNetwork
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
 from .network import MLP, NetworkRun, Training
-from .noise import GradientNoise, Langevin, PerturbedGD
+from .noise import (
+    DropConnect,
+    Dropout,
+    GradientNoise,
+    InputNoise,
+    LabelNoise,
+    Langevin,
+    PerturbedGD,
+    SingularValueImputation,
+    WeightNoise,
+)
 from .problem import Problem
 from .tensor import OrthogonalTensorDecomposition, SymmetricTensor
 from .trajectory import Trajectory
@@ -21,6 +32,13 @@ __version__ = version()
 
 __all__ = [
     "AsymmetricMatrixFactorization",
+    "DeepLinearNetwork",
+    "DropConnect",
+    "Dropout",
+    "InputNoise",
+    "LabelNoise",
+    "SingularValueImputation",
+    "WeightNoise",
     "GradientNoise",
     "OrthogonalTensorDecomposition",
     "Langevin",

@@ -20,6 +20,15 @@ from .network import (
     project_run,
     top_coefficient_monotonicity,
 )
+from .rank import (
+    compare_noise,
+    effective_rank,
+    global_optimality,
+    numerical_rank,
+    stable_rank,
+    subspace_dimensions,
+    subspace_rank_bound,
+)
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
 from .tensor import (
     Plateau,
@@ -45,6 +54,13 @@ __all__ = [
     "max_gradient_cosines",
     "project_run",
     "top_coefficient_monotonicity",
+    "compare_noise",
+    "effective_rank",
+    "global_optimality",
+    "numerical_rank",
+    "stable_rank",
+    "subspace_dimensions",
+    "subspace_rank_bound",
     "crossing_times",
     "detect_plateaus",
     "initial_alignments",

@@ -10,6 +10,7 @@ from .network import (
     gradient_independence_heatmap,
     initialization_bar_chart,
 )
+from .rank import loss_curves, product_rank, product_singular_values
 from .tensor import error_staircase, escape_scaling, tensor_coefficients
 from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
@@ -24,6 +25,9 @@ __all__ = [
     "gradient_independence_heatmap",
     "initialization_bar_chart",
     "learning_times",
+    "loss_curves",
+    "product_rank",
+    "product_singular_values",
     "scaling",
     "tensor_coefficients",
     "text_chart",
