@@ -107,7 +107,10 @@ def registry() -> dict[str, Experiment]:
             if error.name != f"{__name__}.{module}":
                 raise
     for module in filter(None, (m.strip() for m in os.environ.get("TRAJCORE_EXPERIMENTS", "").split(","))):
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(f"TRAJCORE_EXPERIMENTS names {module!r}, which cannot be imported: {error}") from error
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -115,5 +118,6 @@ def get(name: str) -> Experiment:
     """The experiment called ``name``; ``KeyError`` listing the known names otherwise."""
     experiments = registry()
     if name not in experiments:
-        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+        known = ", ".join(experiments) or "(none registered)"
+        raise KeyError(f"unknown experiment {name!r}; known: {known}")
     return experiments[name]

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
@@ -37,6 +38,8 @@ __all__ = [
 #: Fields that choose how a run executes, not what it computes (excluded from run ids).
 EXECUTION_FIELDS = frozenset({"n_threads"})
 
+# ``Optional[int]`` has origin typing.Union; ``int | None`` (Python >= 3.10) has types.UnionType.
+_UNION_ORIGINS: tuple[Any, ...] = (Union, getattr(types, "UnionType", Union))
 _NONE_WORDS = frozenset({"none", "null"})
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
@@ -53,7 +56,7 @@ def field_types(config_type: type) -> dict[str, Any]:
 
 
 def _split_optional(tp: Any) -> tuple[Any, bool]:
-    if typing.get_origin(tp) is Union:
+    if typing.get_origin(tp) in _UNION_ORIGINS:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0], len(args) != len(typing.get_args(tp))
