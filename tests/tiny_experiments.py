@@ -7,7 +7,8 @@ test that depends on their checks can fail.
 
 If ``TRAJCORE_TEST_LOG`` names a file, every finished computation appends its canonical config
 as one JSON line (one ``write`` on an ``O_APPEND`` descriptor: lines from concurrent workers do
-not interleave) - the tests count computations with it.
+not interleave) - the tests count computations with it. ``TRAJCORE_TEST_FAIL_SEED`` makes the run
+of that seed raise (a failure outside the config, so a rerun without it continues the same sweep).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class TinySMFConfig:
     steps: int = 400
     seed: int = 0
     pause: float = 0.0
-    fail_on_seed: int = -1
     n_threads: int | None = None
 
 
@@ -57,7 +57,7 @@ def _log(config: TinySMFConfig) -> None:
     flagship=True,
 )
 def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
-    if config.seed == config.fail_on_seed:
+    if str(config.seed) == os.environ.get("TRAJCORE_TEST_FAIL_SEED"):
         raise RuntimeError(f"asked to fail on seed {config.seed}")
     if config.pause:
         time.sleep(config.pause)

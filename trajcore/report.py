@@ -24,6 +24,8 @@ from .store import PathLike, RunStore, atomic_write_text, json_ready
 
 __all__ = ["ReportEntry", "write_report", "rebuild_report", "write_sweep_report", "all_checks_pass"]
 
+_REPLICATE_KEYS = frozenset({"seed"})
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
@@ -236,8 +238,11 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
     rows = store.rebuild_summary(scan)
     root = store.root
     grid: dict[str, list[Any]] = spec.get("grid", {})
+    # x axes: grid keys with several numeric values; seeds are replicates (averaged), not an axis
     parameters = [
-        k for k, v in grid.items() if len({json.dumps(x) for x in v}) > 1 and all(map(_is_number, v))
+        k
+        for k, v in grid.items()
+        if k not in _REPLICATE_KEYS and len({json.dumps(x) for x in v}) > 1 and all(map(_is_number, v))
     ]
     metric_names: list[str] = []
     for payload in scan.complete.values():
