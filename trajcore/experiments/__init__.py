@@ -99,13 +99,7 @@ def experiment(
 def registry() -> dict[str, Experiment]:
     """All experiments, by name (imports the experiment modules on first use)."""
     for module in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as error:
-            # A family whose module is absent from this tree is skipped; a missing dependency
-            # *inside* a present module still raises.
-            if error.name != f"{__name__}.{module}":
-                raise
+        importlib.import_module(f"{__name__}.{module}")
     for module in filter(None, (m.strip() for m in os.environ.get("TRAJCORE_EXPERIMENTS", "").split(","))):
         try:
             importlib.import_module(module)
