@@ -195,6 +195,9 @@ def test_local_dask_and_command_line_sweeps_are_identical(tmp_path, monkeypatch)
     reference = _store_files(serial)
     assert len(reference) == 202
 
+    # every task ran with one OpenMP thread (the machine default is the CPU count)
+    assert {row["omp_max_threads"] for row in RunStore(serial).rebuild_summary()} == {1}
+
     local = tmp_path / "local"
     with local_executor(2, kind="processes") as pool:
         outcome = run_sweep(spec, local, executor=pool, workers=2)

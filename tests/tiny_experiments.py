@@ -82,6 +82,8 @@ def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
         "learning_times": times,
         "first_learning_time": times[0],
         "final_beta": diagonal[-1].tolist(),
+        # OpenMP threads a run may use here: sweeps limit every task to one
+        "omp_max_threads": tc.config.resolve_threads(None),
     }
     checks = {
         "loss fell by 1e3": bool(traj.loss[-1] < 1e-3 * traj.loss[0]),
