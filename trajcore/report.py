@@ -71,7 +71,7 @@ def _format(value: Any) -> str:
         return f"{value:.6g}" if math.isfinite(value) else str(value)
     if isinstance(value, list):
         shown = ", ".join(_format(v) for v in value[:8])
-        return f"[{shown}{', ...' if len(value) > 8 else ''}] ({len(value)} values)"
+        return f"[{shown}, ... ({len(value)} values)]" if len(value) > 8 else f"[{shown}]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in list(value.items())[:8]) + "}"
     return str(value)
@@ -154,8 +154,11 @@ def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
             + "".join(figures)
             + (f"<h3>Metrics</h3>{_table(['metric', 'value'], metrics)}" if metrics else "")
         )
+    from .config import version
+
     summary = _table(["experiment", "checks", "time"], overview) + (
-        "<p class='muted'>All numbers: <a href='metrics.json'>metrics.json</a>.</p>"
+        f"<p class='muted'>trajcore {html.escape(version())}. "
+        "All numbers: <a href='metrics.json'>metrics.json</a>.</p>"
     )
     return _page(title, summary, sections)
 
