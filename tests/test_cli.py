@@ -214,3 +214,15 @@ def test_settings_are_parsed_by_field_type():
     ]:
         with pytest.raises(ConfigError, match=message):
             build_config(_Settings, bad, context="s")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_bars_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, monkeypatch, quiet):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "tiny_smf"\n[base]\nsteps = 100\n[grid]\nseed = { range = [0, 12] }\n')
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads", "--workers", "2"]
+    assert main(["-q", *argv] if quiet else argv) == 0
+    captured = capsys.readouterr()
+    assert ("12/12" in captured.err) is not quiet
+    assert captured.out.startswith("summary:") is quiet

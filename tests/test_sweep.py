@@ -363,3 +363,14 @@ def test_sweep_report_plots_the_metric_against_the_swept_parameter(tmp_path):
 def test_tiny_experiment_module_is_the_registered_one():
     assert get("tiny_smf").fn is tiny_experiments.tiny_smf
     assert canonical_json({"b": 1, "a": [1.0]}) == '{"a":[1.0],"b":1}'
+
+
+def test_a_store_of_another_experiment_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "store"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"experiment": "smf_reference"}')
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "tiny_smf"\n[grid]\nseed = [1, 2]\n')
+    assert main(["sweep", str(spec), "--out", str(out), "--executor", "dask"]) == 1
+    assert "holds runs of experiment 'smf_reference', not 'tiny_smf'" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]

@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace, console: _Console) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
-    from .store import StoreError
+    from .store import RunStore, StoreError
     from .sweep import SpecError, SweepError, dask_executor, expand, load_spec, local_executor, run_sweep
 
     if args.workers < 1:
@@ -166,6 +166,10 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
     except SpecError as error:
         raise UsageError(str(error)) from None
     out = Path(args.out)
+    try:
+        RunStore(out).check_usable_for(spec.experiment)
+    except StoreError as error:
+        raise Failure(str(error)) from None
     console.say(f"trajcore sweep {spec.experiment}: {len(runs)} runs, executor {kind}, -> {out}")
     try:
         if kind == "dask":

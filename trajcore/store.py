@@ -131,17 +131,21 @@ class RunStore:
         except (OSError, ValueError) as error:
             raise StoreError(f"{self.spec_path}: unreadable ({error})") from None
 
-    def create(self, spec: dict[str, Any]) -> None:
-        """Create the directories and record ``spec``; refuse a store that belongs to another experiment."""
+    def check_usable_for(self, experiment: str) -> None:
+        """``StoreError`` unless this directory can hold runs of ``experiment`` (checked before any work)."""
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root}: exists and is not a directory")
         if self.is_store():
-            previous = self.read_spec()
-            if previous.get("experiment") != spec.get("experiment"):
+            previous = self.read_spec().get("experiment")
+            if previous != experiment:
                 raise StoreError(
-                    f"{self.root}: holds runs of experiment {previous.get('experiment')!r}, "
-                    f"not {spec.get('experiment')!r}; choose another --out"
+                    f"{self.root}: holds runs of experiment {previous!r}, not {experiment!r}; "
+                    "choose another --out"
                 )
+
+    def create(self, spec: dict[str, Any]) -> None:
+        """Create the directories and record ``spec``; refuse a store that belongs to another experiment."""
+        self.check_usable_for(str(spec.get("experiment")))
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.spec_path, json.dumps(json_ready(spec), indent=2, sort_keys=True) + "\n")
 
