@@ -297,8 +297,8 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
     assert not list(runs_dir.glob(".*.tmp")), "a partial file was left behind"
 
     uninterrupted = tmp_path / "uninterrupted"
-    with local_executor(2, kind="threads") as pool:
-        run_sweep(parse_spec(spec_text), uninterrupted, executor=pool, workers=2, limit_threads=False)
+    with local_executor(2) as pool:
+        run_sweep(parse_spec(spec_text), uninterrupted, executor=pool, workers=2)
     assert _store_files(out) == _store_files(uninterrupted)
 
 
