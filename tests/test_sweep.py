@@ -204,6 +204,11 @@ def test_local_dask_and_command_line_sweeps_are_identical(tmp_path, monkeypatch)
     assert outcome.computed == 200
     assert _store_files(local) == reference
 
+    threads = tmp_path / "threads"  # OpenMP limited per thread, BLAS left alone (process-wide)
+    with local_executor(2, kind="threads") as pool:
+        run_sweep(spec, threads, executor=pool, workers=2, limit_blas=False)
+    assert _store_files(threads) == reference
+
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])  # the worker processes import the test experiment
     with distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
@@ -297,8 +302,8 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
     assert not list(runs_dir.glob(".*.tmp")), "a partial file was left behind"
 
     uninterrupted = tmp_path / "uninterrupted"
-    with local_executor(2) as pool:
-        run_sweep(parse_spec(spec_text), uninterrupted, executor=pool, workers=2)
+    with local_executor(2, kind="threads") as pool:
+        run_sweep(parse_spec(spec_text), uninterrupted, executor=pool, workers=2, limit_blas=False)
     assert _store_files(out) == _store_files(uninterrupted)
 
 

@@ -185,7 +185,7 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
                 executor=executor,
                 workers=args.workers,
                 chunk_size=args.chunk_size,
-                limit_threads=kind != "threads",
+                limit_blas=kind != "threads",
                 progress=console.progress,
             )
     except SpecError as error:

@@ -221,18 +221,19 @@ def _single_threaded(config: Any) -> Any:
     return config
 
 
-def compute_chunk(experiment: Experiment, runs: Sequence[Run], limit_threads: bool = True) -> dict[str, Any]:
-    """Run ``runs`` of ``experiment`` one after another (one OpenMP/BLAS thread); the task of a sweep.
+def compute_chunk(experiment: Experiment, runs: Sequence[Run], limit_blas: bool = True) -> dict[str, Any]:
+    """Run ``runs`` of ``experiment`` one after another with one OpenMP thread; the task of a sweep.
 
     Returns ``{"payloads": [...], "error": None | str}``: the payloads of the runs that finished,
     and the first failure (the runs after it are not attempted), so finished work is never lost.
-    ``limit_threads`` uses threadpoolctl (process-wide for BLAS, so threads executors pass False).
-    """
-    limiter: Any = contextlib.nullcontext()
-    if limit_threads:
-        from threadpoolctl import threadpool_limits
 
-        limiter = threadpool_limits(limits=1)
+    OpenMP's thread count is a per-thread setting (``omp_set_num_threads`` sets the calling
+    thread's ICV), so limiting it here is safe in any executor. BLAS limits are process-wide:
+    ``limit_blas`` is for executors whose workers are processes; a thread pool passes False.
+    """
+    from threadpoolctl import threadpool_limits
+
+    limiter = threadpool_limits(limits=1, user_api=None if limit_blas else "openmp")
     payloads: list[dict[str, Any]] = []
     error = None
     with limiter:
@@ -338,7 +339,7 @@ def run_sweep(
     executor: concurrent.futures.Executor | None = None,
     workers: int = 1,
     chunk_size: int | None = None,
-    limit_threads: bool = True,
+    limit_blas: bool = True,
     progress: bool = False,
 ) -> SweepOutcome:
     """Run every run of ``spec`` not yet stored in ``out``, and rebuild the summary.
@@ -356,8 +357,8 @@ def run_sweep(
         Used for the default chunk size.
     chunk_size : int, optional
         Runs per task (default: the spec's, else :func:`default_chunk_size`).
-    limit_threads : bool
-        Limit OpenMP/BLAS to one thread inside each task (False for a thread pool).
+    limit_blas : bool
+        Limit BLAS to one thread inside each task (process-wide: False for a thread pool).
     progress : bool
         Show a tqdm bar over runs.
 
@@ -393,10 +394,10 @@ def run_sweep(
             tasks = _chunks(pending, size)
             if executor is None:
                 outcomes: Iterator[dict[str, Any]] = (
-                    compute_chunk(experiment, task, limit_threads) for task in tasks
+                    compute_chunk(experiment, task, limit_blas) for task in tasks
                 )
             else:
-                futures = [executor.submit(compute_chunk, experiment, task, limit_threads) for task in tasks]
+                futures = [executor.submit(compute_chunk, experiment, task, limit_blas) for task in tasks]
                 outcomes = (future.result() for future in concurrent.futures.as_completed(futures))
             for outcome in outcomes:
                 for payload in outcome["payloads"]:
