@@ -69,6 +69,8 @@ def test_demo_writes_a_report_whose_checks_pass(tmp_path, capsys):
         assert record["checks"], f"{name} has no checks"
         assert all(record["checks"].values()), (name, record["checks"])
         assert record["config"] == config_dict(get(name).demo_config())
+    # the product promise: the whole demo in under 3 minutes (on 2 cores)
+    assert sum(record["seconds"] for record in document["experiments"].values()) < 180
     for ref in _references(out / "index.html"):
         assert (out / ref).is_file(), f"index.html references a missing file: {ref}"
     pngs = list(out.rglob("*.png"))
