@@ -323,6 +323,12 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
         ('experiment = "tiny_smf"\n[grid]\nseed = [1]\n', ["--workers", "0"], 2, r"--workers"),
         (
             'experiment = "tiny_smf"\n[grid]\nseed = [1]\n',
+            ["--scheduler", "127.0.0.1"],
+            2,
+            r"scheduler: missing port",
+        ),
+        (
+            'experiment = "tiny_smf"\n[grid]\nseed = [1]\n',
             ["--scheduler", "tcp://127.0.0.1:9", "--timeout", "2"],
             1,
             r"cannot reach the Dask scheduler tcp://127.0.0.1:9 within 2 s",

@@ -188,7 +188,7 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
                 limit_blas=kind != "threads",
                 progress=console.progress,
             )
-    except SpecError as error:
+    except (SpecError, ValueError) as error:  # a bad spec or a malformed --scheduler address
         raise UsageError(str(error)) from None
     except (SweepError, StoreError) as error:
         raise Failure(str(error)) from None

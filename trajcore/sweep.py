@@ -258,22 +258,14 @@ def compute_chunk(experiment: Experiment, runs: Sequence[Run], limit_blas: bool 
 
 
 # -- executors -----------------------------------------------------------------------------------
-def _limit_process_threads() -> None:
-    # Process-pool initializer: later imports and BLAS calls in this worker stay single-threaded.
-    import os
-
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
-
-
 @contextlib.contextmanager
 def local_executor(workers: int = 1, kind: str = "processes") -> Iterator[concurrent.futures.Executor]:
     """Local executor of ``workers`` workers: ``"processes"`` (spawned: safe with OpenMP) or ``"threads"``."""
     if kind == "processes":
         pool: concurrent.futures.Executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
+            # spawn, not fork: a forked child of a process that already ran OpenMP can hang in libgomp
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_limit_process_threads,
         )
     elif kind == "threads":
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trajcore-sweep")
@@ -292,8 +284,8 @@ def dask_executor(
     """A ``concurrent.futures`` executor on Dask distributed.
 
     ``scheduler`` (``tcp://host:port``) connects to a running cluster, failing with ``SweepError``
-    after ``timeout`` seconds if it is unreachable; without it a local cluster of ``workers``
-    single-threaded worker processes is started (and stopped at the end).
+    after ``timeout`` seconds if it is unreachable (``ValueError`` if malformed); without it a
+    local cluster of ``workers`` single-threaded worker processes is started (and stopped at the end).
     """
     try:
         import distributed
@@ -308,6 +300,8 @@ def dask_executor(
             client = distributed.Client(cluster, timeout=timeout)
         else:
             client = distributed.Client(scheduler, timeout=timeout)
+    except ValueError as error:  # a malformed address
+        raise ValueError(f"scheduler: {error}") from None
     except (OSError, TimeoutError) as error:
         if cluster is not None:
             cluster.close()
