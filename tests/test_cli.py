@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tiny_experiments  # noqa: F401  (registers tiny_smf, a flagship test experiment)
 
+import trajcore
 from trajcore.cli import main
 from trajcore.experiments import get, registry
 from trajcore.experiments.settings import (
@@ -27,12 +28,14 @@ from trajcore.experiments.settings import (
 )
 
 TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
+# Subprocesses and workers import the trajcore under test (installed, or this source tree when
+# run in place) and the test experiments from this directory.
+TRAJCORE_HOME = Path(trajcore.__file__).resolve().parent.parent
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(TRAJCORE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
     env["TRAJCORE_EXPERIMENTS"] = "tiny_experiments"
     return env
 

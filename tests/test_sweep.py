@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tiny_experiments  # registers tiny_smf
 
+import trajcore
 from trajcore.cli import main
 from trajcore.experiments import get
 from trajcore.experiments.settings import canonical_json, run_id
@@ -32,7 +33,9 @@ from trajcore.sweep import (
 )
 
 TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
+# Subprocesses and workers import the trajcore under test (installed, or this source tree when
+# run in place) and the test experiments from this directory.
+TRAJCORE_HOME = Path(trajcore.__file__).resolve().parent.parent
 
 # 4 init scales x 50 seeds = 200 runs of a d=8 SMF, a few milliseconds each.
 SPEC_200 = """
@@ -47,7 +50,7 @@ seed = { range = [0, 50] }
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(TRAJCORE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
     env["TRAJCORE_EXPERIMENTS"] = "tiny_experiments"
     env.update(extra)
     return env
@@ -59,13 +62,13 @@ def _store_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
+def _log(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
 def _logged_ids(log: Path) -> list[str]:
-    if not log.exists():
-        return []
-    return [
-        run_id("tiny_smf", get("tiny_smf").make_config(json.loads(line)))
-        for line in log.read_text().splitlines()
-    ]
+    """Ids of the runs computed (one per finished computation, in order)."""
+    return [run_id("tiny_smf", get("tiny_smf").make_config(entry["config"])) for entry in _log(log)]
 
 
 # -- spec ----------------------------------------------------------------------------------------
@@ -184,55 +187,67 @@ def test_chunk_results_equal_a_direct_run():
         assert payload["id"] == run.id
 
 
-def test_local_dask_and_command_line_sweeps_are_identical(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def reference_200(tmp_path_factory):
+    """The 200-run store computed in this process, one task after another: the reference."""
+    serial = tmp_path_factory.mktemp("serial")
+    outcome = run_sweep(parse_spec(SPEC_200), serial)
+    assert outcome.computed == 200
+    return _store_files(serial), outcome.rows
+
+
+def test_reference_store_is_the_direct_computation(reference_200):
+    files, rows = reference_200
+    assert len(files) == 202  # sweep.json, summary.csv, 200 run files
+    experiment, runs = expand(parse_spec(SPEC_200))
+    by_id = {row["id"]: row for row in rows}
+    for run in runs[::37]:
+        assert by_id[run.id]["final_loss"] == experiment.run(run.config, None).metrics["final_loss"]
+    # every task ran with one OpenMP thread (the machine default is the CPU count)
+    assert {row["omp_max_threads"] for row in rows} == {1}
+
+
+@pytest.mark.parametrize("kind", ["processes", "threads"])
+def test_local_executors_give_the_reference_store(tmp_path, reference_200, kind):
+    out = tmp_path / kind
+    with local_executor(2, kind=kind) as pool:
+        # a thread pool limits OpenMP per thread and leaves the process-wide BLAS setting alone
+        outcome = run_sweep(
+            parse_spec(SPEC_200), out, executor=pool, workers=2, limit_blas=kind == "processes"
+        )
+    assert outcome.computed == 200
+    assert _store_files(out) == reference_200[0]
+
+
+def test_dask_cluster_and_command_line_give_the_reference_store(tmp_path, monkeypatch, reference_200):
     distributed = pytest.importorskip("distributed")
+    reference = reference_200[0]
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(SPEC_200)
-    spec = parse_spec(SPEC_200)
-
-    serial = tmp_path / "serial"
-    run_sweep(spec, serial)
-    reference = _store_files(serial)
-    assert len(reference) == 202
-
-    # every task ran with one OpenMP thread (the machine default is the CPU count)
-    assert {row["omp_max_threads"] for row in RunStore(serial).rebuild_summary()} == {1}
-
-    local = tmp_path / "local"
-    with local_executor(2, kind="processes") as pool:
-        outcome = run_sweep(spec, local, executor=pool, workers=2)
-    assert outcome.computed == 200
-    assert _store_files(local) == reference
-
-    threads = tmp_path / "threads"  # OpenMP limited per thread, BLAS left alone (process-wide)
-    with local_executor(2, kind="threads") as pool:
-        run_sweep(spec, threads, executor=pool, workers=2, limit_blas=False)
-    assert _store_files(threads) == reference
-
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])  # the worker processes import the test experiment
+    monkeypatch.setenv("TRAJCORE_TEST_LOG", str(tmp_path / "dask.log"))  # inherited by the workers
     with distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
     ) as cluster:
         address = cluster.scheduler_address
         dask_store = tmp_path / "dask"
         with dask_executor(address, timeout=20) as executor:
-            outcome = run_sweep(spec, dask_store, executor=executor, workers=2)
+            outcome = run_sweep(parse_spec(SPEC_200), dask_store, executor=executor, workers=2)
         assert outcome.computed == 200
         assert _store_files(dask_store) == reference
+        # the runs were computed by the two worker processes, each exactly once
+        log = _log(tmp_path / "dask.log")
+        assert sorted(_logged_ids(tmp_path / "dask.log")) == sorted(
+            p.stem for p in (dask_store / "runs").iterdir()
+        )
+        assert len({entry["pid"] for entry in log}) == 2 and os.getpid() not in {
+            entry["pid"] for entry in log
+        }
 
         cli_store = tmp_path / "cli"
+        command = ["sweep", str(spec_file), "--scheduler", address, "--out", str(cli_store)]
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "trajcore.cli",
-                "sweep",
-                str(spec_file),
-                "--scheduler",
-                address,
-                "--out",
-                str(cli_store),
-            ],
+            [sys.executable, "-m", "trajcore.cli", *command],
             env=_env(),
             capture_output=True,
             text=True,
@@ -325,7 +340,7 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
             'experiment = "tiny_smf"\n[grid]\nseed = [1]\n',
             ["--scheduler", "127.0.0.1"],
             2,
-            r"scheduler: missing port",
+            r"scheduler: expected tcp://host:port, got .127.0.0.1. \(missing port",
         ),
         (
             'experiment = "tiny_smf"\n[grid]\nseed = [1]\n',

@@ -5,10 +5,11 @@ Imported by the test modules, and by subprocesses and Dask workers through
 trajcore SMF trajectories (a few milliseconds each) and check the mathematics of the result, so a
 test that depends on their checks can fail.
 
-If ``TRAJCORE_TEST_LOG`` names a file, every finished computation appends its canonical config
-as one JSON line (one ``write`` on an ``O_APPEND`` descriptor: lines from concurrent workers do
-not interleave) - the tests count computations with it. ``TRAJCORE_TEST_FAIL_SEED`` makes the run
-of that seed raise (a failure outside the config, so a rerun without it continues the same sweep).
+If ``TRAJCORE_TEST_LOG`` names a file, every finished computation appends its process id and
+canonical config as one JSON line (one ``write`` on an ``O_APPEND`` descriptor: lines from
+concurrent workers do not interleave) - the tests count computations with it.
+``TRAJCORE_TEST_FAIL_SEED`` makes the run of that seed raise (a failure outside the config, so a
+rerun without it continues the same sweep).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class TinySMFConfig:
 def _log(config: TinySMFConfig) -> None:
     path = os.environ.get("TRAJCORE_TEST_LOG")
     if path:
-        line = (canonical_json(config_dict(config, canonical=True)) + "\n").encode()
+        record = {"pid": os.getpid(), "config": config_dict(config, canonical=True)}
+        line = (canonical_json(record) + "\n").encode()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)

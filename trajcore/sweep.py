@@ -30,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import itertools
 import math
 import multiprocessing
@@ -277,6 +278,20 @@ def local_executor(workers: int = 1, kind: str = "processes") -> Iterator[concur
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _check_scheduler_address(address: str) -> None:
+    """``ValueError`` naming ``scheduler`` unless ``address`` reads as ``scheme://host:port``
+    (checked before any Client exists: a Client that fails in its constructor leaves a loop behind)."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, _ = parse_address(address)
+        get_backend(scheme)
+        get_address_host_port(address)
+    except ValueError as error:
+        raise ValueError(f"scheduler: expected tcp://host:port, got {address!r} ({error})") from None
+
+
 @contextlib.contextmanager
 def dask_executor(
     scheduler: str | None = None, workers: int = 1, timeout: float = 10.0
@@ -291,6 +306,8 @@ def dask_executor(
         import distributed
     except ImportError:
         raise SweepError("the Dask executor needs the dask extra: pip install 'trajcore[dask]'") from None
+    if scheduler is not None:
+        _check_scheduler_address(scheduler)
     cluster = None
     try:
         if scheduler is None:
@@ -300,11 +317,12 @@ def dask_executor(
             client = distributed.Client(cluster, timeout=timeout)
         else:
             client = distributed.Client(scheduler, timeout=timeout)
-    except ValueError as error:  # a malformed address
-        raise ValueError(f"scheduler: {error}") from None
     except (OSError, TimeoutError) as error:
         if cluster is not None:
             cluster.close()
+        # Collect the half-built Client now: collected later, its __del__ can deadlock inside the
+        # construction of the next Client in this process (distributed 2026.8).
+        gc.collect()
         raise SweepError(
             f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({error})"
         ) from None
