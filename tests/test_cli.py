@@ -231,3 +231,20 @@ def test_progress_bars_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, m
     captured = capsys.readouterr()
     assert ("12/12" in captured.err) is not quiet
     assert captured.out.startswith("summary:") is quiet
+
+
+def test_run_reads_settings_from_a_toml_file_and_set_overrides(tmp_path, capsys):
+    settings = tmp_path / "smf.toml"
+    settings.write_text("d = 6\nsigma = [4, 2]\nsteps = 200\nseed = 3\n")
+    out = tmp_path / "run"
+    assert main(["run", "tiny_smf", "--config", str(settings), "--set", "seed=5", "--out", str(out)]) == 0
+    config = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]["config"]
+    assert (config["d"], config["sigma"], config["steps"], config["seed"]) == (6, [4.0, 2.0], 200, 5)
+    capsys.readouterr()
+    settings.write_text("d = 6\nsteps = = 2\n")
+    assert main(["run", "tiny_smf", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
+    assert re.search(r"malformed TOML: .*line 2", capsys.readouterr().err)
+    settings.write_text("[table]\nd = 6\n")
+    assert main(["run", "tiny_smf", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
+    assert "found table(s) table" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

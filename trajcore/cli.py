@@ -133,11 +133,14 @@ def cmd_list(args: argparse.Namespace, console: _Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: _Console) -> int:
     from .experiments import ConfigError
+    from .experiments.settings import read_settings_file
     from .report import write_report
 
     experiment = _experiment(args.name)
     try:
-        config = experiment.make_config(experiment.parse_settings(args.set), demo=args.demo)
+        values = read_settings_file(args.config) if args.config else {}
+        values.update(experiment.parse_settings(args.set))
+        config = experiment.make_config(values, demo=args.demo)
     except ConfigError as error:
         raise UsageError(str(error)) from None
     out = Path(args.out or f"trajcore-{experiment.name}")
@@ -279,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config field (repeatable); lists as comma lists, e.g. sigma=10,5,3",
+    )
+    run.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="settings from a TOML file (key = value per field); --set overrides",
     )
     run.add_argument(
         "--demo", action="store_true", help="start from the quick demo config instead of the default"

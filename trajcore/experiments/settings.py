@@ -16,10 +16,17 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = [
     "ConfigError",
@@ -29,6 +36,7 @@ __all__ = [
     "parse_value",
     "coerce_value",
     "parse_assignments",
+    "read_settings_file",
     "build_config",
     "config_dict",
     "canonical_json",
@@ -199,6 +207,26 @@ def parse_assignments(
         except ValueError:
             raise ConfigError(f"setting {key}={text!r}: expected {type_name(types[key])}") from None
     return values
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file whose top-level keys are config fields (values as in a sweep's [base]).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is malformed TOML (the message gives the line) or has tables.
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the settings ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    tables = [key for key, value in data.items() if isinstance(value, dict)]
+    if tables:
+        raise ConfigError(f"{path}: expected key = value settings only, found table(s) {', '.join(tables)}")
+    return data
 
 
 def build_config(
