@@ -12,8 +12,12 @@
 //   Workspace workspace()     -- scratch for one thread
 //   double loss_and_grad(const double* x, double* g, Workspace&, const StepContext&)
 //                             -- loss at x, gradient into g (model-level noise may use ctx)
-//   double observe(const double* x, double* out, Workspace&)
-//                             -- exact noise-free loss at x, observables into out
+//   double observe(const double* x, double* out, Workspace&[, double gradient_loss])
+//                             -- noise-free loss at x (accurate to ~1e-10 relative), observables into
+//                                out. With the optional fourth argument: when the driver has just
+//                                called loss_and_grad at the same x, gradient_loss is the loss it
+//                                returned and the workspace still holds its products, which observe
+//                                may reuse; otherwise it is NaN.
 //   void post_step(double* x, Workspace&, const StepContext&)
 //                             -- problem-level changes after the update (e.g. imputation); may be empty
 #pragma once
@@ -23,6 +27,8 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "checks.hpp"
@@ -67,11 +73,33 @@ struct BatchState {
     double* iterates = nullptr;          // (B, R, n) or nullptr
 };
 
-inline int resolve_threads(int requested) {
+// Whether Problem::observe takes the optional gradient_loss argument.
+template <class P, class = void>
+struct observe_takes_gradient_loss : std::false_type {};
+template <class P>
+struct observe_takes_gradient_loss<
+    P, std::void_t<decltype(std::declval<const P&>().observe(std::declval<const double*>(), std::declval<double*>(),
+                                                             std::declval<typename P::Workspace&>(), 0.0))>>
+    : std::true_type {};
+
+template <class Problem>
+double observe(const Problem& problem, const double* x, double* out, typename Problem::Workspace& ws,
+               double gradient_loss) {
+    if constexpr (observe_takes_gradient_loss<Problem>::value)
+        return problem.observe(x, out, ws, gradient_loss);
+    else
+        return problem.observe(x, out, ws);
+}
+
+// Threads for a batch of `batch` trajectories: never more than trajectories, so a single run does not
+// start an idle team whose spinning slows it down.
+inline int resolve_threads(int requested, int64_t batch) {
 #ifdef TRAJCORE_OPENMP
-    return requested > 0 ? requested : omp_get_max_threads();
+    const int64_t wanted = requested > 0 ? requested : omp_get_max_threads();
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, batch)));
 #else
     (void)requested;
+    (void)batch;
     return 1;
 #endif
 }
@@ -137,7 +165,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
 
     std::exception_ptr error;
     std::mutex error_mutex;
-    const int threads = resolve_threads(spec.n_threads);
+    const int threads = resolve_threads(spec.n_threads, state.batch);
     (void)threads;
 
 #ifdef TRAJCORE_OPENMP
@@ -151,19 +179,19 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
             double* x = state.x + b * n;
             double* velocity = state.velocity ? state.velocity + b * n : nullptr;
             int64_t record = first_record;
-            auto record_if_due = [&](int64_t t) {
+            auto record_if_due = [&](int64_t t, double gradient_loss) {
                 if (record < R && spec.record_steps[record] == t) {
                     const int64_t slot = b * R + record;
-                    state.loss[slot] = problem.observe(x, state.observations + slot * K, workspace);
+                    state.loss[slot] = observe(problem, x, state.observations + slot * K, workspace, gradient_loss);
                     if (state.iterates) std::copy(x, x + n, state.iterates + slot * n);
                     ++record;
                 }
             };
             bool healthy = true;
             for (int64_t t = spec.t0; t < spec.t1; ++t) {
-                record_if_due(t);
                 const StepContext ctx{spec.seed, static_cast<uint64_t>(spec.trajectory_offset + b), t, &spec.noise};
                 const double loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                record_if_due(t, loss);
                 if (!std::isfinite(loss) || loss > state.loss_limit[b]) {
                     state.diverged_at[b] = t;
                     healthy = false;
@@ -185,7 +213,31 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 }
                 std::copy(next.begin(), next.end(), x);
             }
-            if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1);
+            if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1, std::nan(""));
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// Exact losses of B parameter vectors x (B, n) into out (B,), through Problem::observe.
+template <class Problem>
+void evaluate_losses(const Problem& problem, const double* x, int64_t batch, double* out, int n_threads) {
+    const int64_t n = problem.state_size();
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    const int threads = resolve_threads(n_threads, batch);
+    (void)threads;
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+        try {
+            auto workspace = problem.workspace();
+            std::vector<double> observables(static_cast<size_t>(problem.n_observables()));
+            out[b] = observe(problem, x + b * n, observables.data(), workspace, std::nan(""));
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

@@ -62,12 +62,32 @@ def test_gradient_noise_and_momentum_match_reference():
     problem = tc.SymmetricMatrixFactorization.planted(d=8, rank=2, sigma=[3.0, 1.0], seed=0)
     U0 = tc.small_init((3, 8, 3), 0.1, seed=1)
     noise = tc.GradientNoise(scale=0.3, anneal=0.55)
-    traj = tc.run(problem, U0, lr=0.02, steps=150, noise=noise, momentum=0.5, seed=11, trajectory_offset=5,
-                  record=tc.Record(every=10, coefficients="all"))
+    traj = tc.run(
+        problem,
+        U0,
+        lr=0.02,
+        steps=150,
+        noise=noise,
+        momentum=0.5,
+        seed=11,
+        trajectory_offset=5,
+        record=tc.Record(every=10, coefficients="all"),
+    )
     pairs = problem.coefficient_pairs("all")
     for b in range(3):
-        loss, coefs, final = smf_reference_for(problem, U0[b], 0.02, 150, 10, pairs, noise_scale=0.3, anneal=0.55,
-                                               seed=11, trajectory=5 + b, momentum=0.5)
+        loss, coefs, final = smf_reference_for(
+            problem,
+            U0[b],
+            0.02,
+            150,
+            10,
+            pairs,
+            noise_scale=0.3,
+            anneal=0.55,
+            seed=11,
+            trajectory=5 + b,
+            momentum=0.5,
+        )
         assert rel_err(traj.final[b], final) < 1e-10
         assert rel_err(traj.coefficients[b], coefs) < 1e-10
 
@@ -110,8 +130,13 @@ def test_reference_setting_reproduces_paper(seed):
 def test_exact_identities_along_a_run():
     """||grad beta_ii||_F = 2 sqrt(beta_ii) and <grad beta_ii, grad beta_jj> = 0 for i != j."""
     problem = tc.SymmetricMatrixFactorization.planted(d=10, rank=3, sigma=[5.0, 2.0, 1.0], seed=5)
-    traj = tc.run(problem, tc.small_init((10, 6), 1e-3, seed=6), lr=0.05, steps=200,
-                  record=tc.Record(every=20, coefficients="diagonal", iterates=True))
+    traj = tc.run(
+        problem,
+        tc.small_init((10, 6), 1e-3, seed=6),
+        lr=0.05,
+        steps=200,
+        record=tc.Record(every=20, coefficients="diagonal", iterates=True),
+    )
     pairs = np.array([[i, i] for i in range(10)])
     for U in traj.iterates:
         grads = problem.coefficient_gradients(U, pairs)
@@ -165,8 +190,13 @@ def test_loss_gradient_matches_finite_differences(kind):
 def test_bitwise_identical_across_threads_and_batch_splits():
     problem = tc.SymmetricMatrixFactorization.planted(d=12, rank=3, seed=0)
     U0 = tc.small_init((8, 12, 4), 0.01, seed=1)
-    kw = dict(lr=0.05, steps=120, noise=tc.GradientNoise(0.05, anneal=0.55), seed=9,
-              record=tc.Record(every=3, coefficients="diagonal"))
+    kw = dict(
+        lr=0.05,
+        steps=120,
+        noise=tc.GradientNoise(0.05, anneal=0.55),
+        seed=9,
+        record=tc.Record(every=3, coefficients="diagonal"),
+    )
     one = tc.run(problem, U0, n_threads=1, **kw)
     two = tc.run(problem, U0, n_threads=2, **kw)
     first = tc.run(problem, U0[:4], n_threads=2, **kw)
@@ -204,8 +234,14 @@ def test_diverging_step_size_is_marked_not_garbage():
 
 def test_save_load_roundtrip(tmp_path):
     problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
-    traj = tc.run(problem, tc.small_init((2, 6, 3), 0.1, seed=1), lr=0.05, steps=30,
-                  noise=tc.GradientNoise(0.01), record=tc.Record(every=5, iterates=True))
+    traj = tc.run(
+        problem,
+        tc.small_init((2, 6, 3), 0.1, seed=1),
+        lr=0.05,
+        steps=30,
+        noise=tc.GradientNoise(0.01),
+        record=tc.Record(every=5, iterates=True),
+    )
     path = tmp_path / "run.npz"
     traj.save(path)
     back = tc.Trajectory.load(path)
@@ -302,3 +338,22 @@ def test_bad_targets():
         tc.SymmetricMatrixFactorization.planted(d=3, rank=4)
     with pytest.raises(ValueError, match="A, s, B"):
         tc.AsymmetricMatrixFactorization(A=np.eye(3)[:, :2], s=[1.0], B=np.eye(4)[:, :2])
+
+
+def test_perturbed_gd_escapes_the_saddle_at_zero():
+    """U = 0 is a critical point: GD never leaves it, perturbed GD does and converges."""
+    problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, sigma=[2.0, 1.0], seed=0)
+    zero = np.zeros((6, 2))
+    stuck = tc.run(problem, zero, lr=0.1, steps=400)
+    assert np.all(stuck.final == 0) and stuck.loss[-1] == pytest.approx(problem.zero_loss)
+    noise = tc.PerturbedGD(radius=1e-3, threshold=1e-6, interval=50)
+    escaped = tc.run(problem, zero, lr=0.1, steps=400, noise=noise, seed=1)
+    # it also kicks at the minimum (the gradient is small there too): the loss stays within the
+    # O(radius^2) band the kicks allow, and touches the floor in between
+    assert np.max(escaped.loss[200:]) < 1e-5
+    assert np.min(escaped.loss[200:]) < 1e-10
+    # the kick happens only while the gradient is small: away from the saddle, runs coincide
+    start = tc.small_init((6, 2), 0.1, seed=2)
+    plain = tc.run(problem, start, lr=0.1, steps=30)
+    kicked = tc.run(problem, start, lr=0.1, steps=30, noise=noise, seed=1)
+    assert np.array_equal(plain.final, kicked.final)

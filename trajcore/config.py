@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -47,13 +48,14 @@ def blas_single_threaded() -> Any:
     return _controller.limit(limits=1, user_api="blas")
 
 
-def resolve_threads(n_threads: Optional[int]) -> int:
+def resolve_threads(n_threads: int | None) -> int:
     """``None`` follows ``OMP_NUM_THREADS`` and then the CPU count; else a positive integer."""
     if n_threads is None:
         return int(_core.build_info()["max_threads"])
     return as_positive_int("n_threads", n_threads)
 
 
+@functools.lru_cache(maxsize=1)
 def version() -> str:
     try:
         return metadata.version("trajcore")

@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .settings import ConfigError, build_config, parse_assignments
 
-__all__ = ["ConfigError", "Experiment", "ExperimentResult", "experiment", "registry", "get"]
+__all__ = ["ConfigError", "Experiment", "ExperimentResult", "experiment", "registry", "get", "save_figure"]
 
 # Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization",)
+_MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Experiment:
     name: str
     description: str
     config_type: type
-    fn: Callable[[Any, Optional[Path]], ExperimentResult]
+    fn: Callable[[Any, Path | None], ExperimentResult]
     demo: dict[str, Any] = field(default_factory=dict)
     flagship: bool = False
 
@@ -68,7 +69,7 @@ class Experiment:
         """``["key=value", ...]`` parsed by the config's field types; ``ConfigError`` if they do not fit."""
         return parse_assignments(self.config_type, assignments, context=f"experiment {self.name!r}")
 
-    def run(self, config: Any = None, out_dir: Optional[Path] = None) -> ExperimentResult:
+    def run(self, config: Any = None, out_dir: Path | None = None) -> ExperimentResult:
         cfg = self.default_config() if config is None else config
         if not isinstance(cfg, self.config_type):
             raise TypeError(f"config: expected {self.config_type.__name__}, got {type(cfg).__name__}")
@@ -80,14 +81,37 @@ class Experiment:
 _REGISTRY: dict[str, Experiment] = {}
 
 
+def save_figure(
+    out_dir: Path | None, name: str, draw: Callable[[Any], Any], figures: list[str], figsize: tuple = (6.0, 4.0)
+) -> None:
+    """Draw with ``draw(ax)`` on a fresh figure and save it as ``out_dir / name`` (appending ``name``
+    to ``figures``); nothing happens without an ``out_dir``. The figure is not registered with pyplot,
+    so experiments can run in threads and leave no open windows behind."""
+    if out_dir is None:
+        return
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    draw(fig.subplots())
+    fig.savefig(out_dir / name, dpi=110)
+    figures.append(name)
+
+
 def experiment(
-    name: str, config_type: type, description: str, *, demo: Optional[dict[str, Any]] = None, flagship: bool = False
-) -> Callable[[Callable[[Any, Optional[Path]], ExperimentResult]], Callable[[Any, Optional[Path]], ExperimentResult]]:
+    name: str,
+    config_type: type,
+    description: str,
+    *,
+    demo: dict[str, Any] | None = None,
+    flagship: bool = False,
+) -> Callable[[Callable[[Any, Path | None], ExperimentResult]], Callable[[Any, Path | None], ExperimentResult]]:
     """Register ``fn(config, out_dir) -> ExperimentResult`` under ``name``."""
     if not dataclasses.is_dataclass(config_type):
         raise TypeError("config_type: expected a dataclass")
 
-    def decorate(fn: Callable[[Any, Optional[Path]], ExperimentResult]) -> Callable[[Any, Optional[Path]], ExperimentResult]:
+    def decorate(
+        fn: Callable[[Any, Path | None], ExperimentResult],
+    ) -> Callable[[Any, Path | None], ExperimentResult]:
         if name in _REGISTRY:
             raise ValueError(f"experiment {name!r} is already registered")
         _REGISTRY[name] = Experiment(name, description, config_type, fn, dict(demo or {}), flagship)
