@@ -21,10 +21,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -109,9 +109,7 @@ def compare(report: Any) -> None:
     result = measure(n_runs, with_dask=has_dask)
     report.fact("sweep stores identical across executors", result["identical"])
     report.fact("sweep ms per run, 1 local worker", round(1e3 * result["local1"] / n_runs, 3))
-    report.add(
-        "sweep", f"{case}: 2 local workers", "1 local worker", result["local2"], result["local1"], target=1.8
-    )
+    report.add("sweep", f"{case}: 2 local workers", "1 local worker", result["local2"], result["local1"], target=1.8)
     if has_dask and result["dask2"] is not None:
         report.add(
             "sweep",

@@ -32,15 +32,11 @@ class SMFTrajectory:
 def smf_trajectory(cfg: SMFTrajectory, out_dir: Path | None) -> ExperimentResult:
     problem = tc.SymmetricMatrixFactorization.planted(cfg.d, cfg.rank, list(cfg.sigma), seed=0)
     init = tc.small_init((cfg.d, cfg.d), cfg.alpha, seed=cfg.seed)
-    traj = tc.run(
-        problem, init, lr=cfg.lr, steps=cfg.steps, n_threads=cfg.n_threads, record=tc.Record(every=cfg.every)
-    )
+    traj = tc.run(problem, init, lr=cfg.lr, steps=cfg.steps, n_threads=cfg.n_threads, record=tc.Record(every=cfg.every))
     _, diagonal = traj.diagonal()
     sigma = np.asarray(cfg.sigma)
     reached = diagonal >= 0.5 * sigma
-    times = [
-        int(traj.steps[np.argmax(reached[:, i])]) if reached[:, i].any() else -1 for i in range(cfg.rank)
-    ]
+    times = [int(traj.steps[np.argmax(reached[:, i])]) if reached[:, i].any() else -1 for i in range(cfg.rank)]
     metrics = {"final_loss": float(traj.loss[-1]), "learning_times": times}
     checks = {"converged": bool(traj.loss[-1] < 1e-6 * traj.loss[0])}
     return ExperimentResult(metrics, checks)

@@ -46,9 +46,7 @@ def _references(index: Path) -> list[str]:
     return [r for r in refs if "://" not in r]
 
 
-def _gd_reference(
-    d: int, rank: int, sigma: tuple[float, ...], alpha: float, lr: float, steps: int, seed: int
-):
+def _gd_reference(d: int, rank: int, sigma: tuple[float, ...], alpha: float, lr: float, steps: int, seed: int):
     """Plain NumPy gradient descent on 1/4 ||U U^T - M||^2, independent of the C++ core."""
     rng = np.random.default_rng(seed)
     V, _ = np.linalg.qr(rng.standard_normal((d, rank)))
@@ -109,9 +107,7 @@ def test_demo_from_a_subprocess_prints_where_the_report_is(tmp_path):
         text=True,
         timeout=120,
     )
-    assert quiet.returncode == 0 and quiet.stdout.strip().splitlines() == [
-        f"report: {(out / 'index.html').resolve()}"
-    ]
+    assert quiet.returncode == 0 and quiet.stdout.strip().splitlines() == [f"report: {(out / 'index.html').resolve()}"]
 
 
 # -- run with --set ------------------------------------------------------------------------------
@@ -155,9 +151,7 @@ def test_run_applies_typed_settings_and_matches_a_numpy_reference(tmp_path):
         (["report", "nowhere"], r"nowhere: no such directory"),
     ],
 )
-def test_bad_input_exits_with_a_one_line_reason_and_writes_nothing(
-    tmp_path, capsys, monkeypatch, argv, pattern
-):
+def test_bad_input_exits_with_a_one_line_reason_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, pattern):
     monkeypatch.chdir(tmp_path)
     code = main([*argv, "--out", str(tmp_path / "out")] if argv[0] in {"run", "demo"} else argv)
     err = capsys.readouterr().err
@@ -181,9 +175,7 @@ def test_help_list_info_and_version(capsys):
     info = capsys.readouterr().out
     assert info.startswith("trajcore ") and "OpenMP" in info
     assert main(["--version"]) == 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "trajcore", "--version"], env=_env(), capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "trajcore", "--version"], env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("trajcore ")
 
 

@@ -165,9 +165,7 @@ def test_a_failing_run_keeps_the_finished_ones_and_the_rerun_continues(tmp_path,
     with pytest.raises(SweepError, match=r"run [0-9a-f]{16} .*'seed': 3.*asked to fail on seed 3.*rerun"):
         run_sweep(spec, out, chunk_size=6)
     stored = RunStore(out).scan().complete.values()
-    assert sorted({(p["config"]["alpha"], p["config"]["seed"]) for p in stored}) == [
-        (0.01, s) for s in range(3)
-    ]
+    assert sorted({(p["config"]["alpha"], p["config"]["seed"]) for p in stored}) == [(0.01, s) for s in range(3)]
     monkeypatch.delenv("TRAJCORE_TEST_FAIL_SEED")
     log = tmp_path / "log"
     monkeypatch.setenv("TRAJCORE_TEST_LOG", str(log))
@@ -181,7 +179,7 @@ def test_chunk_results_equal_a_direct_run():
     experiment, runs = expand(parse_spec(SPEC_200))
     outcome = compute_chunk(experiment, runs[:3])
     assert outcome["error"] is None
-    for run, payload in zip(runs[:3], outcome["payloads"]):
+    for run, payload in zip(runs[:3], outcome["payloads"], strict=True):
         direct = experiment.run(run.config, None)
         assert payload["result"]["metrics"]["final_loss"] == direct.metrics["final_loss"]
         assert payload["id"] == run.id
@@ -212,9 +210,7 @@ def test_local_executors_give_the_reference_store(tmp_path, reference_200, kind)
     out = tmp_path / kind
     with local_executor(2, kind=kind) as pool:
         # a thread pool limits OpenMP per thread and leaves the process-wide BLAS setting alone
-        outcome = run_sweep(
-            parse_spec(SPEC_200), out, executor=pool, workers=2, limit_blas=kind == "processes"
-        )
+        outcome = run_sweep(parse_spec(SPEC_200), out, executor=pool, workers=2, limit_blas=kind == "processes")
     assert outcome.computed == 200
     assert _store_files(out) == reference_200[0]
 
@@ -237,12 +233,8 @@ def test_dask_cluster_and_command_line_give_the_reference_store(tmp_path, monkey
         assert _store_files(dask_store) == reference
         # the runs were computed by the two worker processes, each exactly once
         log = _log(tmp_path / "dask.log")
-        assert sorted(_logged_ids(tmp_path / "dask.log")) == sorted(
-            p.stem for p in (dask_store / "runs").iterdir()
-        )
-        assert len({entry["pid"] for entry in log}) == 2 and os.getpid() not in {
-            entry["pid"] for entry in log
-        }
+        assert sorted(_logged_ids(tmp_path / "dask.log")) == sorted(p.stem for p in (dask_store / "runs").iterdir())
+        assert len({entry["pid"] for entry in log}) == 2 and os.getpid() not in {entry["pid"] for entry in log}
 
         cli_store = tmp_path / "cli"
         command = ["sweep", str(spec_file), "--scheduler", address, "--out", str(cli_store)]

@@ -63,9 +63,7 @@ def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
         raise RuntimeError(f"asked to fail on seed {config.seed}")
     if config.pause:
         time.sleep(config.pause)
-    problem = tc.SymmetricMatrixFactorization.planted(
-        config.d, config.rank, list(config.sigma), seed=config.seed
-    )
+    problem = tc.SymmetricMatrixFactorization.planted(config.d, config.rank, list(config.sigma), seed=config.seed)
     init = tc.small_init((config.d, config.d), config.alpha, seed=config.seed + 1)
     traj = tc.run(
         problem, init, lr=config.lr, steps=config.steps, n_threads=config.n_threads, record=tc.Record(every=5)
@@ -74,9 +72,7 @@ def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
     sigma = np.asarray(config.sigma)
     # learning time of mode i: first record where beta_ii reaches half of sigma_i
     reached = diagonal >= 0.5 * sigma[None, :]
-    times = [
-        int(traj.steps[np.argmax(reached[:, i])]) if reached[:, i].any() else -1 for i in range(config.rank)
-    ]
+    times = [int(traj.steps[np.argmax(reached[:, i])]) if reached[:, i].any() else -1 for i in range(config.rank)]
     learned = all(t >= 0 for t in times)
     metrics = {
         "final_loss": float(traj.loss[-1]),
@@ -89,7 +85,7 @@ def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
     }
     checks = {
         "loss fell by 1e3": bool(traj.loss[-1] < 1e-3 * traj.loss[0]),
-        "larger sigma learned first": bool(learned and all(a <= b for a, b in zip(times, times[1:]))),
+        "larger sigma learned first": bool(learned and all(a <= b for a, b in zip(times, times[1:], strict=False))),
     }
     figures = []
     if out_dir is not None:

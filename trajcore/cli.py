@@ -70,9 +70,7 @@ def _run_into_report(experiment: Any, config: Any, out: Path, directory: str, co
     failed = [name for name, ok in result.checks.items() if not ok]
     status = "all checks pass" if not failed else f"FAILED checks: {', '.join(failed)}"
     console.say(f"  {experiment.name}: {seconds:.1f} s, {status}")
-    return ReportEntry(
-        experiment.name, experiment.description, config_dict(config), result, seconds, directory
-    )
+    return ReportEntry(experiment.name, experiment.description, config_dict(config), result, seconds, directory)
 
 
 def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
@@ -244,9 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # --quiet is accepted after the command too; SUPPRESS keeps the top-level value when absent.
     common = _Parser(add_help=False)
-    common.add_argument(
-        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only results"
-    )
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only results")
 
     demo = commands.add_parser(
         "demo",
@@ -263,9 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list", parents=[common], help="list the named experiments", description="List the experiments."
     )
-    listing.add_argument(
-        "-v", "--verbose", action="store_true", help="also show each config's settings and types"
-    )
+    listing.add_argument("-v", "--verbose", action="store_true", help="also show each config's settings and types")
     listing.set_defaults(handler=cmd_list)
 
     run = commands.add_parser(
@@ -288,9 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.toml",
         help="settings from a TOML file (key = value per field); --set overrides",
     )
-    run.add_argument(
-        "--demo", action="store_true", help="start from the quick demo config instead of the default"
-    )
+    run.add_argument("--demo", action="store_true", help="start from the quick demo config instead of the default")
     run.add_argument("--out", help="report directory (default: trajcore-NAME)")
     run.set_defaults(handler=cmd_run)
 
@@ -313,15 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="local worker processes (default), threads, or Dask distributed",
     )
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler to use (implies dask)")
-    sweep.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="local workers (default: CPUs)"
-    )
-    sweep.add_argument(
-        "--chunk-size", type=int, help="runs per task (default: from the spec, else automatic)"
-    )
-    sweep.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds to reach the scheduler (default: 10)"
-    )
+    sweep.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local workers (default: CPUs)")
+    sweep.add_argument("--chunk-size", type=int, help="runs per task (default: from the spec, else automatic)")
+    sweep.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the scheduler (default: 10)")
     sweep.set_defaults(handler=cmd_sweep)
 
     report = commands.add_parser(

@@ -122,9 +122,7 @@ def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
     for name, record in records.items():
         checks: dict[str, bool] = record.get("checks", {})
         passed = sum(bool(v) for v in checks.values())
-        status = (
-            '<span class="pass">pass</span>' if passed == len(checks) else '<span class="fail">FAIL</span>'
-        )
+        status = '<span class="pass">pass</span>' if passed == len(checks) else '<span class="fail">FAIL</span>'
         overview.append(
             [
                 f"<a href='#{html.escape(name)}'>{html.escape(name)}</a>",
@@ -140,8 +138,7 @@ def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
             else:
                 notes.append(f"missing figure: <code>{html.escape(figure)}</code>")
         metrics = [
-            [f"<code>{html.escape(k)}</code>", html.escape(_format(v))]
-            for k, v in record.get("metrics", {}).items()
+            [f"<code>{html.escape(k)}</code>", html.escape(_format(v))] for k, v in record.get("metrics", {}).items()
         ]
         config = " ".join(
             f"<code>{html.escape(k)}={html.escape(_format(v))}</code>" for k, v in record["config"].items()
@@ -157,8 +154,7 @@ def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
     from .config import version
 
     summary = _table(["experiment", "checks", "time"], overview) + (
-        f"<p class='muted'>trajcore {html.escape(version())}. "
-        "All numbers: <a href='metrics.json'>metrics.json</a>.</p>"
+        f"<p class='muted'>trajcore {html.escape(version())}. All numbers: <a href='metrics.json'>metrics.json</a>.</p>"
     )
     return _page(title, summary, sections)
 
@@ -204,7 +200,7 @@ def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str,
 
     fig, axes = plt.subplots(1, len(parameters), figsize=(4.2 * len(parameters), 3.4), squeeze=False)
     drawn = False
-    for ax, parameter in zip(axes[0], parameters):
+    for ax, parameter in zip(axes[0], parameters, strict=True):
         points = [(row[parameter], row[metric]) for row in rows if _is_number(row.get(metric))]
         points = [(x, y) for x, y in points if _is_number(x)]
         if not points:
@@ -287,11 +283,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
     title = f"sweep of {spec.get('experiment')}"
     summary = (
         f"<p>{len(rows)} of {spec.get('runs')} runs stored"
-        + (
-            f", {len(scan.corrupt)} corrupt file(s) (rerun the sweep to recompute them)"
-            if scan.corrupt
-            else ""
-        )
+        + (f", {len(scan.corrupt)} corrupt file(s) (rerun the sweep to recompute them)" if scan.corrupt else "")
         + ". Table: <a href='summary.csv'>summary.csv</a>; "
         + "numbers: <a href='metrics.json'>metrics.json</a>.</p>"
         + "<p class='muted'>base: "
@@ -308,16 +300,12 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
         ]
         for name, (p, n) in checks.items()
     ]
-    sections = [
-        f"<h2>Checks</h2>{_table(['check', 'runs passing', 'all'], check_rows)}" if check_rows else ""
-    ]
+    sections = [f"<h2>Checks</h2>{_table(['check', 'runs passing', 'all'], check_rows)}" if check_rows else ""]
     sections.append(
         "<h2>Metrics across the grid</h2>"
         + _table(["metric", "mean over runs"], [[html.escape(m), _format(v)] for m, v in means.items()])
     )
-    sections += [
-        f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures if (root / f).is_file()
-    ]
+    sections += [f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures if (root / f).is_file()]
     index = root / "index.html"
     atomic_write_text(index, _page(title, summary, sections))
     return index

@@ -139,8 +139,7 @@ class RunStore:
             previous = self.read_spec().get("experiment")
             if previous != experiment:
                 raise StoreError(
-                    f"{self.root}: holds runs of experiment {previous!r}, not {experiment!r}; "
-                    "choose another --out"
+                    f"{self.root}: holds runs of experiment {previous!r}, not {experiment!r}; choose another --out"
                 )
 
     def create(self, spec: dict[str, Any]) -> None:

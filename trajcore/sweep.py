@@ -123,14 +123,8 @@ class SweepOutcome:
 # -- the spec ------------------------------------------------------------------------------------
 def _grid_values(key: str, value: Any) -> list[Any]:
     if isinstance(value, dict):
-        if (
-            set(value) != {"range"}
-            or not isinstance(value["range"], list)
-            or not 2 <= len(value["range"]) <= 3
-        ):
-            raise SpecError(
-                f"grid.{key}: expected a list or {{ range = [start, stop] }} / [start, stop, step]"
-            )
+        if set(value) != {"range"} or not isinstance(value["range"], list) or not 2 <= len(value["range"]) <= 3:
+            raise SpecError(f"grid.{key}: expected a list or {{ range = [start, stop] }} / [start, stop, step]")
         bounds = value["range"]
         if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
             raise SpecError(f"grid.{key}: range bounds must be integers, got {bounds}")
@@ -159,9 +153,7 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
         raise SpecError(f"{source}: malformed TOML: {error}") from None
     unknown = sorted(set(data) - _SPEC_KEYS)
     if unknown:
-        raise SpecError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; a spec has {', '.join(sorted(_SPEC_KEYS))}"
-        )
+        raise SpecError(f"{source}: unknown key(s) {', '.join(unknown)}; a spec has {', '.join(sorted(_SPEC_KEYS))}")
     experiment = data.get("experiment")
     if not isinstance(experiment, str) or not experiment:
         raise SpecError(f'{source}: missing experiment = "<name>"')
@@ -170,9 +162,7 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise SpecError(f"{source}: [base] and [grid] must be tables")
     chunk_size = data.get("chunk_size")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise SpecError(f"{source}: chunk_size must be a positive integer, got {chunk_size!r}")
     both = sorted(set(base) & set(grid))
     if both:
@@ -207,7 +197,7 @@ def expand(spec: SweepSpec) -> tuple[Experiment, list[Run]]:
     runs: dict[str, Run] = {}
     for values in itertools.product(*(spec.grid[k] for k in keys)):
         try:
-            config = experiment.make_config({**spec.base, **dict(zip(keys, values))})
+            config = experiment.make_config({**spec.base, **dict(zip(keys, values, strict=True))})
         except ConfigError as error:
             raise SpecError(f"[grid]: {error}") from None
         rid = run_id(experiment.name, config)
@@ -323,9 +313,7 @@ def dask_executor(
         # Collect the half-built Client now: collected later, its __del__ can deadlock inside the
         # construction of the next Client in this process (distributed 2026.8).
         gc.collect()
-        raise SweepError(
-            f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({error})"
-        ) from None
+        raise SweepError(f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({error})") from None
     try:
         yield client.get_executor()
     finally:
@@ -405,9 +393,7 @@ def run_sweep(
         try:
             tasks = _chunks(pending, size)
             if executor is None:
-                outcomes: Iterator[dict[str, Any]] = (
-                    compute_chunk(experiment, task, limit_blas) for task in tasks
-                )
+                outcomes: Iterator[dict[str, Any]] = (compute_chunk(experiment, task, limit_blas) for task in tasks)
             else:
                 futures = [executor.submit(compute_chunk, experiment, task, limit_blas) for task in tasks]
                 outcomes = (future.result() for future in concurrent.futures.as_completed(futures))
