@@ -281,7 +281,7 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     runs_dir = out / "runs"
     while time.monotonic() < deadline:
         done = len(list(runs_dir.glob("*.json"))) if runs_dir.is_dir() else 0
