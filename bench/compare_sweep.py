@@ -4,6 +4,8 @@
     python bench/compare.py --only sweep --quick  # 400 runs
 
 Rows:
+- informational: the same runs in bare processes, 2 against 1 (what the machine's cores allow),
+  and the sweep on 1 worker against the bare loop (the machinery's own cost);
 - 2 local worker processes against 1 (target: >= 1.8x faster);
 - Dask distributed with 2 single-threaded worker processes on this machine against the local path
   with 2 workers (target: at most 20% slower, i.e. ratio >= 1/1.2).
@@ -80,6 +82,22 @@ def timed_sweep(
     return seconds
 
 
+def bare_loop(seeds: list[int]) -> None:
+    """The runs alone, no sweep machinery (no store, no JSON): the baseline of the hardware."""
+    experiment = get(EXPERIMENT)
+    for seed in seeds:
+        experiment.run(experiment.make_config({"seed": seed, "n_threads": 1}), None)
+
+
+def bare_seconds(workers: int, n_runs: int) -> float:
+    """Seconds for ``n_runs`` bare runs split evenly over ``workers`` warmed processes."""
+    with local_executor(workers) as executor:
+        warm(executor, workers)
+        start = time.perf_counter()
+        wait([executor.submit(bare_loop, list(range(i, n_runs, workers))) for i in range(workers)])
+        return time.perf_counter() - start
+
+
 def store_bytes(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((root / "runs").iterdir())}
 
@@ -106,9 +124,14 @@ def compare(report: Any) -> None:
         has_dask = True
     except ImportError:
         has_dask = False
+    bare1, bare2 = bare_seconds(1, n_runs), bare_seconds(2, n_runs)
     result = measure(n_runs, with_dask=has_dask)
     report.fact("sweep stores identical across executors", result["identical"])
     report.fact("sweep ms per run, 1 local worker", round(1e3 * result["local1"] / n_runs, 3))
+    # what this machine allows: the same runs in 2 bare processes against 1 (the ceiling of the
+    # 2-worker row), and the sweep's own cost on 1 worker (store, checksums, JSON, scheduling)
+    report.add("sweep", f"{case}: 2 bare processes (ceiling)", "1 bare process", bare2, bare1, note="no sweep")
+    report.add("sweep", f"{case}: sweep, 1 worker", "bare loop, 1 process", result["local1"], bare1, note="overhead")
     report.add("sweep", f"{case}: 2 local workers", "1 local worker", result["local2"], result["local1"], target=1.8)
     if has_dask and result["dask2"] is not None:
         report.add(
