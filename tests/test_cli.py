@@ -91,6 +91,7 @@ def test_demo_from_a_subprocess_prints_where_the_report_is(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "trajcore.cli", "demo", "--only", "tiny_smf", "--out", str(out)],
         env=_env(),
+        cwd=TESTS,
         capture_output=True,
         text=True,
         timeout=120,
@@ -103,6 +104,7 @@ def test_demo_from_a_subprocess_prints_where_the_report_is(tmp_path):
     quiet = subprocess.run(
         [sys.executable, "-m", "trajcore", "-q", "demo", "--only", "tiny_smf", "--out", str(out)],
         env=_env(),
+        cwd=TESTS,
         capture_output=True,
         text=True,
         timeout=120,
@@ -175,7 +177,9 @@ def test_help_list_info_and_version(capsys):
     info = capsys.readouterr().out
     assert info.startswith("trajcore ") and "OpenMP" in info
     assert main(["--version"]) == 0
-    proc = subprocess.run([sys.executable, "-m", "trajcore", "--version"], env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajcore", "--version"], env=_env(), cwd=TESTS, capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("trajcore ")
 
 

@@ -241,6 +241,7 @@ def test_dask_cluster_and_command_line_give_the_reference_store(tmp_path, monkey
         proc = subprocess.run(
             [sys.executable, "-m", "trajcore.cli", *command],
             env=_env(),
+            cwd=TESTS,
             capture_output=True,
             text=True,
             timeout=120,
@@ -277,6 +278,7 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
     proc = subprocess.Popen(
         args,
         env=_env(TRAJCORE_TEST_LOG=str(first_log)),
+        cwd=TESTS,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -297,7 +299,7 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
 
     second_log = tmp_path / "second.log"
     rerun = subprocess.run(
-        [*args], env=_env(TRAJCORE_TEST_LOG=str(second_log)), capture_output=True, text=True, timeout=120
+        [*args], env=_env(TRAJCORE_TEST_LOG=str(second_log)), cwd=TESTS, capture_output=True, text=True, timeout=120
     )
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(stored_after_kill)} already stored" in rerun.stdout
