@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "linalg.hpp"
 #include "noise.hpp"
 
 #ifdef TRAJCORE_OPENMP
@@ -104,11 +105,7 @@ inline int resolve_threads(int requested, int64_t batch) {
 #endif
 }
 
-inline bool all_finite(const double* v, int64_t n) {
-    for (int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(v[i])) return false;
-    return true;
-}
+inline bool all_finite(const double* v, int64_t n) { return linalg::all_finite(n, v); }
 
 // Adds the driver-level noise terms to one update. `step_vec` is the direction x moves against
 // (gradient, or momentum velocity); `next` already holds x - lr * step_vec.

@@ -44,9 +44,13 @@ namespace {
 
 using small_gemm_fn = void (*)(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                                const double*, int64_t, double, double*, int64_t);
+using dot_fn = double (*)(int64_t, const double*, const double*);
+using all_finite_fn = bool (*)(int64_t, const double*);
 
 struct Dispatch {
     small_gemm_fn gemm = generic::gemm;
+    dot_fn dot = generic::dot;
+    all_finite_fn all_finite = generic::all_finite;
     const char* isa = "generic";
     Dispatch() {
 #ifdef TRAJCORE_X86_DISPATCH
@@ -54,9 +58,13 @@ struct Dispatch {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512dq")) {
             gemm = avx512::gemm;
+            dot = avx512::dot;
+            all_finite = avx512::all_finite;
             isa = "avx512";
         } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             gemm = avx2::gemm;
+            dot = avx2::dot;
+            all_finite = avx2::all_finite;
             isa = "avx2";
         }
 #endif
@@ -112,11 +120,9 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
     dispatch().gemm(m, n, k, alpha, A, lda, 1, transposed.data(), n, beta, C, ldc);
 }
 
-double dot(int64_t n, const double* x, const double* y) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
-    return s;
-}
+double dot(int64_t n, const double* x, const double* y) { return dispatch().dot(n, x, y); }
+
+bool all_finite(int64_t n, const double* x) { return dispatch().all_finite(n, x); }
 
 void set_blas_dgemm(dgemm_fn fn) { blas_dgemm.store(fn); }
 bool has_blas() { return blas_dgemm.load() != nullptr; }

@@ -22,8 +22,11 @@ void gemm_tn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
 void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
              const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
-// Sum of x[i] * y[i].
+// Sum of x[i] * y[i] (vectorised; a fixed summation order, so deterministic on a given machine).
 double dot(int64_t n, const double* x, const double* y);
+
+// Whether every x[i] is finite.
+bool all_finite(int64_t n, const double* x);
 
 // Fortran BLAS dgemm signature (column-major), as exported by scipy.linalg.cython_blas.
 using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*, double*,

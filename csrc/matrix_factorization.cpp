@@ -172,8 +172,7 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
 double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws) const {
     gemm_tn(w_, w_, d_, 1.0, U, w_, U, w_, 0.0, ws.gram.data(), w_);          // U^T U: O(d w^2)
     target_.times(U, w_, ws.target_times_u.data(), ws.scratch);              // M U
-    double gram2 = 0.0;
-    for (double g : ws.gram) gram2 += g * g;
+    const double gram2 = linalg::dot(w_ * w_, ws.gram.data(), ws.gram.data());
     const double cross = linalg::dot(d_ * w_, U, ws.target_times_u.data());
     ws.loss_scale = gram2 + target_.frobenius_squared();
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
