@@ -5,6 +5,9 @@
 
 namespace trajcore {
 
+// The most OpenMP threads one run_chunk call may ask for.
+constexpr int max_run_threads = 1024;
+
 template <class Kernel, class PyClass>
 void bind_run_chunk(PyClass& cls) {
     namespace py = pybind11;
@@ -17,6 +20,8 @@ void bind_run_chunk(PyClass& cls) {
            int64_t total_steps, double momentum, std::vector<NoiseTerm> noise, uint64_t seed,
            int64_t trajectory_offset, int n_threads) {
             require(x.ndim() == 2, "x: expected shape (B, n)");
+            // More OpenMP threads than this make libgomp fail to create them (a segfault, not an error).
+            require(n_threads >= 1 && n_threads <= max_run_threads, "n_threads: expected 1 to 1024 threads");
             const int64_t B = x.shape(0), n = kernel.state_size(), K = kernel.n_observables();
             const int64_t R = record_steps.ndim() == 1 ? record_steps.shape(0) : -1;
             require(R >= 0, "record_steps: expected a 1-d array");

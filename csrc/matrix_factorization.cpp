@@ -110,6 +110,7 @@ SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMat
     require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
     require(width > 0, "symmetric factorization: width must be positive");
     checked_size(d_, w_, "symmetric factorization state");
+    checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
 }
 
 SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
@@ -151,6 +152,7 @@ AsymmetricMatrixFactorizationKernel::AsymmetricMatrixFactorizationKernel(TargetM
       projector_(std::move(projector)) {
     require(width > 0, "asymmetric factorization: width must be positive");
     checked_size(m_ + n_, w_, "asymmetric factorization state");
+    checked_size(w_, w_, "asymmetric factorization workspace");  // the w x w Gram matrices
 }
 
 AsymmetricMatrixFactorizationKernel::Workspace AsymmetricMatrixFactorizationKernel::workspace() const {

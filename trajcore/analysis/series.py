@@ -54,11 +54,14 @@ def crossing_times(series: Any, q: float = 0.5, steps: Any = None, axis: Optiona
     ``steps (T,)`` maps record positions to iteration numbers (e.g. ``trajectory.steps``); without
     it the position is returned. Never crossing (or NaN data) gives NaN.
     """
-    if not np.isfinite(q):
-        raise ValueError(f"q: expected a finite number, got {q}")
-    index = _apply("series", series, axis, _series.crossing_indices, float(q))
-    index = np.asarray(index)
-    grid = np.arange(np.max(index) + 2 if index.size else 1) if steps is None else np.asarray(steps)
+    q = float(as_float_array("q", q, shape=()))
+    values = as_float_array("series", series, finite=False)
+    index = np.asarray(_apply("series", values, axis, _series.crossing_indices, q))
+    if steps is None:
+        grid = np.arange(np.max(index) + 2 if index.size else 1)
+    else:
+        T = values.shape[0 if axis is None and values.ndim == 1 else (-2 if axis is None else axis)]
+        grid = as_float_array("steps", steps, shape=(T,))
     out = np.where(index >= 0, grid[np.clip(index, 0, None)].astype(float), np.nan)
     return out[()] if out.ndim == 0 else out
 
