@@ -41,7 +41,10 @@ void bind_run_chunk(PyClass& cls) {
             BatchState state;
             state.batch = B;
             state.x = mutable_data<double>(x, {B, n}, "x");
+            // Optional buffers must be arrays already: a list would be converted to a temporary copy and
+            // the updates written into it would be lost silently.
             if (!velocity.is_none()) {
+                require(py::isinstance<py::array>(velocity), "velocity: expected a float64 array or None");
                 auto v = velocity.cast<py::array>();
                 state.velocity = mutable_data<double>(v, {B, n}, "velocity");
             }
@@ -52,6 +55,7 @@ void bind_run_chunk(PyClass& cls) {
             state.loss = mutable_data<double>(loss, {B, R}, "loss");
             state.observations = mutable_data<double>(observations, {B, R, K}, "observations");
             if (!iterates.is_none()) {
+                require(py::isinstance<py::array>(iterates), "iterates: expected a float64 array or None");
                 auto it = iterates.cast<py::array>();
                 state.iterates = mutable_data<double>(it, {B, R, n}, "iterates");
             }
