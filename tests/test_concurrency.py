@@ -32,8 +32,15 @@ def _jobs() -> list[tuple[Any, np.ndarray, dict[str, Any]]]:
         problem = (smf, dense, amf)[i % 3]
         init = tc.small_init((3, *problem.parameter_shape(4)), 0.05, seed=i)
         noise = [None, tc.GradientNoise(0.01), tc.Langevin(1e5), tc.PerturbedGD(0.01, 1e9, 5)][i % 4]
-        kwargs = dict(lr=0.02, steps=150, noise=noise, seed=i, n_threads=1 + i % 2, momentum=0.5 * (i % 2),
-                      record=tc.Record(every=7, coefficients="all", iterates=True))
+        kwargs = dict(
+            lr=0.02,
+            steps=150,
+            noise=noise,
+            seed=i,
+            n_threads=1 + i % 2,
+            momentum=0.5 * (i % 2),
+            record=tc.Record(every=7, coefficients="all", iterates=True),
+        )
         jobs.append((problem, init, kwargs))
     return jobs
 
@@ -65,8 +72,26 @@ def test_one_kernel_shared_by_eight_threads() -> None:
     def drive(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = tc.small_init((B, n), 0.1, seed=seed)
         loss, obs = np.full((B, rec.size), np.nan), np.full((B, rec.size, K), np.nan)
-        kernel.run_chunk(x, None, np.full(B, -1), np.full(B, -1), np.full(B, 1e12), loss, obs, None, lr, rec,
-                         0, steps, steps, 0.0, noise, seed, 0, 1)
+        kernel.run_chunk(
+            x,
+            None,
+            np.full(B, -1),
+            np.full(B, -1),
+            np.full(B, 1e12),
+            loss,
+            obs,
+            None,
+            lr,
+            rec,
+            0,
+            steps,
+            steps,
+            0.0,
+            noise,
+            seed,
+            0,
+            1,
+        )
         return x, loss, obs
 
     sequential = [drive(s) for s in range(N_THREADS)]
@@ -116,8 +141,14 @@ print("recovered", flush=True)
 
 def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_LONG_RUN.replace("{mode}", mode))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_LONG_RUN.replace("{mode}", mode))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "started"
     time.sleep(1.0)  # well inside the long run, its chunks now last ~0.1 s
@@ -148,8 +179,13 @@ def test_ctrl_c_leaves_the_core_usable() -> None:
 
 def _trajectory(n_records: int = 50) -> tc.Trajectory:
     problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
-    return tc.run(problem, tc.small_init((2, 6, 3), 0.1, seed=0), lr=0.05, steps=n_records - 1,
-                  record=tc.Record(iterates=True))
+    return tc.run(
+        problem,
+        tc.small_init((2, 6, 3), 0.1, seed=0),
+        lr=0.05,
+        steps=n_records - 1,
+        record=tc.Record(iterates=True),
+    )
 
 
 def test_save_interrupted_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,8 +222,14 @@ while True:
 def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
     """A real SIGINT in the middle of repeated ~50 MB saves: only complete files remain."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_LOOP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "saving"
     time.sleep(0.7)
     proc.send_signal(signal.SIGINT)
@@ -196,5 +238,8 @@ def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names in (["reference.npz"], ["reference.npz", "run.npz"]), names
     if "run.npz" in names:
-        saved, reference = tc.Trajectory.load(tmp_path / "run.npz"), tc.Trajectory.load(tmp_path / "reference.npz")
+        saved, reference = (
+            tc.Trajectory.load(tmp_path / "run.npz"),
+            tc.Trajectory.load(tmp_path / "reference.npz"),
+        )
         np.testing.assert_array_equal(saved.iterates, reference.iterates)

@@ -70,7 +70,9 @@ def _cast(values: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 @st.composite
-def any_array(draw: Any, *, min_dims: int = 0, max_dims: int = 3, max_side: int = 4, dtypes: Any = None) -> Any:
+def any_array(
+    draw: Any, *, min_dims: int = 0, max_dims: int = 3, max_side: int = 4, dtypes: Any = None
+) -> Any:
     shape = draw(array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=max_side))
     values = draw(
         arrays(np.float64, shape, elements=st.one_of(st.sampled_from(SPECIAL), st.floats(-1e3, 1e3)))
@@ -212,8 +214,11 @@ def _philox4x32(counter: list[int], key: list[int]) -> list[int]:
 def _reference_normals(seed: int, trajectory: int, step: int, stream: int, count: int) -> np.ndarray:
     key = [seed & 0xFFFFFFFF, seed >> 32]
     step_bits = step & 0xFFFFFFFFFFFFFFFF
-    fixed = [step_bits & 0xFFFFFFFF, ((step_bits >> 32) & 0xFFFF) | ((stream << 16) & 0xFFFFFFFF),
-             trajectory & 0xFFFFFFFF]
+    fixed = [
+        step_bits & 0xFFFFFFFF,
+        ((step_bits >> 32) & 0xFFFF) | ((stream << 16) & 0xFFFFFFFF),
+        trajectory & 0xFFFFFFFF,
+    ]
     words: list[int] = []
     block = 0
     while len(words) < 4 * (count + 1):
@@ -222,7 +227,10 @@ def _reference_normals(seed: int, trajectory: int, step: int, stream: int, count
     draws = []
     for i in range(0, count, 2):
         w = words[4 * (i // 2) : 4 * (i // 2) + 4]
-        u1, u2 = (((w[0] >> 5) << 26 | (w[1] >> 6)) + 0.5) / 2**53, (((w[2] >> 5) << 26 | (w[3] >> 6)) + 0.5) / 2**53
+        u1, u2 = (
+            (((w[0] >> 5) << 26 | (w[1] >> 6)) + 0.5) / 2**53,
+            (((w[2] >> 5) << 26 | (w[3] >> 6)) + 0.5) / 2**53,
+        )
         radius = math.sqrt(-2.0 * math.log(u1))
         draws += [radius * math.cos(2 * math.pi * u2), radius * math.sin(2 * math.pi * u2)]
     return np.asarray(draws[:count])
@@ -238,35 +246,66 @@ _U64 = st.one_of(st.integers(0, 2**64 - 1), st.integers(-(2**65), -1), st.intege
 
 
 @given(_U64, _U64, st.integers(-(2**64), 2**64), st.integers(-5, 2**33), st.integers(-3, 9))
-def test_normal_draws_match_philox_reference(seed: int, trajectory: int, step: int, stream: int, count: int) -> None:
+def test_normal_draws_match_philox_reference(
+    seed: int, trajectory: int, step: int, stream: int, count: int
+) -> None:
     try:
         draws = _core.normal_draws(seed, trajectory, step, stream, count)
     except CLEAR_ERRORS:
-        assert not (0 <= seed < 2**64 and 0 <= trajectory < 2**64 and -(2**63) <= step < 2**63
-                    and 0 <= stream < 2**32 and count >= 0)
+        assert not (
+            0 <= seed < 2**64
+            and 0 <= trajectory < 2**64
+            and -(2**63) <= step < 2**63
+            and 0 <= stream < 2**32
+            and count >= 0
+        )
         return
     assert draws.shape == (count,) and draws.dtype == np.float64
-    np.testing.assert_allclose(draws, _reference_normals(seed, trajectory, step, stream, count), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        draws, _reference_normals(seed, trajectory, step, stream, count), rtol=1e-14, atol=0
+    )
 
 
 # -- noise terms ---------------------------------------------------------------------------------
 
-_ANY_FLOAT = st.one_of(st.sampled_from(SPECIAL), st.floats(-2, 2), st.floats(allow_nan=True, allow_infinity=True))
+_ANY_FLOAT = st.one_of(
+    st.sampled_from(SPECIAL), st.floats(-2, 2), st.floats(allow_nan=True, allow_infinity=True)
+)
 
 
 @given(
     st.sampled_from(list(_core.NoiseKind.__members__.values())),
-    _ANY_FLOAT, _ANY_FLOAT, _ANY_FLOAT, _ANY_FLOAT, _ANY_FLOAT,
+    _ANY_FLOAT,
+    _ANY_FLOAT,
+    _ANY_FLOAT,
+    _ANY_FLOAT,
+    _ANY_FLOAT,
     st.integers(-(2**63), 2**63 - 1),
     _ANY_FLOAT,
 )
-def test_noise_term_validation(kind: Any, scale: float, anneal: float, probability: float, threshold: float,
-                               radius: float, interval: int, jitter: float) -> None:
+def test_noise_term_validation(
+    kind: Any,
+    scale: float,
+    anneal: float,
+    probability: float,
+    threshold: float,
+    radius: float,
+    interval: int,
+    jitter: float,
+) -> None:
     def ok(v: float) -> bool:
         return math.isfinite(v) and v >= 0
 
-    valid = (ok(scale) and ok(anneal) and 0 <= probability < 1 and ok(threshold) and ok(radius) and interval >= 0
-             and ok(jitter) and (kind != _core.NoiseKind.langevin or scale > 0))
+    valid = (
+        ok(scale)
+        and ok(anneal)
+        and 0 <= probability < 1
+        and ok(threshold)
+        and ok(radius)
+        and interval >= 0
+        and ok(jitter)
+        and (kind != _core.NoiseKind.langevin or scale > 0)
+    )
     try:
         term = _core.NoiseTerm(kind, scale, anneal, probability, threshold, radius, interval, jitter)
     except ValueError as err:
@@ -277,8 +316,12 @@ def test_noise_term_validation(kind: Any, scale: float, anneal: float, probabili
     assert (term.threshold, term.radius, term.interval, term.jitter) == (threshold, radius, interval, jitter)
 
 
-@given(st.sampled_from(["gradient", "langevin", "perturbed"]), _ANY_FLOAT, _ANY_FLOAT,
-       st.one_of(st.integers(-3, 5), st.floats(0, 3), st.booleans(), st.text(max_size=2)))
+@given(
+    st.sampled_from(["gradient", "langevin", "perturbed"]),
+    _ANY_FLOAT,
+    _ANY_FLOAT,
+    st.one_of(st.integers(-3, 5), st.floats(0, 3), st.booleans(), st.text(max_size=2)),
+)
 def test_noise_specs_validate(kind: str, a: Any, b: Any, c: Any) -> None:
     def make() -> tc.noise.NoiseSpec:
         if kind == "gradient":
@@ -305,8 +348,10 @@ def _capsule(name: str) -> Any:
     return cython_blas.__pyx_capi__[name]
 
 
-@given(st.sampled_from(["dgemm", "sgemm", "ddot", "dgemv", "daxpy", "int", "none", "str"]),
-       st.integers(-(2**63), 2**63 - 1))
+@given(
+    st.sampled_from(["dgemm", "sgemm", "ddot", "dgemv", "daxpy", "int", "none", "str"]),
+    st.integers(-(2**63), 2**63 - 1),
+)
 def test_register_blas_accepts_only_dgemm(which: str, threshold: int) -> None:
     junk = {"int": 3, "none": None, "str": "dgemm"}
     capsule = junk[which] if which in junk else _capsule(which)
@@ -347,8 +392,10 @@ class Case:
 
 def _pairs(draw: Any, q_left: int, q_right: int) -> np.ndarray:
     k = draw(st.integers(0, 4)) if q_left and q_right else 0
-    return np.array([[draw(st.integers(0, q_left - 1)), draw(st.integers(0, q_right - 1))] for _ in range(k)],
-                    dtype=np.int64).reshape(k, 2)
+    return np.array(
+        [[draw(st.integers(0, q_left - 1)), draw(st.integers(0, q_right - 1))] for _ in range(k)],
+        dtype=np.int64,
+    ).reshape(k, 2)
 
 
 @st.composite
@@ -386,14 +433,16 @@ def amf_case(draw: Any) -> Case:
     pairs = _pairs(draw, ql, qr)
     if draw(st.booleans()):
         M = draw(real_arrays((m, n)))
-        kernel = _core.AsymmetricMatrixFactorizationKernel(m, n, w, dense=M, left_basis=left, right_basis=right,
-                                                           pairs=pairs)
+        kernel = _core.AsymmetricMatrixFactorizationKernel(
+            m, n, w, dense=M, left_basis=left, right_basis=right, pairs=pairs
+        )
     else:
         r = draw(st.integers(1, 3))
         A, s, B = draw(real_arrays((m, r), -1, 1)), draw(real_arrays((r,))), draw(real_arrays((n, r), -1, 1))
         M = (A * s) @ B.T
-        kernel = _core.AsymmetricMatrixFactorizationKernel(m, n, w, left=A, weights=s, right=B, left_basis=left,
-                                                           right_basis=right, pairs=pairs)
+        kernel = _core.AsymmetricMatrixFactorizationKernel(
+            m, n, w, left=A, weights=s, right=B, left_basis=left, right_basis=right, pairs=pairs
+        )
 
     def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
         X, Y = x[: m * w].reshape(m, w), x[m * w :].reshape(n, w)
@@ -482,8 +531,13 @@ def chunk_arguments(draw: Any, case: Case) -> dict[str, Any]:
     noise = []
     for _ in range(draw(st.integers(0, 2))):
         if draw(st.booleans()):
-            noise.append(_core.NoiseTerm(_core.NoiseKind.gradient_gaussian, scale=draw(st.floats(0, 0.1)),
-                                         anneal=draw(st.sampled_from([0.0, 0.55, 1.0]))))
+            noise.append(
+                _core.NoiseTerm(
+                    _core.NoiseKind.gradient_gaussian,
+                    scale=draw(st.floats(0, 0.1)),
+                    anneal=draw(st.sampled_from([0.0, 0.55, 1.0])),
+                )
+            )
         else:
             noise.append(_core.NoiseTerm(_core.NoiseKind.langevin, scale=draw(st.floats(1e3, 1e6))))
     return dict(
@@ -512,8 +566,9 @@ def _assert_chunk_matches(case: Case, args: dict[str, Any], expected: dict[str, 
     np.testing.assert_array_equal(args["diverged_at"], expected["diverged_at"])
     tol = dict(rtol=1e-9, atol=1e-11 * case.scale, equal_nan=True)
     np.testing.assert_allclose(args["x"], expected["x"], **tol)
-    np.testing.assert_allclose(args["loss"], expected["loss"], rtol=1e-9, atol=1e-12 * case.scale**2 + 1e-12,
-                               equal_nan=True)
+    np.testing.assert_allclose(
+        args["loss"], expected["loss"], rtol=1e-9, atol=1e-12 * case.scale**2 + 1e-12, equal_nan=True
+    )
     np.testing.assert_allclose(args["observations"], expected["observations"], **tol)
     if args["iterates"] is not None:
         np.testing.assert_allclose(args["iterates"], expected["iterates"], **tol)
@@ -560,8 +615,13 @@ def _corrupt(draw: Any, value: Any) -> Any:
 
 
 def _buffer_ok(value: Any, dtype: Any, shape: tuple[int, ...]) -> bool:
-    return (isinstance(value, np.ndarray) and value.dtype == dtype and value.flags.c_contiguous
-            and value.flags.writeable and value.shape == shape)
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype == dtype
+        and value.flags.c_contiguous
+        and value.flags.writeable
+        and value.shape == shape
+    )
 
 
 def _arguments_valid(case: Case, a: dict[str, Any]) -> bool:
@@ -585,8 +645,13 @@ def _arguments_valid(case: Case, a: dict[str, Any]) -> bool:
         return False
     if not all(isinstance(t, _core.NoiseTerm) for t in a["noise"]) or not isinstance(a["noise"], list):
         return False
-    return (0 <= a["t0"] <= a["t1"] <= T and bool(np.all(np.diff(rec) > 0)) and 1 <= a["n_threads"] <= 1024
-            and 0 <= a["seed"] < 2**64 and -(2**63) <= a["trajectory_offset"] < 2**63)
+    return (
+        0 <= a["t0"] <= a["t1"] <= T
+        and bool(np.all(np.diff(rec) > 0))
+        and 1 <= a["n_threads"] <= 1024
+        and 0 <= a["seed"] < 2**64
+        and -(2**63) <= a["trajectory_offset"] < 2**63
+    )
 
 
 @given(st.data())
@@ -594,8 +659,21 @@ def test_run_chunk_rejects_bad_arguments(data: Any) -> None:
     """One corrupted argument: a clear error that leaves the state untouched, or a correct run."""
     case = data.draw(any_case)
     args = data.draw(chunk_arguments(case))
-    name = data.draw(st.sampled_from([*_BUFFERS, "t0", "t1", "total_steps", "momentum", "noise", "seed",
-                                      "trajectory_offset", "n_threads"]))
+    name = data.draw(
+        st.sampled_from(
+            [
+                *_BUFFERS,
+                "t0",
+                "t1",
+                "total_steps",
+                "momentum",
+                "noise",
+                "seed",
+                "trajectory_offset",
+                "n_threads",
+            ]
+        )
+    )
     if name in _BUFFERS:
         args[name] = _corrupt(data.draw, args[name])
     elif name == "noise":
@@ -606,7 +684,9 @@ def test_run_chunk_rejects_bad_arguments(data: Any) -> None:
         args[name] = data.draw(st.sampled_from([-(2**40), -1, 0, 1, 2, 1024, 1025, 2**31 - 1, 2**31]))
     else:
         args[name] = data.draw(st.integers(-(2**64), 2**64))
-    before = {k: np.array(v, copy=True) for k, v in args.items() if isinstance(v, np.ndarray) and v.dtype != object}
+    before = {
+        k: np.array(v, copy=True) for k, v in args.items() if isinstance(v, np.ndarray) and v.dtype != object
+    }
     try:
         valid = _arguments_valid(case, args)
     except (TypeError, ValueError, AttributeError, KeyError):
@@ -650,18 +730,23 @@ _PAIR_DTYPES = [np.int64, np.int32, np.float64, np.bool_, object]
 
 
 @given(
-    st.integers(-2, 5), st.integers(-2, 4),
+    st.integers(-2, 5),
+    st.integers(-2, 4),
     st.one_of(st.none(), any_array(max_dims=3)),
-    st.one_of(st.none(), any_array(max_dims=2)), st.one_of(st.none(), any_array(max_dims=2)),
-    any_array(max_dims=3), any_array(max_dims=3, dtypes=_PAIR_DTYPES),
+    st.one_of(st.none(), any_array(max_dims=2)),
+    st.one_of(st.none(), any_array(max_dims=2)),
+    any_array(max_dims=3),
+    any_array(max_dims=3, dtypes=_PAIR_DTYPES),
 )
-def test_symmetric_kernel_constructor(d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any,
-                                      pairs: Any) -> None:
+def test_symmetric_kernel_constructor(
+    d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any, pairs: Any
+) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kernel = _core.SymmetricMatrixFactorizationKernel(d, width, dense=dense, V=V, sigma=sigma, basis=basis,
-                                                              pairs=pairs)
+            kernel = _core.SymmetricMatrixFactorizationKernel(
+                d, width, dense=dense, V=V, sigma=sigma, basis=basis, pairs=pairs
+            )
     except CLEAR_ERRORS:
         return
     assert d >= 1 and width >= 1 and basis.ndim == 2 and basis.shape[0] == d
@@ -672,19 +757,44 @@ def test_symmetric_kernel_constructor(d: int, width: int, dense: Any, V: Any, si
 
 
 @given(
-    st.integers(-1, 4), st.integers(-1, 4), st.integers(-1, 3),
-    st.one_of(st.none(), any_array(max_dims=2)), st.one_of(st.none(), any_array(max_dims=2)),
-    st.one_of(st.none(), any_array(max_dims=1)), st.one_of(st.none(), any_array(max_dims=2)),
-    any_array(max_dims=2), any_array(max_dims=2), any_array(max_dims=2, dtypes=_PAIR_DTYPES),
+    st.integers(-1, 4),
+    st.integers(-1, 4),
+    st.integers(-1, 3),
+    st.one_of(st.none(), any_array(max_dims=2)),
+    st.one_of(st.none(), any_array(max_dims=2)),
+    st.one_of(st.none(), any_array(max_dims=1)),
+    st.one_of(st.none(), any_array(max_dims=2)),
+    any_array(max_dims=2),
+    any_array(max_dims=2),
+    any_array(max_dims=2, dtypes=_PAIR_DTYPES),
 )
-def test_asymmetric_kernel_constructor(m: int, n: int, width: int, dense: Any, left: Any, weights: Any,
-                                       right: Any, left_basis: Any, right_basis: Any, pairs: Any) -> None:
+def test_asymmetric_kernel_constructor(
+    m: int,
+    n: int,
+    width: int,
+    dense: Any,
+    left: Any,
+    weights: Any,
+    right: Any,
+    left_basis: Any,
+    right_basis: Any,
+    pairs: Any,
+) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kernel = _core.AsymmetricMatrixFactorizationKernel(
-                m, n, width, dense=dense, left=left, weights=weights, right=right, left_basis=left_basis,
-                right_basis=right_basis, pairs=pairs)
+                m,
+                n,
+                width,
+                dense=dense,
+                left=left,
+                weights=weights,
+                right=right,
+                left_basis=left_basis,
+                right_basis=right_basis,
+                pairs=pairs,
+            )
     except CLEAR_ERRORS:
         return
     assert m >= 1 and n >= 1 and width >= 1
@@ -706,8 +816,9 @@ def public_problem(draw: Any) -> Any:
     if draw(st.booleans()):
         d, rank = draw(st.integers(1, 5)), draw(st.integers(1, 2))
         assume(rank <= d)
-        return tc.SymmetricMatrixFactorization.planted(d=d, rank=rank, seed=draw(st.integers(0, 3)),
-                                                       dense=draw(st.booleans()))
+        return tc.SymmetricMatrixFactorization.planted(
+            d=d, rank=rank, seed=draw(st.integers(0, 3)), dense=draw(st.booleans())
+        )
     m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     M = draw(real_arrays((m, n)))
     assume(np.any(np.abs(M) > 1e-3))
@@ -727,24 +838,36 @@ def test_run_valid_inputs_match_numpy(problem: Any, data: Any) -> None:
     shape = problem.parameter_shape(width)
     batch = data.draw(st.sampled_from([(), (1,), (2,)]))
     init = data.draw(real_arrays(batch + shape, -1, 1))
-    init = _with_layout(init, data.draw(st.sampled_from(["c", "fortran", "strided", "readonly", "large_stride"])))
+    init = _with_layout(
+        init, data.draw(st.sampled_from(["c", "fortran", "strided", "readonly", "large_stride"]))
+    )
     scale = 1.0 + float(np.sum(np.asarray(problem.target) ** 2)) + 3.0 * float(np.sum(init**2))
     lr = data.draw(st.floats(0.01, 0.3)) / scale
     steps = data.draw(st.integers(0, 6))
     every = data.draw(st.integers(1, 4))
-    traj = tc.run(problem, init, lr=lr, steps=steps, record=tc.Record(every=every, coefficients="all"),
-                  n_threads=data.draw(st.sampled_from([1, 2])))
+    traj = tc.run(
+        problem,
+        init,
+        lr=lr,
+        steps=steps,
+        record=tc.Record(every=every, coefficients="all"),
+        n_threads=data.draw(st.sampled_from([1, 2])),
+    )
     expected = _numpy_gd(problem, init, lr, steps)
     np.testing.assert_allclose(traj.final, expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(traj.steps, sorted({*range(0, steps + 1, every), steps}))
     np.testing.assert_allclose(traj.loss[..., 0], problem.loss(init), rtol=1e-9, atol=1e-12 * scale**2)
     np.testing.assert_allclose(traj.loss[..., -1], problem.loss(expected), rtol=1e-8, atol=1e-12 * scale**2)
-    np.testing.assert_allclose(traj.coefficients[..., -1, :], problem.coefficients(expected, "all"),
-                               rtol=1e-8, atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        traj.coefficients[..., -1, :], problem.coefficients(expected, "all"), rtol=1e-8, atol=1e-12 * scale
+    )
 
 
-_JUNK = st.one_of(st.sampled_from([None, "1", 1j, -1, 0, 2.5, math.nan, math.inf, True, [1], object()]),
-                  st.integers(-3, 3), st.floats())
+_JUNK = st.one_of(
+    st.sampled_from([None, "1", 1j, -1, 0, 2.5, math.nan, math.inf, True, [1], object()]),
+    st.integers(-3, 3),
+    st.floats(),
+)
 
 
 @given(public_problem(), st.data())
@@ -752,20 +875,51 @@ def test_run_bad_inputs_raise_clear_errors(problem: Any, data: Any) -> None:
     width = 2
     init = np.full(problem.parameter_shape(width), 0.1)
     kwargs: dict[str, Any] = dict(lr=0.01, steps=3)
-    name = data.draw(st.sampled_from(["init", "lr", "steps", "seed", "n_threads", "momentum", "noise", "record",
-                                      "trajectory_offset", "divergence_factor", "problem"]))
+    name = data.draw(
+        st.sampled_from(
+            [
+                "init",
+                "lr",
+                "steps",
+                "seed",
+                "n_threads",
+                "momentum",
+                "noise",
+                "record",
+                "trajectory_offset",
+                "divergence_factor",
+                "problem",
+            ]
+        )
+    )
     if name == "init":
         init = data.draw(any_array(max_dims=4, max_side=5))
     elif name == "lr":
-        kwargs["lr"] = data.draw(st.one_of(_JUNK, any_array(max_dims=2), st.just(lambda t: t * 0 - 1.0),
-                                           st.just(lambda t: "x"), st.just(lambda t: np.ones(len(t) + 1))))
+        kwargs["lr"] = data.draw(
+            st.one_of(
+                _JUNK,
+                any_array(max_dims=2),
+                st.just(lambda t: t * 0 - 1.0),
+                st.just(lambda t: "x"),
+                st.just(lambda t: np.ones(len(t) + 1)),
+            )
+        )
     elif name == "noise":
         kwargs["noise"] = data.draw(st.one_of(_JUNK, st.just([tc.GradientNoise(0.1), "x"])))
     elif name == "record":
-        kwargs["record"] = data.draw(st.one_of(_JUNK, st.builds(
-            tc.Record, every=st.integers(1, 3),
-            coefficients=st.one_of(st.sampled_from([True, None, "signal", "diagonal", "all", "nope", 3.0]),
-                                   any_array(max_dims=2, max_side=3, dtypes=[np.int64, np.float64])))))
+        kwargs["record"] = data.draw(
+            st.one_of(
+                _JUNK,
+                st.builds(
+                    tc.Record,
+                    every=st.integers(1, 3),
+                    coefficients=st.one_of(
+                        st.sampled_from([True, None, "signal", "diagonal", "all", "nope", 3.0]),
+                        any_array(max_dims=2, max_side=3, dtypes=[np.int64, np.float64]),
+                    ),
+                ),
+            )
+        )
     else:
         kwargs[name] = data.draw(_JUNK)
     problem_arg = data.draw(_JUNK) if name == "problem" else problem
@@ -784,8 +938,11 @@ def test_run_bad_inputs_raise_clear_errors(problem: Any, data: Any) -> None:
     assert np.all(np.isfinite(np.asarray(traj.final)[healthy]))
 
 
-@given(st.one_of(any_array(max_dims=3), _JUNK), st.one_of(st.none(), any_array(max_dims=2), _JUNK),
-       st.one_of(st.none(), any_array(max_dims=2), _JUNK))
+@given(
+    st.one_of(any_array(max_dims=3), _JUNK),
+    st.one_of(st.none(), any_array(max_dims=2), _JUNK),
+    st.one_of(st.none(), any_array(max_dims=2), _JUNK),
+)
 def test_problem_constructors(target: Any, V: Any, sigma: Any) -> None:
     try:
         with warnings.catch_warnings():

@@ -38,8 +38,10 @@ def as_float_array(
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real numbers, got dtype {raw.dtype}")
     # np.asarray, not np.ascontiguousarray: the latter turns a 0-d array into shape (1,).
-    array = np.array(raw, dtype=np.float64, order="C", copy=True) if copy else np.asarray(
-        raw, dtype=np.float64, order="C"
+    array = (
+        np.array(raw, dtype=np.float64, order="C", copy=True)
+        if copy
+        else np.asarray(raw, dtype=np.float64, order="C")
     )
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
