@@ -70,6 +70,49 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
     gemm_nn(cols_, w, rank_, 1.0, right_.data(), rank_, scratch.data(), w, 0.0, out, w);
 }
 
+namespace {
+
+double sum_of_products(const std::vector<double>& a, const std::vector<double>& b) {
+    return linalg::dot(static_cast<int64_t>(a.size()), a.data(), b.data());
+}
+
+}  // namespace
+
+// Dense: the residual itself, O(rows cols w). Factored (orthonormal L, R): with P = L^T X, Q = R^T Y,
+// X_perp = X - L P and Y_perp = Y - R Q the residual splits into four mutually orthogonal parts,
+//   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||P Y_perp^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
+// each a sum of non-negative terms computed from (w x w) Gram matrices: O((rows + cols) (rank + w) w).
+double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int64_t w,
+                                           std::vector<double>& scratch) const {
+    if (!factored_) {
+        scratch.resize(static_cast<size_t>(rows_ * cols_));
+        linalg::gemm_nt(rows_, cols_, w, 1.0, X, w, Y, w, 0.0, scratch.data(), cols_);
+        double total = 0.0;
+        for (int64_t i = 0; i < rows_ * cols_; ++i) {
+            const double r = scratch[i] - dense_[i];
+            total += r * r;
+        }
+        return total;
+    }
+    const int64_t r = rank_;
+    std::vector<double> P(r * w), Q(r * w), Xp(X, X + rows_ * w), Yp(Y, Y + cols_ * w), D(r * r);
+    std::vector<double> gP(w * w), gQ(w * w), gXp(w * w), gYp(w * w);
+    gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P.data(), w);
+    gemm_tn(r, w, cols_, 1.0, right_.data(), r, Y, w, 0.0, Q.data(), w);
+    gemm_nn(rows_, w, r, -1.0, left_.data(), r, P.data(), w, 1.0, Xp.data(), w);
+    gemm_nn(cols_, w, r, -1.0, right_.data(), r, Q.data(), w, 1.0, Yp.data(), w);
+    linalg::gemm_nt(r, r, w, 1.0, P.data(), w, Q.data(), w, 0.0, D.data(), r);
+    double total = 0.0;
+    for (int64_t i = 0; i < r; ++i) D[i * r + i] -= weights_[i];
+    for (double v : D) total += v * v;
+    gemm_tn(w, w, r, 1.0, P.data(), w, P.data(), w, 0.0, gP.data(), w);
+    gemm_tn(w, w, r, 1.0, Q.data(), w, Q.data(), w, 0.0, gQ.data(), w);
+    gemm_tn(w, w, rows_, 1.0, Xp.data(), w, Xp.data(), w, 0.0, gXp.data(), w);
+    gemm_tn(w, w, cols_, 1.0, Yp.data(), w, Yp.data(), w, 0.0, gYp.data(), w);
+    total += sum_of_products(gP, gYp) + sum_of_products(gXp, gQ) + sum_of_products(gXp, gYp);
+    return total;
+}
+
 PairProjector::PairProjector(int64_t rows_x, int64_t q_left, std::vector<double> left, int64_t rows_y,
                              int64_t q_right, std::vector<double> right, std::vector<int64_t> pairs,
                              bool same_side)
@@ -140,7 +183,7 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws) const {
     projector_.project(U, U, w_, out, ws.projection);
-    return loss_parts(U, ws);
+    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +236,7 @@ double AsymmetricMatrixFactorizationKernel::loss_and_grad(const double* XY, doub
 
 double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws) const {
     projector_.project(XY, XY + m_ * w_, w_, out, ws.projection);
-    return loss_parts(XY, ws);
+    return 0.5 * target_.residual_norm_squared(XY, XY + m_ * w_, w_, ws.scratch);
 }
 
 }  // namespace trajcore

@@ -2,8 +2,10 @@
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
 //   M U costs O(d^2 w) for a dense M and O(d r w) for M = V diag(sigma) V^T given as (V, sigma).
-//   Loss by the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2), from the products the gradient
-//   needs anyway; its rounding error is about eps ||M||_F^2.
+//   The loss that steers divergence detection uses the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2)
+//   from the products the gradient needs anyway (rounding error about eps ||M||_F^2); the recorded loss
+//   is computed without that cancellation (TargetMatrix::residual_norm_squared), so it stays accurate
+//   down to the 1e-13 losses of converged runs.
 // Asymmetric: f(X, Y) = 1/2 ||X Y^T - M||_F^2,  X (m x w), Y (n x w), state = [X; Y] ((m + n) x w).
 //   grad_X = X (Y^T Y) - M Y,  grad_Y = Y (X^T X) - M^T X;  M dense or A diag(s) B^T.
 // Observables: coefficients beta_k = (L^T X)[i_k] . (R^T Y)[j_k] for chosen basis columns L, R and
@@ -37,6 +39,9 @@ public:
     void times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
     // out (cols x w) = M^T Z for Z (rows x w).
     void transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
+    // ||X Y^T - M||_F^2 for X (rows x w), Y (cols x w), accurate to rounding of the residual itself
+    // (no cancellation against ||M||^2). Factored form needs orthonormal left/right factors.
+    double residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch) const;
 
 private:
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;

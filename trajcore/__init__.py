@@ -6,7 +6,7 @@
     tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
-from . import analysis, noise
+from . import analysis, noise, plot
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "analysis",
     "noise",
+    "plot",
     "run",
     "show_config",
     "small_init",

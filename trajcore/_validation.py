@@ -37,12 +37,8 @@ def as_float_array(
         raise TypeError(f"{name}: complex values are not supported, expected real float64 data")
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real numbers, got dtype {raw.dtype}")
-    # np.asarray, not np.ascontiguousarray: the latter turns a 0-d array into shape (1,).
-    array = (
-        np.array(raw, dtype=np.float64, order="C", copy=True)
-        if copy
-        else np.asarray(raw, dtype=np.float64, order="C")
-    )
+    # np.asarray keeps 0-d input 0-d (np.ascontiguousarray would promote it to 1-d).
+    array = np.array(raw, dtype=np.float64, order="C", copy=True) if copy else np.asarray(raw, np.float64, order="C")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if array.ndim not in allowed:

@@ -28,7 +28,7 @@ def complete_basis(V: np.ndarray) -> np.ndarray:
     return O
 
 
-def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-8) -> None:
+def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-10) -> None:
     gram = V.T @ V
     err = np.max(np.abs(gram - np.eye(V.shape[1]))) if V.size else 0.0
     if err > tol:
@@ -343,6 +343,16 @@ class AsymmetricMatrixFactorization(Problem):
         Q = np.einsum("nj,bnw->bjw", right, Y)
         out = np.einsum("bkw,bkw->bk", P[:, pairs[:, 0]], Q[:, pairs[:, 1]])
         return out if batched else out[0]
+
+    def coefficient_gradients(self, W: Any, pairs: np.ndarray) -> np.ndarray:
+        """Stacked ``[a_i (b_j^T Y); b_j (a_i^T X)]`` = grad of ``beta_ij`` for each pair: ``(K, m + n, r')``."""
+        W = as_float_array("W", W, shape=(self.m + self.n, None))
+        X, Y = self.split(W)
+        left, right = self.basis()
+        a, b = left[:, pairs[:, 0]].T, right[:, pairs[:, 1]].T  # (K, m), (K, n)
+        gX = a[:, :, None] * (b @ Y)[:, None, :]
+        gY = b[:, :, None] * (a @ X)[:, None, :]
+        return np.concatenate([gX, gY], axis=1)
 
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
         return _resolve_pairs(coefficients, self.rank, self.m, self.n)
