@@ -19,14 +19,16 @@ def record_grid(steps: int, every: int) -> np.ndarray:
     return np.array(grid)
 
 
-def gradient_noise(seed: int, trajectory: int, step: int, shape: tuple, scale: float, anneal: float = 0.0,
-                   stream: int = 1) -> np.ndarray:
+def gradient_noise(
+    seed: int, trajectory: int, step: int, shape: tuple, scale: float, anneal: float = 0.0, stream: int = 1
+) -> np.ndarray:
     s = scale / (1.0 + step) ** (0.5 * anneal)
     return s * _core.normal_draws(seed, trajectory, step, stream, int(np.prod(shape))).reshape(shape)
 
 
-def smf_run(M, O, pairs, U0, lr, steps, every, *, noise_scale=0.0, anneal=0.0, seed=0, trajectory=0,
-            momentum=0.0):
+def smf_run(
+    M, O, pairs, U0, lr, steps, every, *, noise_scale=0.0, anneal=0.0, seed=0, trajectory=0, momentum=0.0
+):
     """GD on 1/4 ||U U^T - M||^2; returns (loss (R,), coefficients (R, K), final U)."""
     U = U0.copy()
     v = np.zeros_like(U)

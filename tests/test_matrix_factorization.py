@@ -62,12 +62,32 @@ def test_gradient_noise_and_momentum_match_reference():
     problem = tc.SymmetricMatrixFactorization.planted(d=8, rank=2, sigma=[3.0, 1.0], seed=0)
     U0 = tc.small_init((3, 8, 3), 0.1, seed=1)
     noise = tc.GradientNoise(scale=0.3, anneal=0.55)
-    traj = tc.run(problem, U0, lr=0.02, steps=150, noise=noise, momentum=0.5, seed=11, trajectory_offset=5,
-                  record=tc.Record(every=10, coefficients="all"))
+    traj = tc.run(
+        problem,
+        U0,
+        lr=0.02,
+        steps=150,
+        noise=noise,
+        momentum=0.5,
+        seed=11,
+        trajectory_offset=5,
+        record=tc.Record(every=10, coefficients="all"),
+    )
     pairs = problem.coefficient_pairs("all")
     for b in range(3):
-        loss, coefs, final = smf_reference_for(problem, U0[b], 0.02, 150, 10, pairs, noise_scale=0.3, anneal=0.55,
-                                               seed=11, trajectory=5 + b, momentum=0.5)
+        loss, coefs, final = smf_reference_for(
+            problem,
+            U0[b],
+            0.02,
+            150,
+            10,
+            pairs,
+            noise_scale=0.3,
+            anneal=0.55,
+            seed=11,
+            trajectory=5 + b,
+            momentum=0.5,
+        )
         assert rel_err(traj.final[b], final) < 1e-10
         assert rel_err(traj.coefficients[b], coefs) < 1e-10
 
@@ -79,7 +99,11 @@ def test_langevin_matches_reference():
     traj = tc.run(problem, U0, lr=lr, steps=40, noise=tc.Langevin(beta=beta), seed=3)
     U = U0.copy()
     for t in range(40):
-        U = U - lr * problem.grad(U) + np.sqrt(2 * lr / beta) * reference.gradient_noise(3, 0, t, U.shape, 1.0)
+        U = (
+            U
+            - lr * problem.grad(U)
+            + np.sqrt(2 * lr / beta) * reference.gradient_noise(3, 0, t, U.shape, 1.0)
+        )
     assert rel_err(traj.final, U) < 1e-10
 
 
@@ -110,8 +134,13 @@ def test_reference_setting_reproduces_paper(seed):
 def test_exact_identities_along_a_run():
     """||grad beta_ii||_F = 2 sqrt(beta_ii) and <grad beta_ii, grad beta_jj> = 0 for i != j."""
     problem = tc.SymmetricMatrixFactorization.planted(d=10, rank=3, sigma=[5.0, 2.0, 1.0], seed=5)
-    traj = tc.run(problem, tc.small_init((10, 6), 1e-3, seed=6), lr=0.05, steps=200,
-                  record=tc.Record(every=20, coefficients="diagonal", iterates=True))
+    traj = tc.run(
+        problem,
+        tc.small_init((10, 6), 1e-3, seed=6),
+        lr=0.05,
+        steps=200,
+        record=tc.Record(every=20, coefficients="diagonal", iterates=True),
+    )
     pairs = np.array([[i, i] for i in range(10)])
     for U in traj.iterates:
         grads = problem.coefficient_gradients(U, pairs)
@@ -165,8 +194,13 @@ def test_loss_gradient_matches_finite_differences(kind):
 def test_bitwise_identical_across_threads_and_batch_splits():
     problem = tc.SymmetricMatrixFactorization.planted(d=12, rank=3, seed=0)
     U0 = tc.small_init((8, 12, 4), 0.01, seed=1)
-    kw = dict(lr=0.05, steps=120, noise=tc.GradientNoise(0.05, anneal=0.55), seed=9,
-              record=tc.Record(every=3, coefficients="diagonal"))
+    kw = dict(
+        lr=0.05,
+        steps=120,
+        noise=tc.GradientNoise(0.05, anneal=0.55),
+        seed=9,
+        record=tc.Record(every=3, coefficients="diagonal"),
+    )
     one = tc.run(problem, U0, n_threads=1, **kw)
     two = tc.run(problem, U0, n_threads=2, **kw)
     first = tc.run(problem, U0[:4], n_threads=2, **kw)
@@ -195,7 +229,9 @@ def test_diverging_step_size_is_marked_not_garbage():
         assert 0 <= t <= 300
         # the state at the diverging step is recorded with its (huge) loss; nothing after it
         assert np.all(np.isfinite(traj.loss[b][traj.steps < t]))
-        assert traj.loss[b][traj.steps == t] > 1e8 * problem.zero_loss or not np.isfinite(traj.loss[b][traj.steps == t])
+        assert traj.loss[b][traj.steps == t] > 1e8 * problem.zero_loss or not np.isfinite(
+            traj.loss[b][traj.steps == t]
+        )
         assert np.all(np.isnan(traj.loss[b][traj.steps > t]))
         assert np.all(np.isfinite(traj.final[b]))
     ok = tc.run(problem, U0, lr=lr, steps=300)
@@ -204,8 +240,14 @@ def test_diverging_step_size_is_marked_not_garbage():
 
 def test_save_load_roundtrip(tmp_path):
     problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
-    traj = tc.run(problem, tc.small_init((2, 6, 3), 0.1, seed=1), lr=0.05, steps=30,
-                  noise=tc.GradientNoise(0.01), record=tc.Record(every=5, iterates=True))
+    traj = tc.run(
+        problem,
+        tc.small_init((2, 6, 3), 0.1, seed=1),
+        lr=0.05,
+        steps=30,
+        noise=tc.GradientNoise(0.01),
+        record=tc.Record(every=5, iterates=True),
+    )
     path = tmp_path / "run.npz"
     traj.save(path)
     back = tc.Trajectory.load(path)
@@ -280,7 +322,9 @@ def test_bad_record_and_noise_arguments():
     with pytest.raises(ValueError, match="coefficients"):
         tc.run(problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients="diag"))
     with pytest.raises(ValueError, match="coefficients"):
-        tc.run(problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients=np.array([[0, 9]])))
+        tc.run(
+            problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients=np.array([[0, 9]]))
+        )
 
 
 def test_bad_targets():

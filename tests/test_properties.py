@@ -398,6 +398,12 @@ def _pairs(draw: Any, q_left: int, q_right: int) -> np.ndarray:
     ).reshape(k, 2)
 
 
+def _orthonormal_columns(Z: np.ndarray) -> np.ndarray:
+    """Orthonormal columns spanning Z + (d + 1) I (full column rank: ||Z[:r]||_2 <= r < d + 1)."""
+    shifted = Z + (Z.shape[0] + 1.0) * np.eye(*Z.shape)
+    return np.linalg.qr(shifted)[0]
+
+
 @st.composite
 def smf_case(draw: Any) -> Case:
     d, w, q = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
@@ -408,9 +414,10 @@ def smf_case(draw: Any) -> Case:
         M = 0.5 * (A + A.T)
         kernel = _core.SymmetricMatrixFactorizationKernel(d, w, dense=M, basis=basis, pairs=pairs)
     else:
-        r = draw(st.integers(1, 3))
-        V, sigma = draw(real_arrays((d, r), -1, 1)), draw(real_arrays((r,), -2, 2))
-        M = (V * sigma) @ V.T  # the kernel does not need orthonormal V: any factored target
+        r = draw(st.integers(1, d))
+        V = _orthonormal_columns(draw(real_arrays((d, r), -1, 1)))
+        sigma = draw(real_arrays((r,), -2, 2))
+        M = (V * sigma) @ V.T
         kernel = _core.SymmetricMatrixFactorizationKernel(d, w, V=V, sigma=sigma, basis=basis, pairs=pairs)
 
     def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -437,8 +444,12 @@ def amf_case(draw: Any) -> Case:
             m, n, w, dense=M, left_basis=left, right_basis=right, pairs=pairs
         )
     else:
-        r = draw(st.integers(1, 3))
-        A, s, B = draw(real_arrays((m, r), -1, 1)), draw(real_arrays((r,))), draw(real_arrays((n, r), -1, 1))
+        r = draw(st.integers(1, min(m, n)))
+        A, B = (
+            _orthonormal_columns(draw(real_arrays((m, r), -1, 1))),
+            _orthonormal_columns(draw(real_arrays((n, r), -1, 1))),
+        )
+        s = draw(real_arrays((r,)))
         M = (A * s) @ B.T
         kernel = _core.AsymmetricMatrixFactorizationKernel(
             m, n, w, left=A, weights=s, right=B, left_basis=left, right_basis=right, pairs=pairs
@@ -754,6 +765,8 @@ def test_symmetric_kernel_constructor(
     assert kernel.n_observables == np.asarray(pairs).shape[0]
     target = np.asarray(dense if dense is not None else sigma).astype(np.complex128)
     assert np.all(np.isfinite(target))  # the core rejects NaN/inf targets
+    if dense is None:  # and factors without orthonormal columns
+        _assert_orthonormal(V, d)
 
 
 @given(
@@ -800,6 +813,15 @@ def test_asymmetric_kernel_constructor(
     assert m >= 1 and n >= 1 and width >= 1
     assert kernel.state_size == (m + n) * width
     assert kernel.n_observables == np.asarray(pairs).shape[0]
+    if dense is None:
+        _assert_orthonormal(left, m)
+        _assert_orthonormal(right, n)
+
+
+def _assert_orthonormal(factor: Any, rows: int) -> None:
+    """The core reads a factor's values row-major as (rows, rank), whatever the array's shape."""
+    F = np.asarray(factor).real.astype(np.float64).reshape(rows, -1)
+    np.testing.assert_allclose(F.T @ F, np.eye(F.shape[1]), atol=1e-6)
 
 
 def test_every_kernel_binding_is_fuzzed() -> None:
