@@ -56,7 +56,8 @@ inline void check_noise_term(const NoiseTerm& term) {
     require(std::isfinite(term.radius) && term.radius >= 0.0, "noise radius must be finite and >= 0");
     require(term.interval >= 0, "noise interval must be >= 0");
     require(std::isfinite(term.jitter) && term.jitter >= 0.0, "noise jitter must be finite and >= 0");
-    if (term.kind == NoiseKind::langevin) require(term.scale > 0.0, "Langevin inverse temperature must be > 0");
+    if (term.kind == NoiseKind::langevin)
+        require(term.scale > 0.0, "noise scale (the Langevin inverse temperature) must be > 0");
 }
 
 inline bool acts_on_parameters(NoiseKind kind) {

@@ -14,6 +14,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 settings.register_profile("default", max_examples=40, deadline=None)
 settings.register_profile(
-    "ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+    "ci", max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

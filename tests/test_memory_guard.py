@@ -19,7 +19,7 @@ INIT = tc.small_init((4, 5, 3), 0.1, seed=0)  # B = 4, n = 15
 @pytest.fixture(autouse=True)
 def _default_limit() -> Iterator[None]:
     yield
-    _memory.set_memory_limit(None)
+    tc.set_memory_limit(None)
 
 
 def _run_bytes(B: int, steps: int, every: int, K: int, n: int, iterates: bool) -> int:
@@ -32,10 +32,10 @@ def _run_bytes(B: int, steps: int, every: int, K: int, n: int, iterates: bool) -
 def test_limit_is_the_size_of_the_run(iterates: bool) -> None:
     record = tc.Record(every=3, coefficients="all", iterates=iterates)  # K = 25 pairs
     need = _run_bytes(4, 100, 3, 25, 15, iterates)
-    _memory.set_memory_limit(need)
+    tc.set_memory_limit(need)
     traj = tc.run(PROBLEM, INIT, lr=0.01, steps=100, record=record)
     assert traj.coefficients.shape == (4, 35, 25)
-    _memory.set_memory_limit(need - 1)
+    tc.set_memory_limit(need - 1)
     with pytest.raises(MemoryError, match=r"run: record arrays \(B=4 trajectories x R=35 records") as err:
         tc.run(PROBLEM, INIT, lr=0.01, steps=100, record=record)
     assert _memory.format_bytes(need) in str(err.value)
@@ -68,15 +68,15 @@ def test_huge_run_is_refused_before_allocating() -> None:
 
 def test_guard_counts_momentum_velocity() -> None:
     need = _run_bytes(4, 10, 1, 4, 15, False)
-    _memory.set_memory_limit(need)
+    tc.set_memory_limit(need)
     tc.run(PROBLEM, INIT, lr=0.01, steps=10)
     with pytest.raises(MemoryError):
         tc.run(PROBLEM, INIT, lr=0.01, steps=10, momentum=0.5)  # + velocity (B, n)
-    _memory.set_memory_limit(need + 8 * 4 * 15)
+    tc.set_memory_limit(need + 8 * 4 * 15)
     assert np.all(np.isfinite(tc.run(PROBLEM, INIT, lr=0.01, steps=10, momentum=0.5).loss))
 
 
 def test_set_memory_limit_validates() -> None:
     for bad in (0, -5, 1.5, "1G"):
         with pytest.raises(ValueError, match="nbytes"):
-            _memory.set_memory_limit(bad)  # type: ignore[arg-type]
+            tc.set_memory_limit(bad)  # type: ignore[arg-type]

@@ -654,7 +654,9 @@ def _arguments_valid(case: Case, a: dict[str, Any]) -> bool:
             return False
     if not isinstance(a["momentum"], float) or (a["velocity"] is None and a["momentum"] != 0):
         return False
-    if not all(isinstance(t, _core.NoiseTerm) for t in a["noise"]) or not isinstance(a["noise"], list):
+    if not all(isinstance(t, _core.NoiseTerm) for t in a["noise"]) or not isinstance(
+        a["noise"], (list, tuple)
+    ):
         return False
     return (
         0 <= a["t0"] <= a["t1"] <= T

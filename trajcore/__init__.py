@@ -7,6 +7,7 @@
 """
 
 from . import analysis, noise, plot
+from ._memory import memory_limit, set_memory_limit
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
@@ -28,9 +29,11 @@ __all__ = [
     "Trajectory",
     "__version__",
     "analysis",
+    "memory_limit",
     "noise",
     "plot",
     "run",
+    "set_memory_limit",
     "show_config",
     "small_init",
 ]
