@@ -998,3 +998,118 @@ def test_small_init(shape: Any, scale: Any, seed: Any) -> None:
     if seed is not None:  # None draws fresh entropy
         expected = float(scale) * np.random.default_rng(seed).standard_normal(tuple(shape))
         np.testing.assert_array_equal(out, expected)
+
+
+# -- analysis: the three conditions and the learning-time predictions ----------------------------
+
+
+@given(
+    arrays(np.float64, st.tuples(st.integers(2, 8), st.integers(1, 3)), elements=st.floats(1e-6, 1e3)),
+    st.floats(-2, 2),
+    st.floats(1e-3, 1e3),
+)
+def test_fit_gradient_dominance_recovers_power_laws(beta: np.ndarray, gamma: float, C: float) -> None:
+    norms = C * beta**gamma
+    fit = tc.analysis.fit_gradient_dominance(beta, norms)
+    for k in range(beta.shape[1]):
+        if np.ptp(np.log(beta[:, k])) < 1e-3:  # all points at one abscissa: no slope to fit
+            continue
+        assert fit.gamma[k] == pytest.approx(gamma, abs=1e-6)
+        assert fit.C[k] == pytest.approx(C, rel=1e-5)
+
+
+@given(any_array(max_dims=3), any_array(max_dims=3))
+def test_fit_gradient_dominance_inputs(beta: Any, norms: Any) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = tc.analysis.fit_gradient_dominance(beta, norms)
+    except CLEAR_ERRORS as err:
+        assert str(err).split(":")[0] in ("coefficients", "gradient_norms")
+        return
+    K = beta.shape[1]
+    assert fit.gamma.shape == fit.C.shape == fit.r2.shape == (K,)
+    assert np.all(np.isnan(fit.r2) | (fit.r2 <= 1 + 1e-9))
+
+
+@given(public_problem(), st.data())
+def test_gradient_conditions(problem: Any, data: Any) -> None:
+    """Exact facts: ||grad beta_ii|| = 2 sqrt(beta_ii) for SMF (gamma 1/2, C 2); cosines lie in [0, 1]."""
+    width = data.draw(st.integers(1, 3))
+    T = data.draw(st.integers(0, 4))
+    iterates = data.draw(real_arrays((T, *problem.parameter_shape(width)), -1, 1))
+    pairs = data.draw(st.one_of(st.just(problem.coefficient_pairs("diagonal")), any_array(max_dims=2)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cos = tc.analysis.gradient_independence(problem, iterates, pairs)
+            fit = tc.analysis.gradient_dominance(problem, iterates, pairs)
+    except CLEAR_ERRORS as err:
+        assert str(err).split(":")[0] in ("pairs", "iterates")
+        return
+    K = np.asarray(pairs).shape[0]
+    assert cos.shape == (K, K) and np.all((cos >= 0) & (cos <= 1 + 1e-12))
+    diagonal = isinstance(problem, tc.SymmetricMatrixFactorization) and np.array_equal(
+        pairs, problem.coefficient_pairs("diagonal")
+    )
+    if diagonal:
+        np.testing.assert_allclose(fit.gradient_norms, 2 * np.sqrt(fit.coefficients), rtol=1e-9, atol=1e-12)
+        fitted = ~np.isnan(fit.gamma)
+        np.testing.assert_allclose(fit.gamma[fitted], 0.5, atol=1e-6)
+        np.testing.assert_allclose(fit.C[fitted], 2.0, rtol=1e-5)
+
+
+@given(any_array(max_dims=2, max_side=4), _JUNK, _JUNK, _JUNK)
+def test_predicted_learning_times(sigma: Any, alpha: Any, width: Any, lr: Any) -> None:
+    try:
+        with np.errstate(all="ignore"):
+            times = tc.analysis.predicted_learning_times(sigma, alpha, width, lr)
+    except CLEAR_ERRORS as err:
+        assert str(err).split(":")[0] in ("sigma", "alpha", "width", "lr")
+        return
+    sig = np.asarray(sigma, dtype=np.float64)
+    # beta_ii grows by (1 + lr sigma)^2 per step from alpha^2 width and reaches sigma at T.
+    with np.errstate(all="ignore"):
+        start = float(alpha) ** 2 * int(width)
+        reached = np.exp(np.log(start) + 2 * times * np.log1p(float(lr) * sig))
+    ok = np.isfinite(reached) & (start > 0)
+    np.testing.assert_allclose(reached[ok], sig[ok], rtol=1e-9)
+
+
+@given(_JUNK, _JUNK, _JUNK, _JUNK)
+def test_iteration_bound(sigma_min: Any, alpha: Any, lr: Any, eps: Any) -> None:
+    try:
+        bound = tc.analysis.iteration_bound(sigma_min, alpha, lr, eps)
+    except CLEAR_ERRORS as err:
+        assert str(err).split(":")[0] in ("sigma_min", "alpha", "lr", "eps")
+        return
+    expected = -(math.log(float(alpha)) + math.log(float(eps)))
+    assert bound * float(lr) * float(sigma_min) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+# -- storage -------------------------------------------------------------------------------------
+
+
+@given(st.sampled_from(["junk", "npy", "npz_other", "truncated", "bad_json"]), st.binary(max_size=64))
+def test_loading_a_foreign_file_raises_value_error(tmp_path_factory: Any, kind: str, payload: bytes) -> None:
+    path = tmp_path_factory.mktemp("load") / "file.npz"
+    good = tmp_path_factory.mktemp("good") / "good.npz"
+    problem = tc.SymmetricMatrixFactorization.planted(d=3, rank=1, seed=0)
+    tc.run(problem, np.full((3, 2), 0.1), lr=0.01, steps=2).save(good)
+    if kind == "junk":
+        path.write_bytes(payload)
+    elif kind == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.frombuffer(payload, dtype=np.uint8))
+    elif kind == "npz_other":
+        np.savez(path, a=np.frombuffer(payload, dtype=np.uint8))
+    elif kind == "truncated":
+        data = good.read_bytes()
+        path.write_bytes(data[: len(payload) * len(data) // 65])
+    else:
+        with np.load(good) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["metadata_json"] = np.array(payload.decode("latin-1") + "{")
+        np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="path: .* is not a trajectory written by Trajectory.save"):
+        tc.Trajectory.load(path)
