@@ -274,7 +274,10 @@ _ANY_FLOAT = st.one_of(
 
 
 @given(
-    st.sampled_from(list(_core.NoiseKind.__members__.values())),
+    st.one_of(
+        st.sampled_from(list(_core.NoiseKind.__members__.values())),
+        st.integers(-3, 12).map(_core.NoiseKind),  # pybind11 enums accept any int
+    ),
     _ANY_FLOAT,
     _ANY_FLOAT,
     _ANY_FLOAT,
@@ -297,7 +300,8 @@ def test_noise_term_validation(
         return math.isfinite(v) and v >= 0
 
     valid = (
-        ok(scale)
+        kind in _core.NoiseKind.__members__.values()
+        and ok(scale)
         and ok(anneal)
         and 0 <= probability < 1
         and ok(threshold)
