@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +21,13 @@ class Row:
     section: str
     case: str
     anchor: str
-    trajcore_s: Optional[float]
-    anchor_s: Optional[float]
-    target: Optional[float]  # required anchor/trajcore ratio (speed-up), None = informational
+    trajcore_s: float | None
+    anchor_s: float | None
+    target: float | None  # required anchor/trajcore ratio (speed-up), None = informational
     note: str = ""
 
     @property
-    def ratio(self) -> Optional[float]:
+    def ratio(self) -> float | None:
         if self.trajcore_s is None or self.anchor_s is None or self.trajcore_s <= 0:
             return None
         return self.anchor_s / self.trajcore_s
@@ -58,8 +59,16 @@ class Report:
         self.rows: list[Row] = []
         self.facts: dict[str, Any] = {}
 
-    def add(self, section: str, case: str, anchor: str, trajcore_s: Optional[float], anchor_s: Optional[float],
-            target: Optional[float] = None, note: str = "") -> Row:
+    def add(
+        self,
+        section: str,
+        case: str,
+        anchor: str,
+        trajcore_s: float | None,
+        anchor_s: float | None,
+        target: float | None = None,
+        note: str = "",
+    ) -> Row:
         row = Row(section, case, anchor, trajcore_s, anchor_s, target, note)
         self.rows.append(row)
         print(self.format_row(row), flush=True)
@@ -78,16 +87,25 @@ class Report:
         target = "" if row.target is None else f">= {row.target:g}x"
         tc = "-" if row.trajcore_s is None else f"{row.trajcore_s * 1e3:10.3f} ms"
         an = "-" if row.anchor_s is None else f"{row.anchor_s * 1e3:10.3f} ms"
-        return f"{row.section:<14} {row.case:<44} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} {row.status:<7} {row.note}"
+        return (
+            f"{row.section:<14} {row.case:<44} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} "
+            f"{row.status:<7} {row.note}"
+        )
 
     def print_table(self) -> None:
-        header = f"{'section':<14} {'case':<44} {'anchor':<28} {'trajcore':>14} {'anchor':>14} {'ratio':>10} {'target':>9} status"
+        header = (
+            f"{'section':<14} {'case':<44} {'anchor':<28} {'trajcore':>14} {'anchor':>14} {'ratio':>10} "
+            f"{'target':>9} status"
+        )
         print("\n" + header + "\n" + "-" * len(header))
         for row in self.rows:
             print(self.format_row(row))
 
     def to_json(self, path: str) -> None:
-        data = {"rows": [{**asdict(r), "ratio": r.ratio, "status": r.status} for r in self.rows], "facts": self.facts}
+        data = {
+            "rows": [{**asdict(r), "ratio": r.ratio, "status": r.status} for r in self.rows],
+            "facts": self.facts,
+        }
         with open(path, "w") as fh:
             json.dump(data, fh, indent=2, default=float)
 

@@ -69,6 +69,21 @@ void bind_run_chunk(PyClass& cls) {
         py::arg("record_steps"), py::arg("t0"), py::arg("t1"), py::arg("total_steps"), py::arg("momentum"),
         py::arg("noise"), py::arg("seed"), py::arg("trajectory_offset"), py::arg("n_threads"),
         "Advance a batch by steps [t0, t1) in place (the shared trajectory driver).");
+    cls.def(
+        "losses",
+        [](const Kernel& kernel, py::array x, int n_threads) {
+            require(x.ndim() == 2, "x: expected shape (B, n)");
+            const int64_t B = x.shape(0);
+            const double* data = mutable_data<double>(x, {B, kernel.state_size()}, "x");
+            py::array_t<double> out(B);
+            double* o = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                evaluate_losses(kernel, data, B, o, n_threads);
+            }
+            return out;
+        },
+        py::arg("x"), py::arg("n_threads") = 1, "Exact losses (B,) of parameter vectors x (B, n).");
     cls.def_property_readonly("state_size", &Kernel::state_size);
     cls.def_property_readonly("n_observables", &Kernel::n_observables);
 }

@@ -12,8 +12,11 @@
 //   Workspace workspace()     -- scratch for one thread
 //   double loss_and_grad(const double* x, double* g, Workspace&, const StepContext&)
 //                             -- loss at x, gradient into g (model-level noise may use ctx)
-//   double observe(const double* x, double* out, Workspace&)
-//                             -- exact noise-free loss at x, observables into out
+//   double observe(const double* x, double* out, Workspace&, double gradient_loss)
+//                             -- noise-free loss at x (accurate to ~1e-10 relative), observables into
+//                                out. When the driver has just called loss_and_grad at the same x,
+//                                gradient_loss is the loss it returned and the workspace still holds
+//                                its products, which observe may reuse; otherwise it is NaN.
 //   void post_step(double* x, Workspace&, const StepContext&)
 //                             -- problem-level changes after the update (e.g. imputation); may be empty
 #pragma once
@@ -151,19 +154,19 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
             double* x = state.x + b * n;
             double* velocity = state.velocity ? state.velocity + b * n : nullptr;
             int64_t record = first_record;
-            auto record_if_due = [&](int64_t t) {
+            auto record_if_due = [&](int64_t t, double gradient_loss) {
                 if (record < R && spec.record_steps[record] == t) {
                     const int64_t slot = b * R + record;
-                    state.loss[slot] = problem.observe(x, state.observations + slot * K, workspace);
+                    state.loss[slot] = problem.observe(x, state.observations + slot * K, workspace, gradient_loss);
                     if (state.iterates) std::copy(x, x + n, state.iterates + slot * n);
                     ++record;
                 }
             };
             bool healthy = true;
             for (int64_t t = spec.t0; t < spec.t1; ++t) {
-                record_if_due(t);
                 const StepContext ctx{spec.seed, static_cast<uint64_t>(spec.trajectory_offset + b), t, &spec.noise};
                 const double loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                record_if_due(t, loss);
                 if (!std::isfinite(loss) || loss > state.loss_limit[b]) {
                     state.diverged_at[b] = t;
                     healthy = false;
@@ -185,7 +188,31 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 }
                 std::copy(next.begin(), next.end(), x);
             }
-            if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1);
+            if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1, std::nan(""));
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// Exact losses of B parameter vectors x (B, n) into out (B,), through Problem::observe.
+template <class Problem>
+void evaluate_losses(const Problem& problem, const double* x, int64_t batch, double* out, int n_threads) {
+    const int64_t n = problem.state_size();
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    const int threads = resolve_threads(n_threads);
+    (void)threads;
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+        try {
+            auto workspace = problem.workspace();
+            std::vector<double> observables(static_cast<size_t>(problem.n_observables()));
+            out[b] = problem.observe(x + b * n, observables.data(), workspace, std::nan(""));
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

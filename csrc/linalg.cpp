@@ -10,6 +10,7 @@ namespace generic {
 constexpr int W = 2;
 typedef double vec __attribute__((vector_size(16)));
 typedef vec half_vec;
+typedef vec pair_vec;
 #include "gemm_kernels.inc"
 }
 
@@ -21,6 +22,7 @@ namespace avx2 {
 constexpr int W = 4;
 typedef double vec __attribute__((vector_size(32)));
 typedef double half_vec __attribute__((vector_size(16)));
+typedef half_vec pair_vec;
 #include "gemm_kernels.inc"
 }
 #pragma GCC pop_options
@@ -30,6 +32,7 @@ namespace avx512 {
 constexpr int W = 8;
 typedef double vec __attribute__((vector_size(64)));
 typedef double half_vec __attribute__((vector_size(32)));
+typedef double pair_vec __attribute__((vector_size(16)));
 #include "gemm_kernels.inc"
 }
 #pragma GCC pop_options

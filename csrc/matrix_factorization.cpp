@@ -79,14 +79,6 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
     gemm_nn(cols_, w, rank_, 1.0, right_.data(), rank_, scratch.data(), w, 0.0, out, w);
 }
 
-namespace {
-
-double sum_of_products(const std::vector<double>& a, const std::vector<double>& b) {
-    return linalg::dot(static_cast<int64_t>(a.size()), a.data(), b.data());
-}
-
-}  // namespace
-
 // Dense: the residual itself, O(rows cols w). Factored (orthonormal L, R): with P = L^T X, Q = R^T Y,
 // X_perp = X - L P and Y_perp = Y - R Q the residual splits into four mutually orthogonal parts,
 //   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||P Y_perp^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
@@ -103,22 +95,37 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
         }
         return total;
     }
+    // A symmetric factorization (X == Y, M = V S V^T) has P = Q and X_perp = Y_perp: half the work.
+    const bool symmetric = X == Y && left_ == right_;
     const int64_t r = rank_;
-    std::vector<double> P(r * w), Q(r * w), Xp(X, X + rows_ * w), Yp(Y, Y + cols_ * w), D(r * r);
-    std::vector<double> gP(w * w), gQ(w * w), gXp(w * w), gYp(w * w);
-    gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P.data(), w);
-    gemm_tn(r, w, cols_, 1.0, right_.data(), r, Y, w, 0.0, Q.data(), w);
-    gemm_nn(rows_, w, r, -1.0, left_.data(), r, P.data(), w, 1.0, Xp.data(), w);
-    gemm_nn(cols_, w, r, -1.0, right_.data(), r, Q.data(), w, 1.0, Yp.data(), w);
-    linalg::gemm_nt(r, r, w, 1.0, P.data(), w, Q.data(), w, 0.0, D.data(), r);
+    scratch.resize(static_cast<size_t>(2 * r * w + (rows_ + cols_) * w + r * r + 4 * w * w));
+    double* P = scratch.data();
+    double* Q = symmetric ? P : P + r * w;
+    double* Xp = P + 2 * r * w;
+    double* Yp = symmetric ? Xp : Xp + rows_ * w;
+    double* D = Xp + (rows_ + cols_) * w;
+    double* gP = D + r * r;
+    double* gQ = symmetric ? gP : gP + w * w;
+    double* gXp = gP + 2 * w * w;
+    double* gYp = symmetric ? gXp : gXp + w * w;
+    gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P, w);
+    std::copy(X, X + rows_ * w, Xp);
+    gemm_nn(rows_, w, r, -1.0, left_.data(), r, P, w, 1.0, Xp, w);
+    gemm_tn(w, w, r, 1.0, P, w, P, w, 0.0, gP, w);
+    gemm_tn(w, w, rows_, 1.0, Xp, w, Xp, w, 0.0, gXp, w);
+    if (!symmetric) {
+        gemm_tn(r, w, cols_, 1.0, right_.data(), r, Y, w, 0.0, Q, w);
+        std::copy(Y, Y + cols_ * w, Yp);
+        gemm_nn(cols_, w, r, -1.0, right_.data(), r, Q, w, 1.0, Yp, w);
+        gemm_tn(w, w, r, 1.0, Q, w, Q, w, 0.0, gQ, w);
+        gemm_tn(w, w, cols_, 1.0, Yp, w, Yp, w, 0.0, gYp, w);
+    }
+    linalg::gemm_nt(r, r, w, 1.0, P, w, Q, w, 0.0, D, r);
     double total = 0.0;
     for (int64_t i = 0; i < r; ++i) D[i * r + i] -= weights_[i];
-    for (double v : D) total += v * v;
-    gemm_tn(w, w, r, 1.0, P.data(), w, P.data(), w, 0.0, gP.data(), w);
-    gemm_tn(w, w, r, 1.0, Q.data(), w, Q.data(), w, 0.0, gQ.data(), w);
-    gemm_tn(w, w, rows_, 1.0, Xp.data(), w, Xp.data(), w, 0.0, gXp.data(), w);
-    gemm_tn(w, w, cols_, 1.0, Yp.data(), w, Yp.data(), w, 0.0, gYp.data(), w);
-    total += sum_of_products(gP, gYp) + sum_of_products(gXp, gQ) + sum_of_products(gXp, gYp);
+    for (int64_t i = 0; i < r * r; ++i) total += D[i] * D[i];
+    const int64_t ww = w * w;
+    total += linalg::dot(ww, gP, gYp) + linalg::dot(ww, gXp, gQ) + linalg::dot(ww, gXp, gYp);
     return total;
 }
 
@@ -178,6 +185,7 @@ double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace
     double gram2 = 0.0;
     for (double g : ws.gram) gram2 += g * g;
     const double cross = linalg::dot(d_ * w_, U, ws.target_times_u.data());
+    ws.loss_scale = gram2 + target_.frobenius_squared();
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
 }
 
@@ -190,8 +198,10 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
     return loss;
 }
 
-double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws) const {
+double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
+                                                   double gradient_loss) const {
     projector_.project(U, U, w_, out, ws.projection);
+    if (std::isfinite(gradient_loss) && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
     return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch);
 }
 
@@ -226,6 +236,7 @@ double AsymmetricMatrixFactorizationKernel::loss_parts(const double* XY, Workspa
     // ||X Y^T||^2 = tr((X^T X)(Y^T Y)) = sum_ij Gx_ij Gy_ij (both symmetric).
     const double fit2 = linalg::dot(w_ * w_, ws.gram_x.data(), ws.gram_y.data());
     const double cross = linalg::dot(m_ * w_, X, ws.m_y.data());
+    ws.loss_scale = fit2 + target_.frobenius_squared();
     return 0.5 * (fit2 - 2.0 * cross + target_.frobenius_squared());
 }
 
@@ -243,8 +254,10 @@ double AsymmetricMatrixFactorizationKernel::loss_and_grad(const double* XY, doub
     return loss;
 }
 
-double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws) const {
+double AsymmetricMatrixFactorizationKernel::observe(const double* XY, double* out, Workspace& ws,
+                                                    double gradient_loss) const {
     projector_.project(XY, XY + m_ * w_, w_, out, ws.projection);
+    if (std::isfinite(gradient_loss) && 2.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
     return 0.5 * target_.residual_norm_squared(XY, XY + m_ * w_, w_, ws.scratch);
 }
 

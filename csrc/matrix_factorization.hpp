@@ -2,10 +2,11 @@
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
 //   M U costs O(d^2 w) for a dense M and O(d r w) for M = V diag(sigma) V^T given as (V, sigma).
-//   The loss that steers divergence detection uses the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2)
-//   from the products the gradient needs anyway (rounding error about eps ||M||_F^2); the recorded loss
-//   is computed without that cancellation (TargetMatrix::residual_norm_squared), so it stays accurate
-//   down to the 1e-13 losses of converged runs.
+//   The gradient's loss is the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2) from the products the
+//   gradient needs anyway; its rounding error is about eps (||U^T U||^2 + ||M||^2). The recorded loss
+//   reuses it while it is at least kGramTrust times that scale (relative error below ~1e-11) and
+//   otherwise is computed without cancellation (TargetMatrix::residual_norm_squared), so it stays
+//   accurate down to the 1e-13 losses of converged runs.
 // Asymmetric: f(X, Y) = 1/2 ||X Y^T - M||_F^2,  X (m x w), Y (n x w), state = [X; Y] ((m + n) x w).
 //   grad_X = X (Y^T Y) - M Y,  grad_Y = Y (X^T X) - M^T X;  M dense or A diag(s) B^T.
 // Observables: coefficients beta_k = (L^T X)[i_k] . (R^T Y)[j_k] for chosen basis columns L, R and
@@ -69,10 +70,14 @@ private:
     bool same_side_ = false;  // X == Y and L == R: project once
 };
 
+// The Gram-form loss is trusted when it is at least this fraction of the size of its terms.
+constexpr double kGramTrust = 1e-4;
+
 class SymmetricMatrixFactorizationKernel {
 public:
     struct Workspace {
         std::vector<double> gram, target_times_u, scratch, projection;
+        double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
     };
 
     SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
@@ -81,7 +86,7 @@ public:
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
-    double observe(const double* U, double* out, Workspace& ws) const;
+    double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
     void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:
@@ -96,6 +101,7 @@ class AsymmetricMatrixFactorizationKernel {
 public:
     struct Workspace {
         std::vector<double> gram_x, gram_y, m_y, mt_x, scratch, projection;
+        double loss_scale = 0.0;  // ||X Y^T||^2 + ||M||^2 of the last loss_parts call
     };
 
     AsymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
@@ -104,7 +110,7 @@ public:
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* XY, double* grad, Workspace& ws, const StepContext& ctx) const;
-    double observe(const double* XY, double* out, Workspace& ws) const;
+    double observe(const double* XY, double* out, Workspace& ws, double gradient_loss) const;
     void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:

@@ -26,9 +26,7 @@ def gradient_noise(
     return s * _core.normal_draws(seed, trajectory, step, stream, int(np.prod(shape))).reshape(shape)
 
 
-def smf_run(
-    M, O, pairs, U0, lr, steps, every, *, noise_scale=0.0, anneal=0.0, seed=0, trajectory=0, momentum=0.0
-):
+def smf_run(M, O, pairs, U0, lr, steps, every, *, noise_scale=0.0, anneal=0.0, seed=0, trajectory=0, momentum=0.0):
     """GD on 1/4 ||U U^T - M||^2; returns (loss (R,), coefficients (R, K), final U)."""
     U = U0.copy()
     v = np.zeros_like(U)

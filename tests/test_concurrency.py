@@ -55,8 +55,8 @@ def test_runs_from_eight_threads_equal_sequential_runs() -> None:
     for _ in range(2):
         with ThreadPoolExecutor(N_THREADS) as pool:
             concurrent = list(pool.map(lambda job: tc.run(job[0], job[1], **job[2]), jobs))
-        for seq, con in zip(sequential, concurrent):
-            for a, b in zip(_arrays(seq), _arrays(con)):
+        for seq, con in zip(sequential, concurrent, strict=True):
+            for a, b in zip(_arrays(seq), _arrays(con), strict=True):
                 np.testing.assert_array_equal(a, b)
 
 
@@ -97,8 +97,8 @@ def test_one_kernel_shared_by_eight_threads() -> None:
     sequential = [drive(s) for s in range(N_THREADS)]
     with ThreadPoolExecutor(N_THREADS) as pool:
         concurrent = list(pool.map(drive, range(N_THREADS)))
-    for seq, con in zip(sequential, concurrent):
-        for a, b in zip(seq, con):
+    for seq, con in zip(sequential, concurrent, strict=True):
+        for a, b in zip(seq, con, strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -109,8 +109,8 @@ def test_series_statistics_from_eight_threads() -> None:
     sequential = [[f(s) for f in funcs] for s in series]
     with ThreadPoolExecutor(N_THREADS) as pool:
         concurrent = list(pool.map(lambda s: [f(s) for f in funcs], series))
-    for seq, con in zip(sequential, concurrent):
-        for a, b in zip(seq, con):
+    for seq, con in zip(sequential, concurrent, strict=True):
+        for a, b in zip(seq, con, strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -8,8 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def _digest(traj: tc.Trajectory) -> str:
 
 
 def _assert_bitwise(a: tc.Trajectory, b: tc.Trajectory) -> None:
-    for x, y in zip(_arrays(a), _arrays(b)):
+    for x, y in zip(_arrays(a), _arrays(b), strict=True):
         assert x.dtype == y.dtype and x.shape == y.shape
         assert x.tobytes() == y.tobytes()
 
@@ -138,10 +139,6 @@ def test_every_problem_and_noise_spec_is_covered() -> None:
     problems = {c for c in exported if inspect.isclass(c) and issubclass(c, Problem) and c is not Problem}
     covered = {type(factory()) for factory in PROBLEMS.values()}
     assert problems <= covered, f"problems without a determinism case: {problems - covered}"
-    specs = {c for c in vars(tc.noise).values() if inspect.isclass(c) and issubclass(c, NoiseSpec)} - {
-        NoiseSpec
-    }
-    used = {
-        type(s) for v in NOISES.values() for s in ([] if v is None else v if isinstance(v, list) else [v])
-    }
+    specs = {c for c in vars(tc.noise).values() if inspect.isclass(c) and issubclass(c, NoiseSpec)} - {NoiseSpec}
+    used = {type(s) for v in NOISES.values() for s in ([] if v is None else v if isinstance(v, list) else [v])}
     assert specs <= used, f"noise specs without a determinism case: {specs - used}"

@@ -99,11 +99,7 @@ def test_langevin_matches_reference():
     traj = tc.run(problem, U0, lr=lr, steps=40, noise=tc.Langevin(beta=beta), seed=3)
     U = U0.copy()
     for t in range(40):
-        U = (
-            U
-            - lr * problem.grad(U)
-            + np.sqrt(2 * lr / beta) * reference.gradient_noise(3, 0, t, U.shape, 1.0)
-        )
+        U = U - lr * problem.grad(U) + np.sqrt(2 * lr / beta) * reference.gradient_noise(3, 0, t, U.shape, 1.0)
     assert rel_err(traj.final, U) < 1e-10
 
 
@@ -229,9 +225,7 @@ def test_diverging_step_size_is_marked_not_garbage():
         assert 0 <= t <= 300
         # the state at the diverging step is recorded with its (huge) loss; nothing after it
         assert np.all(np.isfinite(traj.loss[b][traj.steps < t]))
-        assert traj.loss[b][traj.steps == t] > 1e8 * problem.zero_loss or not np.isfinite(
-            traj.loss[b][traj.steps == t]
-        )
+        assert traj.loss[b][traj.steps == t] > 1e8 * problem.zero_loss or not np.isfinite(traj.loss[b][traj.steps == t])
         assert np.all(np.isnan(traj.loss[b][traj.steps > t]))
         assert np.all(np.isfinite(traj.final[b]))
     ok = tc.run(problem, U0, lr=lr, steps=300)
@@ -322,9 +316,7 @@ def test_bad_record_and_noise_arguments():
     with pytest.raises(ValueError, match="coefficients"):
         tc.run(problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients="diag"))
     with pytest.raises(ValueError, match="coefficients"):
-        tc.run(
-            problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients=np.array([[0, 9]]))
-        )
+        tc.run(problem, np.full((4, 2), 0.1), lr=0.01, steps=2, record=tc.Record(coefficients=np.array([[0, 9]])))
 
 
 def test_bad_targets():

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,7 +49,7 @@ def _with_layout(a: np.ndarray, layout: str) -> np.ndarray:
         # Element strides of 1009 * (product of later sides): far apart in one buffer.
         itemsize = a.dtype.itemsize
         steps = [1009 * int(np.prod(a.shape[i + 1 :])) for i in range(a.ndim)]
-        buffer = np.zeros(sum((s - 1) * k for s, k in zip(a.shape, steps)) + 1, dtype=a.dtype)
+        buffer = np.zeros(sum((s - 1) * k for s, k in zip(a.shape, steps, strict=True)) + 1, dtype=a.dtype)
         view = np.lib.stride_tricks.as_strided(buffer, a.shape, [k * itemsize for k in steps])
         view[...] = a
         return view
@@ -70,13 +71,9 @@ def _cast(values: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 @st.composite
-def any_array(
-    draw: Any, *, min_dims: int = 0, max_dims: int = 3, max_side: int = 4, dtypes: Any = None
-) -> Any:
+def any_array(draw: Any, *, min_dims: int = 0, max_dims: int = 3, max_side: int = 4, dtypes: Any = None) -> Any:
     shape = draw(array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=max_side))
-    values = draw(
-        arrays(np.float64, shape, elements=st.one_of(st.sampled_from(SPECIAL), st.floats(-1e3, 1e3)))
-    )
+    values = draw(arrays(np.float64, shape, elements=st.one_of(st.sampled_from(SPECIAL), st.floats(-1e3, 1e3))))
     dtype = draw(st.sampled_from(dtypes or DTYPES))
     return _with_layout(_cast(values, dtype), draw(st.sampled_from(LAYOUTS)))
 
@@ -246,9 +243,7 @@ _U64 = st.one_of(st.integers(0, 2**64 - 1), st.integers(-(2**65), -1), st.intege
 
 
 @given(_U64, _U64, st.integers(-(2**64), 2**64), st.integers(-5, 2**33), st.integers(-3, 9))
-def test_normal_draws_match_philox_reference(
-    seed: int, trajectory: int, step: int, stream: int, count: int
-) -> None:
+def test_normal_draws_match_philox_reference(seed: int, trajectory: int, step: int, stream: int, count: int) -> None:
     try:
         draws = _core.normal_draws(seed, trajectory, step, stream, count)
     except CLEAR_ERRORS:
@@ -261,16 +256,12 @@ def test_normal_draws_match_philox_reference(
         )
         return
     assert draws.shape == (count,) and draws.dtype == np.float64
-    np.testing.assert_allclose(
-        draws, _reference_normals(seed, trajectory, step, stream, count), rtol=1e-14, atol=0
-    )
+    np.testing.assert_allclose(draws, _reference_normals(seed, trajectory, step, stream, count), rtol=1e-14, atol=0)
 
 
 # -- noise terms ---------------------------------------------------------------------------------
 
-_ANY_FLOAT = st.one_of(
-    st.sampled_from(SPECIAL), st.floats(-2, 2), st.floats(allow_nan=True, allow_infinity=True)
-)
+_ANY_FLOAT = st.one_of(st.sampled_from(SPECIAL), st.floats(-2, 2), st.floats(allow_nan=True, allow_infinity=True))
 
 
 @given(
@@ -658,9 +649,7 @@ def _arguments_valid(case: Case, a: dict[str, Any]) -> bool:
             return False
     if not isinstance(a["momentum"], float) or (a["velocity"] is None and a["momentum"] != 0):
         return False
-    if not all(isinstance(t, _core.NoiseTerm) for t in a["noise"]) or not isinstance(
-        a["noise"], (list, tuple)
-    ):
+    if not all(isinstance(t, _core.NoiseTerm) for t in a["noise"]) or not isinstance(a["noise"], (list, tuple)):
         return False
     return (
         0 <= a["t0"] <= a["t1"] <= T
@@ -701,9 +690,7 @@ def test_run_chunk_rejects_bad_arguments(data: Any) -> None:
         args[name] = data.draw(st.sampled_from([-(2**40), -1, 0, 1, 2, 1024, 1025, 2**31 - 1, 2**31]))
     else:
         args[name] = data.draw(st.integers(-(2**64), 2**64))
-    before = {
-        k: np.array(v, copy=True) for k, v in args.items() if isinstance(v, np.ndarray) and v.dtype != object
-    }
+    before = {k: np.array(v, copy=True) for k, v in args.items() if isinstance(v, np.ndarray) and v.dtype != object}
     try:
         valid = _arguments_valid(case, args)
     except (TypeError, ValueError, AttributeError, KeyError):
@@ -866,9 +853,7 @@ def test_run_valid_inputs_match_numpy(problem: Any, data: Any) -> None:
     shape = problem.parameter_shape(width)
     batch = data.draw(st.sampled_from([(), (1,), (2,)]))
     init = data.draw(real_arrays(batch + shape, -1, 1))
-    init = _with_layout(
-        init, data.draw(st.sampled_from(["c", "fortran", "strided", "readonly", "large_stride"]))
-    )
+    init = _with_layout(init, data.draw(st.sampled_from(["c", "fortran", "strided", "readonly", "large_stride"])))
     scale = 1.0 + float(np.sum(np.asarray(problem.target) ** 2)) + 3.0 * float(np.sum(init**2))
     lr = data.draw(st.floats(0.01, 0.3)) / scale
     steps = data.draw(st.integers(0, 6))

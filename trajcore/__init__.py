@@ -1,12 +1,12 @@
 """trajcore: run and analyse gradient-descent trajectories, fast, on CPUs.
 
-    import trajcore as tc
-    problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
-    traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500)
-    tc.analysis.monotonicity_index(traj.diagonal()[1])
+import trajcore as tc
+problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
+traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500)
+tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
-from . import analysis, noise, plot
+from . import analysis, config, noise, plot
 from ._memory import memory_limit, set_memory_limit
 from .config import show_config, version
 from .dynamics import Record, run
@@ -29,6 +29,7 @@ __all__ = [
     "Trajectory",
     "__version__",
     "analysis",
+    "config",
     "memory_limit",
     "noise",
     "plot",

@@ -8,11 +8,10 @@ for a process with :func:`set_memory_limit` or the ``TRAJCORE_MEMORY_LIMIT`` env
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 __all__ = ["check_allocation", "memory_limit", "set_memory_limit", "format_bytes"]
 
-_limit_override: Optional[int] = None
+_limit_override: int | None = None
 
 
 def _parse_bytes(text: str) -> int:
@@ -50,7 +49,7 @@ def memory_limit() -> int:
     return _parse_bytes(env) if env else _available_bytes()
 
 
-def set_memory_limit(nbytes: Optional[int]) -> None:
+def set_memory_limit(nbytes: int | None) -> None:
     """Set the per-request limit in bytes (``None`` restores the default)."""
     global _limit_override
     if nbytes is not None and (not isinstance(nbytes, int) or nbytes <= 0):

@@ -7,7 +7,7 @@ Errors name the argument and say what was expected: ``TypeError`` for a wrong ki
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,8 +18,8 @@ def as_float_array(
     name: str,
     value: object,
     *,
-    ndim: Optional[Sequence[int] | int] = None,
-    shape: Optional[Sequence[Optional[int]]] = None,
+    ndim: Sequence[int] | int | None = None,
+    shape: Sequence[int | None] | None = None,
     finite: bool = True,
     copy: bool = False,
 ) -> np.ndarray:
@@ -45,7 +45,7 @@ def as_float_array(
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"{name}: expected {want} dimensions, got shape {array.shape}")
     if shape is not None:
-        ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape))
+        ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape, strict=False))
         if not ok:
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name}: expected shape {want}, got {array.shape}")

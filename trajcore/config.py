@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def blas_single_threaded() -> Any:
     return _controller.limit(limits=1, user_api="blas")
 
 
-def resolve_threads(n_threads: Optional[int]) -> int:
+def resolve_threads(n_threads: int | None) -> int:
     """``None`` follows ``OMP_NUM_THREADS`` and then the CPU count; else a positive integer."""
     if n_threads is None:
         return min(int(_core.build_info()["max_threads"]), MAX_THREADS)
@@ -60,6 +61,7 @@ def resolve_threads(n_threads: Optional[int]) -> int:
     return threads
 
 
+@functools.lru_cache(maxsize=1)
 def version() -> str:
     try:
         return metadata.version("trajcore")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .trajectory import Trajectory
 
 __all__ = ["Record", "run", "record_steps"]
 
-StepSize = Union[float, np.ndarray, Callable[[np.ndarray], Any]]
+StepSize = float | np.ndarray | Callable[[np.ndarray], Any]
 
 #: a chunk of steps handed to C++ at a time aims at this many seconds (Ctrl-C and progress in between)
 _CHUNK_SECONDS = 0.1
@@ -82,7 +83,7 @@ def _step_sizes(lr: StepSize, steps: int) -> np.ndarray:
     if callable(lr):
         values = as_float_array("lr", lr(np.arange(steps)), shape=(steps,))
     elif np.ndim(lr) == 0:
-        values = np.full(steps, as_positive_float("lr", lr))  # type: ignore[arg-type]
+        values = np.full(steps, as_positive_float("lr", lr))
     else:
         values = as_float_array("lr", lr, shape=(steps,))
     if np.any(values <= 0):
@@ -97,9 +98,9 @@ def run(
     lr: StepSize,
     steps: int,
     noise: NoiseArgument = None,
-    record: Optional[Record] = None,
+    record: Record | None = None,
     seed: int = 0,
-    n_threads: Optional[int] = None,
+    n_threads: int | None = None,
     momentum: float = 0.0,
     trajectory_offset: int = 0,
     divergence_factor: float = 1e8,
@@ -176,7 +177,7 @@ def run(
     velocity = np.zeros((B, n)) if momentum != 0 else None
     diverged_at = np.full(B, -1, dtype=np.int64)
     last_perturbation = np.full(B, -1, dtype=np.int64)
-    initial_loss = np.atleast_1d(np.asarray(problem.loss(x0), dtype=np.float64))
+    initial_loss = kernel.losses(x, threads)
     loss_limit = divergence_factor * np.maximum(initial_loss, problem.zero_loss)
     lr_buffer = lr_values if steps > 0 else np.ones(0)
 
@@ -191,8 +192,24 @@ def run(
             t_end = min(steps, t + chunk)
             started = time.perf_counter()
             kernel.run_chunk(
-                x, velocity, diverged_at, last_perturbation, loss_limit, loss, observations, iterates,
-                lr_buffer, rec_steps, t, t_end, steps, momentum, terms, seed, trajectory_offset, threads,
+                x,
+                velocity,
+                diverged_at,
+                last_perturbation,
+                loss_limit,
+                loss,
+                observations,
+                iterates,
+                lr_buffer,
+                rec_steps,
+                t,
+                t_end,
+                steps,
+                momentum,
+                terms,
+                seed,
+                trajectory_offset,
+                threads,
             )
             elapsed = time.perf_counter() - started
             if bar is not None:
@@ -208,7 +225,7 @@ def run(
         bar.close()
 
     if iterates is not None:
-        iterates_out: Optional[np.ndarray] = iterates.reshape((B, R, *param_shape))
+        iterates_out: np.ndarray | None = iterates.reshape((B, R, *param_shape))
     else:
         iterates_out = None
     metadata = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from ._validation import as_nonnegative_int, as_positive_float
 __all__ = ["small_init"]
 
 
-def small_init(shape: Sequence[int], scale: float, seed: Optional[int] = 0) -> np.ndarray:
+def small_init(shape: Sequence[int], scale: float, seed: int | None = 0) -> np.ndarray:
     """``scale * N(0, 1)`` of the given shape, float64, from ``numpy.random.default_rng(seed)``.
 
     ``shape`` is ``(d, r')`` for one trajectory or ``(B, d, r')`` for a batch; batch member b is the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from .problem import Problem
 
 __all__ = ["SymmetricMatrixFactorization", "AsymmetricMatrixFactorization", "complete_basis"]
 
-CoefficientRequest = Union[None, bool, str, np.ndarray]
+CoefficientRequest = None | bool | str | np.ndarray
 
 
 def complete_basis(V: np.ndarray) -> np.ndarray:
@@ -44,15 +44,18 @@ def _resolve_pairs(request: CoefficientRequest, rank: int, rows: int, cols: int)
     """``(K, 2)`` int64 index pairs for a coefficient request (see ``Record.coefficients``)."""
     if request is None or request is False:
         return np.zeros((0, 2), dtype=np.int64)
+    i: np.ndarray
+    j: np.ndarray
     if request is True or (isinstance(request, str) and request == "signal"):
         i, j = np.meshgrid(np.arange(rank), np.arange(rank), indexing="ij")
     elif isinstance(request, str) and request == "diagonal":
-        k = np.arange(min(rows, cols))
-        i, j = k, k
+        i = j = np.arange(min(rows, cols))
     elif isinstance(request, str) and request == "all":
         i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     elif isinstance(request, str):
-        raise ValueError(f"coefficients: expected 'signal', 'diagonal', 'all', True, None or (K, 2) pairs, got {request!r}")
+        raise ValueError(
+            f"coefficients: expected 'signal', 'diagonal', 'all', True, None or (K, 2) pairs, got {request!r}"
+        )
     else:
         pairs = np.asarray(request)
         if pairs.dtype.kind not in "iu" or pairs.ndim != 2 or pairs.shape[1] != 2:
@@ -88,6 +91,8 @@ class SymmetricMatrixFactorization(Problem):
         sigma: Any = None,
         symmetry_tol: float = 1e-10,
     ) -> None:
+        self._dense: np.ndarray | None
+        self._basis: np.ndarray | None
         if (target is None) == (V is None and sigma is None):
             raise ValueError("target: give either the dense target or both V and sigma")
         if target is not None:
@@ -102,7 +107,7 @@ class SymmetricMatrixFactorization(Problem):
             order = np.argsort(eigval)[::-1]
             eigval, eigvec = eigval[order], eigvec[:, order]
             keep = eigval > M.shape[0] * np.finfo(float).eps * max(1.0, float(np.max(np.abs(eigval))))
-            self._dense: Optional[np.ndarray] = M
+            self._dense = M
             self.V = np.ascontiguousarray(eigvec[:, keep])
             self.sigma = eigval[keep]
             self._basis = np.ascontiguousarray(eigvec)
@@ -124,7 +129,7 @@ class SymmetricMatrixFactorization(Problem):
 
     @classmethod
     def planted(
-        cls, d: int, rank: int, sigma: Any = None, seed: Optional[int] = 0, *, dense: bool = False
+        cls, d: int, rank: int, sigma: Any = None, seed: int | None = 0, *, dense: bool = False
     ) -> SymmetricMatrixFactorization:
         """A random target: ``V`` Haar-like orthonormal (QR of a Gaussian), ``sigma`` descending
         (default ``rank, rank - 1, ..., 1``); ``dense=True`` hands the kernel the full matrix."""
@@ -159,11 +164,16 @@ class SymmetricMatrixFactorization(Problem):
 
     @property
     def zero_loss(self) -> float:
-        return 0.25 * float(np.sum(self.sigma**2)) if self.is_factored else 0.25 * float(np.sum(self._dense**2))
+        return 0.25 * float(np.sum(self.sigma**2)) if self.is_factored else 0.25 * float(np.sum(self.target**2))
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "d": self.d, "rank": self.rank, "factored": self.is_factored,
-                "sigma": self.sigma.tolist()}
+        return {
+            "name": self.name,
+            "d": self.d,
+            "rank": self.rank,
+            "factored": self.is_factored,
+            "sigma": self.sigma.tolist(),
+        }
 
     # -- NumPy reference quantities --------------------------------------------------------------
 
@@ -180,9 +190,22 @@ class SymmetricMatrixFactorization(Problem):
         return R if batched else R[0]
 
     def loss(self, U: Any) -> Any:
-        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``)."""
-        R = self.residual(U)
-        return 0.25 * np.sum(R**2, axis=(-2, -1))
+        """``1/4 ||U U^T - M||_F^2`` for ``U (d, r')`` (float) or ``(B, d, r')`` (``(B,)``).
+
+        A factored target never forms a d x d matrix: with ``P = V^T U`` and ``U_perp = U - V P``,
+        ``||U U^T - M||^2 = ||P P^T - S||^2 + 2 <P^T P, U_perp^T U_perp> + ||U_perp^T U_perp||^2``.
+        """
+        if not self.is_factored:
+            R = self.residual(U)
+            return 0.25 * np.sum(R**2, axis=(-2, -1))
+        Ub, batched = self._params(U)
+        P = np.einsum("dr,bdw->brw", self.V, Ub)
+        Up = Ub - np.einsum("dr,brw->bdw", self.V, P)
+        D = P @ np.swapaxes(P, -1, -2) - np.diag(self.sigma)
+        gP = np.swapaxes(P, -1, -2) @ P
+        gU = np.swapaxes(Up, -1, -2) @ Up
+        value = 0.25 * (np.sum(D**2, axis=(-2, -1)) + 2 * np.sum(gP * gU, axis=(-2, -1)) + np.sum(gU**2, axis=(-2, -1)))
+        return value if batched else value[0]
 
     def grad(self, U: Any) -> np.ndarray:
         """``(U U^T - M) U``, same shape as U."""
@@ -237,6 +260,8 @@ class AsymmetricMatrixFactorization(Problem):
     name = "asymmetric_matrix_factorization"
 
     def __init__(self, target: Any = None, *, A: Any = None, s: Any = None, B: Any = None) -> None:
+        self._dense: np.ndarray | None
+        self._bases: tuple[np.ndarray, np.ndarray] | None
         if (target is None) == (A is None and s is None and B is None):
             raise ValueError("target: give either the dense target or all of A, s, B")
         if target is not None:
@@ -245,9 +270,9 @@ class AsymmetricMatrixFactorization(Problem):
                 raise ValueError("target: must not be empty")
             Uf, sv, Vt = np.linalg.svd(M, full_matrices=True)
             keep = sv > max(M.shape) * np.finfo(float).eps * max(1.0, float(sv.max()))
-            self._dense: Optional[np.ndarray] = M
+            self._dense = M
             self.A, self.s, self.B = Uf[:, : keep.sum()].copy(), sv[keep], Vt[: keep.sum()].T.copy()
-            self._bases: Optional[tuple[np.ndarray, np.ndarray]] = (Uf, np.ascontiguousarray(Vt.T))
+            self._bases = (Uf, np.ascontiguousarray(Vt.T))
         else:
             if A is None or s is None or B is None:
                 raise ValueError("A, s, B: give all three factors of the target")
@@ -266,7 +291,7 @@ class AsymmetricMatrixFactorization(Problem):
 
     @classmethod
     def planted(
-        cls, m: int, n: int, rank: int, s: Any = None, seed: Optional[int] = 0, *, dense: bool = False
+        cls, m: int, n: int, rank: int, s: Any = None, seed: int | None = 0, *, dense: bool = False
     ) -> AsymmetricMatrixFactorization:
         """A random target with orthonormal singular vectors and values ``s`` (default rank, ..., 1)."""
         m, n, rank = as_positive_int("m", m), as_positive_int("n", n), as_positive_int("rank", rank)
@@ -296,11 +321,17 @@ class AsymmetricMatrixFactorization(Problem):
 
     @property
     def zero_loss(self) -> float:
-        return 0.5 * float(np.sum(self.s**2)) if self.is_factored else 0.5 * float(np.sum(self._dense**2))
+        return 0.5 * float(np.sum(self.s**2)) if self.is_factored else 0.5 * float(np.sum(self.target**2))
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "m": self.m, "n": self.n, "rank": self.rank, "factored": self.is_factored,
-                "s": self.s.tolist()}
+        return {
+            "name": self.name,
+            "m": self.m,
+            "n": self.n,
+            "rank": self.rank,
+            "factored": self.is_factored,
+            "s": self.s.tolist(),
+        }
 
     def parameter_shape(self, width: int) -> tuple[int, ...]:
         return (self.m + self.n, width)

@@ -11,8 +11,9 @@ Terms acting on the parameter vector work for every problem: ``GradientNoise``, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Union
+from typing import Any
 
 from . import _core
 from ._validation import as_nonnegative_int, as_positive_float
@@ -92,7 +93,7 @@ class PerturbedGD(NoiseSpec):
         )
 
 
-NoiseArgument = Union[None, NoiseSpec, Iterable[NoiseSpec]]
+NoiseArgument = None | NoiseSpec | Iterable[NoiseSpec]
 
 
 def _as_list(noise: NoiseArgument) -> list[NoiseSpec]:

@@ -7,7 +7,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Trajectory:
     loss: np.ndarray
     coefficients: np.ndarray
     coefficient_pairs: np.ndarray
-    iterates: Optional[np.ndarray]
+    iterates: np.ndarray | None
     final: np.ndarray
     diverged_at: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class Trajectory:
         return int(np.shape(self.diverged_at)[0]) if self.batched else 1
 
     @property
-    def diverged(self) -> Union[bool, np.ndarray]:
+    def diverged(self) -> bool | np.ndarray:
         """Whether (each) trajectory diverged."""
         flag = np.asarray(self.diverged_at) >= 0
         return flag if self.batched else bool(flag)
@@ -89,17 +89,24 @@ class Trajectory:
         metadata = {k: v for k, v in self.metadata.items() if k != "batch_index"}
         metadata["batch"] = None
         return Trajectory(
-            steps=self.steps, loss=self.loss, coefficients=self.coefficients,
-            coefficient_pairs=self.coefficient_pairs, iterates=self.iterates, final=self.final,
-            diverged_at=self.diverged_at, metadata=metadata,
+            steps=self.steps,
+            loss=self.loss,
+            coefficients=self.coefficients,
+            coefficient_pairs=self.coefficient_pairs,
+            iterates=self.iterates,
+            final=self.final,
+            diverged_at=self.diverged_at,
+            metadata=metadata,
         )
 
-    def coefficient(self, i: int, j: Optional[int] = None) -> np.ndarray:
+    def coefficient(self, i: int, j: int | None = None) -> np.ndarray:
         """Series of coefficient (i, j) (default j = i): ``(R,)`` or ``(B, R)``."""
         j = i if j is None else j
         hits = np.flatnonzero((self.coefficient_pairs[:, 0] == i) & (self.coefficient_pairs[:, 1] == j))
         if hits.size == 0:
-            raise KeyError(f"coefficient ({i}, {j}) was not recorded; recorded pairs: {self.coefficient_pairs.tolist()}")
+            raise KeyError(
+                f"coefficient ({i}, {j}) was not recorded; recorded pairs: {self.coefficient_pairs.tolist()}"
+            )
         return self.coefficients[..., hits[0]]
 
     def diagonal(self) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +116,7 @@ class Trajectory:
 
     # -- storage ------------------------------------------------------------------------------------
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write to ``path`` (``.npz``) atomically: a temporary file in the same folder, then a rename."""
         path = os.fspath(path)
         arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
@@ -128,7 +135,7 @@ class Trajectory:
             raise
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> Trajectory:
+    def load(cls, path: str | os.PathLike) -> Trajectory:
         """Read a trajectory written by :meth:`save` (``allow_pickle=False``).
 
         A file that is not such a trajectory raises ``ValueError`` naming the path (a missing file

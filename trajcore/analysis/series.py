@@ -7,7 +7,7 @@ or the only axis of a 1-d series); results drop that axis. The loops are the Cyt
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .._validation import as_float_array
 __all__ = ["monotonicity_index", "nonmonotone_mass", "monotone_fraction", "crossing_times", "learning_times"]
 
 
-def _apply(name: str, series: Any, axis: Optional[int], fn: Any, *args: Any) -> Any:
+def _apply(name: str, series: Any, axis: int | None, fn: Any, *args: Any) -> Any:
     values = as_float_array(name, series, finite=False)
     if values.ndim == 0:
         raise ValueError(f"{name}: expected at least one (time) axis")
@@ -30,7 +30,7 @@ def _apply(name: str, series: Any, axis: Optional[int], fn: Any, *args: Any) -> 
     return result[()] if result.ndim == 0 else result
 
 
-def monotonicity_index(series: Any, axis: Optional[int] = None) -> Any:
+def monotonicity_index(series: Any, axis: int | None = None) -> Any:
     """``|b_T - b_0| / sum_t |b_{t+1} - b_t|``: 1 for a monotone series, near 0 for an oscillating one.
 
     series : (T,) or (..., T, K) float64. Returns a float or (..., K).
@@ -38,17 +38,17 @@ def monotonicity_index(series: Any, axis: Optional[int] = None) -> Any:
     return _apply("series", series, axis, _series.monotonicity_index)
 
 
-def nonmonotone_mass(series: Any, axis: Optional[int] = None) -> Any:
+def nonmonotone_mass(series: Any, axis: int | None = None) -> Any:
     """``sum_t max(0, -(b_{t+1} - b_t) sign(b_T - b_0)) / max_t |b_t|``: 0 for a monotone series."""
     return _apply("series", series, axis, _series.nonmonotone_mass)
 
 
-def monotone_fraction(series: Any, axis: Optional[int] = None) -> Any:
+def monotone_fraction(series: Any, axis: int | None = None) -> Any:
     """Fraction of steps moving toward the final value (or standing still)."""
     return _apply("series", series, axis, _series.monotone_fraction)
 
 
-def crossing_times(series: Any, q: float = 0.5, steps: Any = None, axis: Optional[int] = None) -> Any:
+def crossing_times(series: Any, q: float = 0.5, steps: Any = None, axis: int | None = None) -> Any:
     """First record with ``b_t >= q b_T`` (``<=`` for a negative final value), as a step number.
 
     ``steps (T,)`` maps record positions to iteration numbers (e.g. ``trajectory.steps``); without
@@ -63,7 +63,7 @@ def crossing_times(series: Any, q: float = 0.5, steps: Any = None, axis: Optiona
     return out[()] if out.ndim == 0 else out
 
 
-def learning_times(coefficients: Any, q: float = 0.9, steps: Any = None, axis: Optional[int] = None) -> Any:
+def learning_times(coefficients: Any, q: float = 0.9, steps: Any = None, axis: int | None = None) -> Any:
     """Learning time of each coefficient: the step its series first reaches ``q`` of its final value.
 
     coefficients : (..., T, K) float64 (e.g. ``trajectory.coefficients``). Returns (..., K).

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 __all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get"]
 
@@ -43,7 +44,7 @@ class Experiment:
     name: str
     description: str
     config_type: type
-    fn: Callable[[Any, Optional[Path]], ExperimentResult]
+    fn: Callable[[Any, Path | None], ExperimentResult]
     demo: dict[str, Any] = field(default_factory=dict)
     flagship: bool = False
 
@@ -53,7 +54,7 @@ class Experiment:
     def demo_config(self) -> Any:
         return dataclasses.replace(self.config_type(), **self.demo)
 
-    def run(self, config: Any = None, out_dir: Optional[Path] = None) -> ExperimentResult:
+    def run(self, config: Any = None, out_dir: Path | None = None) -> ExperimentResult:
         cfg = self.default_config() if config is None else config
         if not isinstance(cfg, self.config_type):
             raise TypeError(f"config: expected {self.config_type.__name__}, got {type(cfg).__name__}")
@@ -66,13 +67,20 @@ _REGISTRY: dict[str, Experiment] = {}
 
 
 def experiment(
-    name: str, config_type: type, description: str, *, demo: Optional[dict[str, Any]] = None, flagship: bool = False
-) -> Callable[[Callable[[Any, Optional[Path]], ExperimentResult]], Callable[[Any, Optional[Path]], ExperimentResult]]:
+    name: str,
+    config_type: type,
+    description: str,
+    *,
+    demo: dict[str, Any] | None = None,
+    flagship: bool = False,
+) -> Callable[[Callable[[Any, Path | None], ExperimentResult]], Callable[[Any, Path | None], ExperimentResult]]:
     """Register ``fn(config, out_dir) -> ExperimentResult`` under ``name``."""
     if not dataclasses.is_dataclass(config_type):
         raise TypeError("config_type: expected a dataclass")
 
-    def decorate(fn: Callable[[Any, Optional[Path]], ExperimentResult]) -> Callable[[Any, Optional[Path]], ExperimentResult]:
+    def decorate(
+        fn: Callable[[Any, Path | None], ExperimentResult],
+    ) -> Callable[[Any, Path | None], ExperimentResult]:
         if name in _REGISTRY:
             raise ValueError(f"experiment {name!r} is already registered")
         _REGISTRY[name] = Experiment(name, description, config_type, fn, dict(demo or {}), flagship)

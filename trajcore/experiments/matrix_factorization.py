@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from . import ExperimentResult, experiment
 __all__ = ["SMFReference", "AMFReference", "SMFScaling"]
 
 
-def _figure(out_dir: Optional[Path], name: str, draw: Any, figures: list[str], figsize=(6.0, 4.0)) -> None:
+def _figure(out_dir: Path | None, name: str, draw: Any, figures: list[str], figsize=(6.0, 4.0)) -> None:
     """Draw with ``draw(ax)`` on a fresh (pyplot-free) figure and save ``name`` into ``out_dir``."""
     if out_dir is None:
         return
@@ -57,13 +57,18 @@ class SMFReference:
     demo={"seeds": (0, 1, 2)},
     flagship=True,
 )
-def smf_reference(cfg: SMFReference, out_dir: Optional[Path]) -> ExperimentResult:
+def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import coefficients, learning_times
 
     sigma = np.asarray(cfg.sigma, dtype=float)
     problem = SymmetricMatrixFactorization.planted(cfg.d, cfg.rank, sigma=sigma, seed=cfg.target_seed)
-    traj = run(problem, _inits((cfg.d, cfg.width), cfg.alpha, cfg.seeds), lr=cfg.lr, steps=cfg.steps,
-               record=Record(every=1, coefficients="signal"))
+    traj = run(
+        problem,
+        _inits((cfg.d, cfg.width), cfg.alpha, cfg.seeds),
+        lr=cfg.lr,
+        steps=cfg.steps,
+        record=Record(every=1, coefficients="signal"),
+    )
     r = cfg.rank
     block = traj.coefficients.reshape(len(cfg.seeds), -1, r, r)
     diag = np.stack([block[:, :, i, i] for i in range(r)], axis=-1)  # (S, T, r)
@@ -92,13 +97,23 @@ def smf_reference(cfg: SMFReference, out_dir: Optional[Path]) -> ExperimentResul
         f"learning times within {cfg.tolerance:.0%} of prediction": bool(np.nanmax(deviation) <= cfg.tolerance),
     }
     figures: list[str] = []
-    _figure(out_dir, "smf_coefficients.png",
-            lambda ax: (coefficients(traj[0], ax=ax, targets=sigma), ax.set_title("SMF: beta_ii(t), seed 0")), figures)
-    _figure(out_dir, "smf_learning_times.png",
-            lambda ax: learning_times(measured, predicted, ax=ax, labels=[f"sigma={s:g}" for s in sigma]), figures,
-            (4.5, 4.5))
-    notes = [f"Learning time = first step with beta_ii >= {cfg.q} sigma_i; prediction "
-             "ln(sigma_i / (alpha^2 r')) / (2 ln(1 + eta sigma_i))."]
+    _figure(
+        out_dir,
+        "smf_coefficients.png",
+        lambda ax: (coefficients(traj[0], ax=ax, targets=sigma), ax.set_title("SMF: beta_ii(t), seed 0")),
+        figures,
+    )
+    _figure(
+        out_dir,
+        "smf_learning_times.png",
+        lambda ax: learning_times(measured, predicted, ax=ax, labels=[f"sigma={s:g}" for s in sigma]),
+        figures,
+        (4.5, 4.5),
+    )
+    notes = [
+        f"Learning time = first step with beta_ii >= {cfg.q} sigma_i; prediction "
+        "ln(sigma_i / (alpha^2 r')) / (2 ln(1 + eta sigma_i))."
+    ]
     return ExperimentResult(metrics, checks, figures, notes)
 
 
@@ -125,15 +140,20 @@ class AMFReference:
     demo={"steps": 2000},
     flagship=True,
 )
-def amf_reference(cfg: AMFReference, out_dir: Optional[Path]) -> ExperimentResult:
+def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import coefficients
 
     s = np.asarray(cfg.s, dtype=float)
     r = s.shape[0]
     problem = AsymmetricMatrixFactorization.planted(cfg.m, cfg.n, r, s=s, seed=cfg.target_seed)
     pairs = np.array([[i, i] for i in range(r)])
-    traj = run(problem, _inits((cfg.m + cfg.n, cfg.width), cfg.alpha, cfg.seeds), lr=cfg.lr, steps=cfg.steps,
-               record=Record(every=cfg.every, coefficients=pairs))
+    traj = run(
+        problem,
+        _inits((cfg.m + cfg.n, cfg.width), cfg.alpha, cfg.seeds),
+        lr=cfg.lr,
+        steps=cfg.steps,
+        record=Record(every=cfg.every, coefficients=pairs),
+    )
     diag = traj.coefficients  # (S, T, r)
     times = analysis.learning_times(diag, q=0.5, steps=traj.steps)
     final = np.array([problem.loss(W) for W in traj.final])
@@ -161,8 +181,12 @@ def amf_reference(cfg: AMFReference, out_dir: Optional[Path]) -> ExperimentResul
         if not gentle[k] and np.min(index[:, k]) < 0.99
     ]
     figures: list[str] = []
-    _figure(out_dir, "amf_coefficients.png",
-            lambda ax: (coefficients(traj[0], ax=ax, targets=s), ax.set_title("AMF: a_i^T X Y^T b_i, seed 0")), figures)
+    _figure(
+        out_dir,
+        "amf_coefficients.png",
+        lambda ax: (coefficients(traj[0], ax=ax, targets=s), ax.set_title("AMF: a_i^T X Y^T b_i, seed 0")),
+        figures,
+    )
     return ExperimentResult(metrics, checks, figures, notes)
 
 
@@ -187,8 +211,13 @@ def _rank_one_times(cfg: SMFScaling, sigma: float, alpha: float) -> tuple[np.nda
     problem = SymmetricMatrixFactorization.planted(cfg.d, 1, sigma=[sigma], seed=0)
     predicted = float(analysis.predicted_learning_times([sigma], alpha, cfg.width, cfg.lr)[0])
     steps = int(3 * predicted + 20 * np.log(1 / cfg.eps) / (cfg.lr * sigma)) + 10
-    traj = run(problem, _inits((cfg.d, cfg.width), alpha, cfg.seeds), lr=cfg.lr, steps=steps,
-               record=Record(every=1, coefficients="signal"))
+    traj = run(
+        problem,
+        _inits((cfg.d, cfg.width), alpha, cfg.seeds),
+        lr=cfg.lr,
+        steps=steps,
+        record=Record(every=1, coefficients="signal"),
+    )
     times = analysis.learning_times(traj.coefficients, q=0.5, steps=traj.steps)[:, 0]
     error = np.sqrt(4 * traj.loss)  # ||U U^T - M||_F
     reached = np.array([traj.steps[np.argmax(e <= cfg.eps)] if np.any(e <= cfg.eps) else np.nan for e in error])
@@ -202,11 +231,11 @@ def _rank_one_times(cfg: SMFScaling, sigma: float, alpha: float) -> tuple[np.nda
     demo={"seeds": (0, 1), "alphas": (1e-2, 1e-4, 1e-6, 1e-8), "sigmas": (1.0, 4.0, 16.0)},
     flagship=True,
 )
-def smf_scaling(cfg: SMFScaling, out_dir: Optional[Path]) -> ExperimentResult:
+def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
     from ..plot import scaling
 
-    alpha_times, alpha_reach = zip(*(_rank_one_times(cfg, cfg.sigma, a) for a in cfg.alphas))
-    sigma_times, _ = zip(*(_rank_one_times(cfg, s, cfg.alpha) for s in cfg.sigmas))
+    alpha_times, alpha_reach = zip(*(_rank_one_times(cfg, cfg.sigma, a) for a in cfg.alphas), strict=False)
+    sigma_times, _ = zip(*(_rank_one_times(cfg, s, cfg.alpha) for s in cfg.sigmas), strict=False)
     by_alpha = np.array(alpha_times).T  # (S, n_alpha)
     by_sigma = np.array(sigma_times).T
     reach = np.array(alpha_reach).T
@@ -242,17 +271,28 @@ def smf_scaling(cfg: SMFScaling, out_dir: Optional[Path]) -> ExperimentResult:
     checks = {
         f"learning time vs alpha within {cfg.tolerance:.0%} of prediction": bool(dev_alpha <= cfg.tolerance),
         f"learning time vs sigma within {cfg.tolerance:.0%} of prediction": bool(dev_sigma <= cfg.tolerance),
-        "learning time linear in log(1/alpha) (slope within 15%)":
-            bool(abs(slope_measured - slope_predicted) <= 0.15 * slope_predicted),
-        "iterations to eps within a constant factor of the bound (max/min ratio <= 2)":
-            bool(in_regime.sum() >= 2 and np.all(np.isfinite(ratio[in_regime]))
-                 and ratio[in_regime].max() / ratio[in_regime].min() <= 2.0),
+        "learning time linear in log(1/alpha) (slope within 15%)": bool(
+            abs(slope_measured - slope_predicted) <= 0.15 * slope_predicted
+        ),
+        "iterations to eps within a constant factor of the bound (max/min ratio <= 2)": bool(
+            in_regime.sum() >= 2
+            and np.all(np.isfinite(ratio[in_regime]))
+            and ratio[in_regime].max() / ratio[in_regime].min() <= 2.0
+        ),
     }
     figures: list[str] = []
-    _figure(out_dir, "smf_time_vs_alpha.png",
-            lambda ax: scaling(log_inv_alpha, by_alpha, pred_alpha, xlabel="log(1/alpha)", ax=ax), figures)
-    _figure(out_dir, "smf_time_vs_sigma.png",
-            lambda ax: scaling(cfg.sigmas, by_sigma, pred_sigma, xlabel="sigma", ax=ax, logx=True), figures)
+    _figure(
+        out_dir,
+        "smf_time_vs_alpha.png",
+        lambda ax: scaling(log_inv_alpha, by_alpha, pred_alpha, xlabel="log(1/alpha)", ax=ax),
+        figures,
+    )
+    _figure(
+        out_dir,
+        "smf_time_vs_sigma.png",
+        lambda ax: scaling(cfg.sigmas, by_sigma, pred_sigma, xlabel="sigma", ax=ax, logx=True),
+        figures,
+    )
 
     def draw_bound(ax: Any) -> None:
         ax.plot(bound[in_regime], reach[:, in_regime].mean(axis=0), "o-", label="measured")

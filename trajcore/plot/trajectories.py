@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +24,11 @@ def new_axes(ax: Any = None, figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
 
 def coefficients(
     trajectory: Any,
-    which: Optional[Sequence[int]] = None,
+    which: Sequence[int] | None = None,
     *,
     ax: Any = None,
-    labels: Optional[Sequence[str]] = None,
-    targets: Optional[Sequence[float]] = None,
+    labels: Sequence[str] | None = None,
+    targets: Any = None,
     logy: bool = False,
 ) -> Any:
     """Plot recorded coefficients against iterations.
@@ -58,7 +59,7 @@ def coefficients(
     return ax
 
 
-def learning_times(measured: Any, predicted: Any, *, ax: Any = None, labels: Optional[Sequence[str]] = None) -> Any:
+def learning_times(measured: Any, predicted: Any, *, ax: Any = None, labels: Sequence[str] | None = None) -> Any:
     """Measured learning times ``(k,)`` or ``(seeds, k)`` against predicted ``(k,)``, with y = x."""
     pred = as_float_array("predicted", predicted, ndim=1)
     meas = np.atleast_2d(as_float_array("measured", measured, finite=False))

@@ -1,0 +1,133 @@
+"""Matrix factorization: trajcore against a NumPy loop, NumPy in the best batched form, and JAX jit.
+
+Cases (issue 2): the reference setting with coefficients recorded every step; a dense batch
+B=256, d=128, r'=8 (also as a fraction of this machine's DGEMM rate); a batch B=4096, d=32, r'=4;
+factored targets d = 5,000 / 10,000 / 20,000 (time per step should grow linearly in d).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from harness import Report, dgemm_rate, median_time
+
+import trajcore as tc
+
+SECTION = "matrix-fact"
+
+
+def _jax():
+    try:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        return jax, jnp
+    except ImportError:
+        return None, None
+
+
+def numpy_reference_loop(V, sigma, U0, lr, steps):
+    """The loop a researcher writes: explicit residual, coefficients every step."""
+    M = (V * sigma) @ V.T
+    U = U0.copy()
+    coefs = np.empty((steps + 1, V.shape[1], V.shape[1]))
+    for t in range(steps + 1):
+        P = V.T @ U
+        coefs[t] = P @ P.T
+        if t < steps:
+            U = U - lr * (U @ U.T - M) @ U
+    return U, coefs
+
+
+def compare(report: Report) -> None:
+    jax, jnp = _jax()
+    threads = os.cpu_count() or 1
+
+    # 1. Reference setting, one trajectory, signal coefficients every step.
+    problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
+    U0 = tc.small_init((20, 20), 5e-7, seed=1)
+    record = tc.Record(every=1, coefficients="signal")
+    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=7)
+    t_np = median_time(lambda: numpy_reference_loop(problem.V, problem.sigma, U0, 0.04, 500), repeat=3)
+    report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "NumPy loop", t_tc, t_np, 10.0)
+    if jax is None:
+        report.skip(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", "jax missing")
+    else:
+        V, M = jnp.asarray(problem.V), jnp.asarray(problem.target)
+
+        @jax.jit
+        def scan_run(U):
+            def body(U, _):
+                P = V.T @ U
+                return U - 0.04 * (U @ (U.T @ U) - M @ U), P @ P.T
+
+            U, coefs = jax.lax.scan(body, U, None, length=500)
+            return U, coefs
+
+        Uj = jnp.asarray(U0)
+        jax.block_until_ready(scan_run(Uj))
+        t_jax = median_time(lambda: jax.block_until_ready(scan_run(Uj)), repeat=7)
+        report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
+
+    # 2./3. Dense batches against the best algebraic batched form.
+    for B, d, w, target in [(256, 128, 8, 1.0), (4096, 32, 4, 3.0)]:
+        _dense_batch(report, B, d, w, 100, target, threads)
+
+    # 4. Factored targets: time per step linear in d.
+    per_step = []
+    for d in (5000, 10000, 20000):
+        per_step.append(_factored_step_time(d))
+        report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(per_step[-1] * 1e6, 1))
+    growth = [per_step[i + 1] / per_step[i] for i in range(2)]
+    report.fact("factored: time ratio per doubling of d (linear = 2.0)", [round(g, 2) for g in growth])
+
+
+def _factored_step_time(d: int, steps: int = 50) -> float:
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=5, seed=0)
+    U0 = tc.small_init((d, 10), 1e-3, seed=1)
+    rec = tc.Record(every=steps, coefficients="signal")
+    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, n_threads=1), repeat=5) / steps
+
+
+def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int) -> None:
+    """Dense target batch against NumPy and JAX in the best algebraic batched form."""
+    jax, jnp = _jax()
+    case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
+    U0 = tc.small_init((B, d, w), 0.01, seed=1)
+    M = problem.target
+    rec = tc.Record(every=steps, coefficients=None)
+    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
+
+    def numpy_batched():
+        U = U0.copy()
+        for _ in range(steps):
+            U = U - 0.01 * (U @ (np.swapaxes(U, 1, 2) @ U) - M @ U)
+        return U
+
+    report.add(SECTION, case, "NumPy batched algebraic", t_tc, median_time(numpy_batched, repeat=3), None)
+    if jax is None:
+        report.skip(SECTION, case, "JAX jit vmap algebraic", "jax missing")
+    else:
+        Mj = jnp.asarray(M)
+
+        @jax.jit
+        def jax_batched(U):
+            def body(U, _):
+                return U - 0.01 * (U @ (jnp.swapaxes(U, 1, 2) @ U) - jnp.einsum("ij,bjk->bik", Mj, U)), None
+
+            return jax.lax.scan(body, U, None, length=steps)[0]
+
+        Uj = jnp.asarray(U0)
+        jax.block_until_ready(jax_batched(Uj))
+        t_jax = median_time(lambda: jax.block_until_ready(jax_batched(Uj)), repeat=5)
+        report.add(SECTION, case, "JAX jit batched algebraic", t_tc, t_jax, target)
+    if B == 256:
+        useful = steps * B * (2 * d * d * w + 4 * d * w * w + 2 * d * w)
+        rate = dgemm_rate(threads)
+        report.fact(f"{case}: useful GFLOP/s", round(useful / t_tc / 1e9, 1))
+        report.fact(f"DGEMM rate on {threads} threads (GFLOP/s)", round(rate / 1e9, 1))
+        report.fact(f"{case}: fraction of DGEMM rate (target >= 0.60)", round(useful / t_tc / rate, 3))

@@ -1,0 +1,102 @@
+"""Type stubs of the compiled core (csrc/bind_*.cpp)."""
+
+import enum
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+scipy_dgemm_signature: str
+
+def build_info() -> dict[str, Any]: ...
+def register_blas_dgemm(capsule: Any, threshold: int) -> None: ...
+def normal_draws(seed: int, trajectory: int, step: int, stream: int, count: int) -> NDArray[np.float64]: ...
+
+class NoiseKind(enum.Enum):
+    gradient_gaussian = 1
+    langevin = 2
+    perturbed_gd = 3
+    singular_value_imputation = 4
+    weight_additive = 5
+    dropconnect = 6
+    dropout = 7
+    input_gaussian = 8
+    label_gaussian = 9
+
+class NoiseTerm:
+    kind: NoiseKind
+    scale: float
+    anneal: float
+    probability: float
+    threshold: float
+    radius: float
+    interval: int
+    jitter: float
+    def __init__(
+        self,
+        kind: NoiseKind,
+        scale: float = 0.0,
+        anneal: float = 0.0,
+        probability: float = 0.0,
+        threshold: float = 0.0,
+        radius: float = 0.0,
+        interval: int = 0,
+        jitter: float = 0.0,
+    ) -> None: ...
+
+class _DrivenKernel:
+    """Methods every kernel gets from bind_run_chunk (csrc/bind_driver.hpp)."""
+
+    state_size: int
+    n_observables: int
+    def run_chunk(
+        self,
+        x: NDArray[np.float64],
+        velocity: NDArray[np.float64] | None,
+        diverged_at: NDArray[np.int64],
+        last_perturbation: NDArray[np.int64],
+        loss_limit: NDArray[np.float64],
+        loss: NDArray[np.float64],
+        observations: NDArray[np.float64],
+        iterates: NDArray[np.float64] | None,
+        lr: NDArray[np.float64],
+        record_steps: NDArray[np.int64],
+        t0: int,
+        t1: int,
+        total_steps: int,
+        momentum: float,
+        noise: list[NoiseTerm],
+        seed: int,
+        trajectory_offset: int,
+        n_threads: int,
+    ) -> None: ...
+    def losses(self, x: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...
+
+class SymmetricMatrixFactorizationKernel(_DrivenKernel):
+    def __init__(
+        self,
+        d: int,
+        width: int,
+        dense: NDArray[np.float64] | None = None,
+        V: NDArray[np.float64] | None = None,
+        sigma: NDArray[np.float64] | None = None,
+        *,
+        basis: NDArray[np.float64],
+        pairs: NDArray[np.int64],
+    ) -> None: ...
+
+class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        width: int,
+        dense: NDArray[np.float64] | None = None,
+        left: NDArray[np.float64] | None = None,
+        weights: NDArray[np.float64] | None = None,
+        right: NDArray[np.float64] | None = None,
+        *,
+        left_basis: NDArray[np.float64],
+        right_basis: NDArray[np.float64],
+        pairs: NDArray[np.int64],
+    ) -> None: ...
