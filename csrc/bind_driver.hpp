@@ -5,9 +5,6 @@
 
 namespace trajcore {
 
-// The most OpenMP threads one run_chunk call may ask for.
-constexpr int max_run_threads = 1024;
-
 template <class Kernel, class PyClass>
 void bind_run_chunk(PyClass& cls) {
     namespace py = pybind11;

@@ -70,7 +70,12 @@ struct BatchState {
     double* iterates = nullptr;          // (B, R, n) or nullptr
 };
 
+// The most OpenMP threads one call may ask for: beyond what the system can create, libgomp
+// crashes instead of failing, so every parallel entry point goes through resolve_threads.
+constexpr int max_run_threads = 1024;
+
 inline int resolve_threads(int requested) {
+    require(requested <= max_run_threads, "n_threads: expected at most 1024 threads");
 #ifdef TRAJCORE_OPENMP
     return requested > 0 ? requested : omp_get_max_threads();
 #else

@@ -817,10 +817,40 @@ def _assert_orthonormal(factor: Any, rows: int) -> None:
     np.testing.assert_allclose(F.T @ F, np.eye(F.shape[1]), atol=1e-6)
 
 
+@given(st.data())
+def test_kernel_losses(data: Any) -> None:
+    """``losses(x, n_threads)``: the exact loss of each row, or a clear error for a bad buffer."""
+    case = data.draw(any_case)
+    B = data.draw(st.integers(0, 3))
+    x = data.draw(real_arrays((B, case.n), -2, 2))
+    if data.draw(st.booleans()):
+        x = _corrupt(data.draw, x)
+    n_threads = data.draw(st.sampled_from([-1, 0, 1, 2, 1024, 1025, 2**31 - 1]))
+    valid = _buffer_ok(x, np.float64, (x.shape[0] if isinstance(x, np.ndarray) and x.ndim else -1, case.n))
+    try:
+        out = case.kernel.losses(x, n_threads)
+    except CLEAR_ERRORS:
+        assert not valid or n_threads > 1024
+        return
+    assert valid and n_threads <= 1024
+    expected = [case.loss_grad(row)[0] for row in x]
+    np.testing.assert_allclose(out, np.asarray(expected).reshape(-1), rtol=1e-9, atol=1e-12 * case.scale**2)
+
+
+#: the methods and properties every problem kernel binds (bind_run_chunk), all fuzzed above
+KERNEL_MEMBERS = {"run_chunk", "losses", "state_size", "n_observables"}
+
+
 def test_every_kernel_binding_is_fuzzed() -> None:
     """A new problem kernel in _core must get a strategy in KERNEL_CASES (and so all the tests above)."""
     kernels = {name for name in dir(_core) if hasattr(getattr(_core, name), "run_chunk")}
     assert kernels == set(KERNEL_CASES), f"kernels without a property strategy: {kernels - set(KERNEL_CASES)}"
+    for name in kernels:
+        members = {m for m in dir(getattr(_core, name)) if not m.startswith("_")}
+        assert members == KERNEL_MEMBERS, f"{name}: members without a property test: {members - KERNEL_MEMBERS}"
+    functions = {m for m in dir(_core) if not m.startswith("_") and m not in kernels}
+    fuzzed = {"build_info", "register_blas_dgemm", "normal_draws", "NoiseKind", "NoiseTerm", "scipy_dgemm_signature"}
+    assert functions == fuzzed, f"_core bindings without a property test: {functions - fuzzed}"
 
 
 # -- the public API ------------------------------------------------------------------------------
