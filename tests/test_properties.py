@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
@@ -1135,3 +1135,34 @@ def test_loading_a_foreign_file_raises_value_error(tmp_path_factory: Any, kind: 
         np.savez(path, **arrays)
     with pytest.raises(ValueError, match="path: .* is not a trajectory written by Trajectory.save"):
         tc.Trajectory.load(path)
+
+
+# -- plots (few examples: each draws a matplotlib figure) ------------------------------------------
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_plots_validate_their_inputs(data: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problem = tc.SymmetricMatrixFactorization.planted(d=3, rank=2, seed=0)
+    traj = tc.run(problem, np.full((2, 3, 2), 0.1), lr=0.01, steps=3, record=tc.Record(coefficients="all"))
+    which = data.draw(st.one_of(st.none(), st.lists(st.one_of(st.integers(-2, 11), _JUNK), max_size=3)))
+    call = data.draw(st.sampled_from(["coefficients", "learning_times", "scaling"]))
+    try:
+        if call == "coefficients":
+            target = data.draw(st.sampled_from([traj, traj[0], None, "x", traj.loss]))
+            ax = tc.plot.coefficients(target, which, labels=data.draw(st.none() | st.lists(st.text(), max_size=3)))
+            assert len(ax.lines) == (len(which) if which is not None else 3)
+        elif call == "learning_times":
+            ax = tc.plot.learning_times(data.draw(any_array(max_dims=3)), data.draw(any_array(max_dims=2)))
+        else:
+            x = data.draw(any_array(max_dims=2))
+            ax = tc.plot.scaling(x, data.draw(any_array(max_dims=3)), data.draw(any_array(max_dims=2)), xlabel="x")
+    except CLEAR_ERRORS as err:
+        assert str(err).split(":")[0] in ("trajectory", "which", "labels", "measured", "predicted", "x")
+    finally:
+        plt.close("all")
