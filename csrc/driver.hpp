@@ -12,11 +12,12 @@
 //   Workspace workspace()     -- scratch for one thread
 //   double loss_and_grad(const double* x, double* g, Workspace&, const StepContext&)
 //                             -- loss at x, gradient into g (model-level noise may use ctx)
-//   double observe(const double* x, double* out, Workspace&, double gradient_loss)
+//   double observe(const double* x, double* out, Workspace&[, double gradient_loss])
 //                             -- noise-free loss at x (accurate to ~1e-10 relative), observables into
-//                                out. When the driver has just called loss_and_grad at the same x,
-//                                gradient_loss is the loss it returned and the workspace still holds
-//                                its products, which observe may reuse; otherwise it is NaN.
+//                                out. With the optional fourth argument: when the driver has just
+//                                called loss_and_grad at the same x, gradient_loss is the loss it
+//                                returned and the workspace still holds its products, which observe
+//                                may reuse; otherwise it is NaN.
 //   void post_step(double* x, Workspace&, const StepContext&)
 //                             -- problem-level changes after the update (e.g. imputation); may be empty
 #pragma once
@@ -26,6 +27,8 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "checks.hpp"
@@ -69,6 +72,24 @@ struct BatchState {
     double* observations = nullptr;      // (B, R, K)
     double* iterates = nullptr;          // (B, R, n) or nullptr
 };
+
+// Whether Problem::observe takes the optional gradient_loss argument.
+template <class P, class = void>
+struct observe_takes_gradient_loss : std::false_type {};
+template <class P>
+struct observe_takes_gradient_loss<
+    P, std::void_t<decltype(std::declval<const P&>().observe(std::declval<const double*>(), std::declval<double*>(),
+                                                             std::declval<typename P::Workspace&>(), 0.0))>>
+    : std::true_type {};
+
+template <class Problem>
+double observe(const Problem& problem, const double* x, double* out, typename Problem::Workspace& ws,
+               double gradient_loss) {
+    if constexpr (observe_takes_gradient_loss<Problem>::value)
+        return problem.observe(x, out, ws, gradient_loss);
+    else
+        return problem.observe(x, out, ws);
+}
 
 // The most OpenMP threads one call may ask for: beyond what the system can create, libgomp
 // crashes instead of failing, so every parallel entry point goes through resolve_threads.
@@ -162,7 +183,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
             auto record_if_due = [&](int64_t t, double gradient_loss) {
                 if (record < R && spec.record_steps[record] == t) {
                     const int64_t slot = b * R + record;
-                    state.loss[slot] = problem.observe(x, state.observations + slot * K, workspace, gradient_loss);
+                    state.loss[slot] = observe(problem, x, state.observations + slot * K, workspace, gradient_loss);
                     if (state.iterates) std::copy(x, x + n, state.iterates + slot * n);
                     ++record;
                 }
@@ -217,7 +238,7 @@ void evaluate_losses(const Problem& problem, const double* x, int64_t batch, dou
         try {
             auto workspace = problem.workspace();
             std::vector<double> observables(static_cast<size_t>(problem.n_observables()));
-            out[b] = problem.observe(x + b * n, observables.data(), workspace, std::nan(""));
+            out[b] = observe(problem, x + b * n, observables.data(), workspace, std::nan(""));
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

@@ -338,3 +338,22 @@ def test_bad_targets():
         tc.SymmetricMatrixFactorization.planted(d=3, rank=4)
     with pytest.raises(ValueError, match="A, s, B"):
         tc.AsymmetricMatrixFactorization(A=np.eye(3)[:, :2], s=[1.0], B=np.eye(4)[:, :2])
+
+
+def test_perturbed_gd_escapes_the_saddle_at_zero():
+    """U = 0 is a critical point: GD never leaves it, perturbed GD does and converges."""
+    problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, sigma=[2.0, 1.0], seed=0)
+    zero = np.zeros((6, 2))
+    stuck = tc.run(problem, zero, lr=0.1, steps=400)
+    assert np.all(stuck.final == 0) and stuck.loss[-1] == pytest.approx(problem.zero_loss)
+    noise = tc.PerturbedGD(radius=1e-3, threshold=1e-6, interval=50)
+    escaped = tc.run(problem, zero, lr=0.1, steps=400, noise=noise, seed=1)
+    # it also kicks at the minimum (the gradient is small there too): the loss stays within the
+    # O(radius^2) band the kicks allow, and touches the floor in between
+    assert np.max(escaped.loss[200:]) < 1e-5
+    assert np.min(escaped.loss[200:]) < 1e-10
+    # the kick happens only while the gradient is small: away from the saddle, runs coincide
+    start = tc.small_init((6, 2), 0.1, seed=2)
+    plain = tc.run(problem, start, lr=0.1, steps=30)
+    kicked = tc.run(problem, start, lr=0.1, steps=30, noise=noise, seed=1)
+    assert np.array_equal(plain.final, kicked.final)

@@ -6,31 +6,59 @@ traj = tc.run(problem, tc.small_init((20, 20), 5e-7, seed=1), lr=0.04, steps=500
 tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
-from . import analysis, config, noise, plot
+from . import analysis, bases, config, data, network, noise, plot
 from ._memory import memory_limit, set_memory_limit
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
+from .linear_network import DeepLinearNetwork
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
-from .noise import GradientNoise, Langevin, PerturbedGD
+from .network import MLP, NetworkRun, Training
+from .noise import (
+    DropConnect,
+    Dropout,
+    GradientNoise,
+    InputNoise,
+    LabelNoise,
+    Langevin,
+    PerturbedGD,
+    SingularValueImputation,
+    WeightNoise,
+)
 from .problem import Problem
+from .tensor import OrthogonalTensorDecomposition, SymmetricTensor
 from .trajectory import Trajectory
 
 __version__ = version()
 
 __all__ = [
     "AsymmetricMatrixFactorization",
+    "DeepLinearNetwork",
+    "DropConnect",
+    "Dropout",
+    "InputNoise",
+    "LabelNoise",
+    "SingularValueImputation",
+    "WeightNoise",
     "GradientNoise",
+    "OrthogonalTensorDecomposition",
     "Langevin",
+    "MLP",
+    "NetworkRun",
     "PerturbedGD",
     "Problem",
     "Record",
     "SymmetricMatrixFactorization",
+    "SymmetricTensor",
     "Trajectory",
+    "Training",
     "__version__",
     "analysis",
+    "bases",
     "config",
+    "data",
     "memory_limit",
+    "network",
     "noise",
     "plot",
     "run",

@@ -18,7 +18,21 @@ from typing import Any
 from . import _core
 from ._validation import as_nonnegative_int, as_positive_float
 
-__all__ = ["NoiseSpec", "GradientNoise", "Langevin", "PerturbedGD", "as_noise_terms", "noise_to_dict"]
+__all__ = [
+    "NoiseSpec",
+    "GradientNoise",
+    "Langevin",
+    "PerturbedGD",
+    "as_noise_terms",
+    "noise_to_dict",
+    "AnnealedGradientNoise",
+    "SingularValueImputation",
+    "WeightNoise",
+    "DropConnect",
+    "Dropout",
+    "InputNoise",
+    "LabelNoise",
+]
 
 
 class NoiseSpec:
@@ -91,6 +105,135 @@ class PerturbedGD(NoiseSpec):
         return _core.NoiseTerm(
             _core.NoiseKind.perturbed_gd, radius=self.radius, threshold=self.threshold, interval=self.interval
         )
+
+
+def _as_probability(name: str, value: object) -> float:
+    """A drop probability in [0, 1)."""
+    p = as_positive_float(name, value, allow_zero=True)
+    if p >= 1.0:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+    return p
+
+
+@dataclass(frozen=True)
+class AnnealedGradientNoise(GradientNoise):
+    """Annealed isotropic gradient noise ``s_t^2 = scale^2 / (1 + t)^anneal``, default ``anneal = 0.55``."""
+
+    anneal: float = 0.55
+
+
+@dataclass(frozen=True)
+class SingularValueImputation(NoiseSpec):
+    """Paper B's "perturbed GD": after each step, every layer of numerical rank r below full gets its
+    (r+1)-th singular value set to ``scale * N(0, 1)``; when that draw is smaller in magnitude than the
+    r-th singular value, to the r-th plus ``jitter * N(0, 1)`` instead.
+
+    ``threshold`` is an absolute rank tolerance (Paper B's script uses 1e-6); 0 uses the problem's rank
+    rule (relative by default).
+    """
+
+    scale: float = 1.0
+    jitter: float = 1e-3
+    threshold: float = 0.0
+    kind = "singular_value_imputation"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        as_positive_float("scale", self.scale, allow_zero=True)
+        as_positive_float("jitter", self.jitter, allow_zero=True)
+        as_positive_float("threshold", self.threshold, allow_zero=True)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(
+            _core.NoiseKind.singular_value_imputation,
+            scale=self.scale,
+            jitter=self.jitter,
+            threshold=self.threshold,
+        )
+
+
+@dataclass(frozen=True)
+class WeightNoise(NoiseSpec):
+    """Additive Gaussian weight noise in the forward pass: the step's loss and gradient are taken at
+    ``W + s_t E`` (E fresh every step, ``s_t^2 = scale^2 / (1 + t)^anneal``); the update applies to W."""
+
+    scale: float
+    anneal: float = 0.0
+    kind = "weight_noise"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        as_positive_float("scale", self.scale, allow_zero=True)
+        as_positive_float("anneal", self.anneal, allow_zero=True)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.weight_additive, scale=self.scale, anneal=self.anneal)
+
+
+@dataclass(frozen=True)
+class DropConnect(NoiseSpec):
+    """DropConnect: each weight is dropped with probability ``p`` (one mask per step, shared by the
+    batch), the kept ones scaled by ``1 / (1 - p)``."""
+
+    p: float
+    kind = "dropconnect"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        _as_probability("p", self.p)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.dropconnect, probability=self.p)
+
+
+@dataclass(frozen=True)
+class Dropout(NoiseSpec):
+    """Unit dropout on the hidden layers: each hidden unit of each sample is dropped with probability
+    ``p`` and the kept ones are scaled by ``1 / (1 - p)`` (inverted dropout)."""
+
+    p: float
+    kind = "dropout"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        _as_probability("p", self.p)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.dropout, probability=self.p)
+
+
+@dataclass(frozen=True)
+class InputNoise(NoiseSpec):
+    """Gaussian input noise ``X + s_t E``, fresh at every step."""
+
+    scale: float
+    anneal: float = 0.0
+    kind = "input_noise"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        as_positive_float("scale", self.scale, allow_zero=True)
+        as_positive_float("anneal", self.anneal, allow_zero=True)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.input_gaussian, scale=self.scale, anneal=self.anneal)
+
+
+@dataclass(frozen=True)
+class LabelNoise(NoiseSpec):
+    """Gaussian label noise ``Y + s_t E``, fresh at every step."""
+
+    scale: float
+    anneal: float = 0.0
+    kind = "label_noise"
+    acts_on_parameters = False
+
+    def __post_init__(self) -> None:
+        as_positive_float("scale", self.scale, allow_zero=True)
+        as_positive_float("anneal", self.anneal, allow_zero=True)
+
+    def _term(self) -> Any:
+        return _core.NoiseTerm(_core.NoiseKind.label_gaussian, scale=self.scale, anneal=self.anneal)
 
 
 NoiseArgument = None | NoiseSpec | Iterable[NoiseSpec]

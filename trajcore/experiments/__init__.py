@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get"]
 
 # Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization",)
+_MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
 
 
 @dataclass

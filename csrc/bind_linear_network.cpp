@@ -1,0 +1,89 @@
+// Python bindings of the deep-linear-network kernel and the small Jacobi SVD it uses.
+#include <cmath>
+
+#include "bind_driver.hpp"
+#include "linear_network.hpp"
+#include "pybind.hpp"
+
+namespace trajcore {
+
+namespace py = pybind11;
+using py_helpers::ConstArray;
+using py_helpers::copy_vector;
+
+void bind_linear_network(py::module_& m) {
+    py::class_<DeepLinearNetworkKernel> cls(m, "DeepLinearNetworkKernel");
+    cls.def(py::init([](std::vector<int64_t> widths, const ConstArray& X_rows, const ConstArray& Y_rows,
+                        int64_t batch_size, double rank_rtol, double rank_atol, unsigned groups,
+                        py::object optimum) {
+                require(widths.size() >= 2, "widths: need at least two entries");
+                require(X_rows.ndim() == 2 && X_rows.shape(1) == widths.front(), "X_rows: expected shape (n, d_0)");
+                require(Y_rows.ndim() == 2 && Y_rows.shape(1) == widths.back(), "Y_rows: expected shape (n, d_N)");
+                require(X_rows.shape(0) == Y_rows.shape(0), "X_rows, Y_rows: different numbers of samples");
+                const int64_t n = X_rows.shape(0);
+                std::vector<double> opt;
+                if (!optimum.is_none())
+                    opt = copy_vector(optimum.cast<ConstArray>(), widths.back() * widths.front(), "optimum");
+                RankTolerance tol;
+                tol.rtol = rank_rtol;
+                tol.atol = rank_atol;
+                return DeepLinearNetworkKernel(widths, n, copy_vector(X_rows, n * widths.front(), "X_rows"),
+                                               copy_vector(Y_rows, n * widths.back(), "Y_rows"), batch_size, tol,
+                                               groups, std::move(opt));
+            }),
+            py::arg("widths"), py::arg("X_rows"), py::arg("Y_rows"), py::arg("batch_size"), py::arg("rank_rtol"),
+            py::arg("rank_atol"), py::arg("groups"), py::arg("optimum") = py::none());
+    cls.def(
+        "loss_and_grad",
+        [](const DeepLinearNetworkKernel& k, const ConstArray& x) {
+            require(x.ndim() == 1 && x.shape(0) == k.state_size(), "x: expected shape (state_size,)");
+            py::array_t<double> g(k.state_size());
+            auto ws = k.workspace();
+            const double loss = k.exact_loss_and_grad(x.data(), g.mutable_data(), ws);
+            return py::make_tuple(loss, g);
+        },
+        py::arg("x"), "Exact loss and full-batch gradient at one flat state (no noise).");
+    cls.def(
+        "observe",
+        [](const DeepLinearNetworkKernel& k, const ConstArray& x) {
+            require(x.ndim() == 1 && x.shape(0) == k.state_size(), "x: expected shape (state_size,)");
+            py::array_t<double> out(k.n_observables());
+            auto ws = k.workspace();
+            const double loss = k.observe(x.data(), out.mutable_data(), ws, std::nan(""));
+            return py::make_tuple(loss, out);
+        },
+        py::arg("x"), "Exact loss and the recorded observables at one flat state.");
+    bind_run_chunk<DeepLinearNetworkKernel>(cls);
+
+    // Counter-based uniforms (the draws behind dropout and DropConnect masks), so tests can rebuild masks.
+    m.def(
+        "uniform_draws",
+        [](uint64_t seed, uint64_t trajectory, int64_t step, uint32_t stream, int64_t count) {
+            require(count >= 0, "count: must be >= 0");
+            py::array_t<double> out(count);
+            RandomStream rng(seed, trajectory, static_cast<uint64_t>(step), stream);
+            double* p = out.mutable_data();
+            for (int64_t i = 0; i < count; ++i) p[i] = rng.uniform();
+            return out;
+        },
+        py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
+    m.def(
+        "jacobi_svd",
+        [](const ConstArray& A, bool vectors) -> py::object {
+            require(A.ndim() == 2 && A.shape(0) > 0 && A.shape(1) > 0, "A: expected a non-empty 2-d array");
+            const int64_t rows = A.shape(0), cols = A.shape(1), k = std::min(rows, cols);
+            py::array_t<double> s(k);
+            std::vector<double> work;
+            if (!vectors) {
+                jacobi_svd(rows, cols, A.data(), s.mutable_data(), nullptr, nullptr, work);
+                return s;
+            }
+            py::array_t<double> U({rows, k}), V({cols, k});
+            jacobi_svd(rows, cols, A.data(), s.mutable_data(), U.mutable_data(), V.mutable_data(), work);
+            return py::make_tuple(U, s, V);
+        },
+        py::arg("A"), py::arg("vectors") = false,
+        "One-sided Jacobi SVD of a small matrix: s, or (U, s, V) with A = U diag(s) V^T.");
+}
+
+}  // namespace trajcore

@@ -1,0 +1,595 @@
+#include "linear_network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "linalg.hpp"
+
+namespace trajcore {
+
+using linalg::gemm_nn;
+using linalg::gemm_nt;
+using linalg::gemm_tn;
+
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+double dot(const double* a, const double* b, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+// Makes column-vectors stored as the rows of Q (count x dim) orthonormal in place: vectors whose norm
+// survives projection keep their direction (two Gram-Schmidt passes), the others are replaced by the
+// first standard basis vectors that complete the set. Deterministic.
+void orthonormalize_rows(double* Q, int64_t count, int64_t dim, const std::vector<bool>& trusted) {
+    for (int64_t i = 0; i < count; ++i) {
+        double* q = Q + i * dim;
+        bool ok = trusted[i];
+        if (ok) {
+            for (int pass = 0; pass < 2; ++pass)
+                for (int64_t j = 0; j < i; ++j) {
+                    const double c = dot(q, Q + j * dim, dim);
+                    for (int64_t t = 0; t < dim; ++t) q[t] -= c * Q[j * dim + t];
+                }
+            const double norm = std::sqrt(dot(q, q, dim));
+            ok = norm > 0.5;
+            if (ok)
+                for (int64_t t = 0; t < dim; ++t) q[t] /= norm;
+        }
+        for (int64_t e = 0; !ok && e < dim; ++e) {
+            std::fill(q, q + dim, 0.0);
+            q[e] = 1.0;
+            for (int pass = 0; pass < 2; ++pass)
+                for (int64_t j = 0; j < i; ++j) {
+                    const double c = dot(q, Q + j * dim, dim);
+                    for (int64_t t = 0; t < dim; ++t) q[t] -= c * Q[j * dim + t];
+                }
+            const double norm = std::sqrt(dot(q, q, dim));
+            if (norm > 0.5) {
+                for (int64_t t = 0; t < dim; ++t) q[t] /= norm;
+                ok = true;
+            }
+        }
+    }
+}
+
+// Householder QR with column pivoting of G (p x k, p >= k) given by its columns as the rows of Gt; writes
+// the rows of R (k x k, upper triangular) into R. The pivoted R has rows of decreasing size, on which
+// one-sided Jacobi converges in a few sweeps (Drmac & Veselic). O(p k^2).
+void pivoted_qr_rows(double* Gt, int64_t p, int64_t k, double* R) {
+    std::fill(R, R + k * k, 0.0);
+    int64_t done = 0;
+    for (int64_t j = 0; j < k; ++j) {
+        int64_t pivot = j;
+        double best = -1.0;
+        for (int64_t m = j; m < k; ++m) {
+            const double nm = dot(Gt + m * p + j, Gt + m * p + j, p - j);
+            if (nm > best) {
+                best = nm;
+                pivot = m;
+            }
+        }
+        // Whole rows move: the entries above j that later become R[i][j], i < j, move with their column.
+        if (pivot != j) std::swap_ranges(Gt + j * p, Gt + (j + 1) * p, Gt + pivot * p);
+        double* x = Gt + j * p + j;
+        const int64_t len = p - j;
+        const double norm = std::sqrt(best);
+        if (norm == 0.0) break;  // the remaining columns are zero: so are the remaining rows of R
+        const double alpha = x[0] >= 0.0 ? -norm : norm;
+        x[0] -= alpha;  // x is now the Householder vector v
+        const double v2 = dot(x, x, len);
+        for (int64_t m = j + 1; m < k; ++m) {
+            double* y = Gt + m * p + j;
+            const double c = v2 > 0.0 ? 2.0 * dot(x, y, len) / v2 : 0.0;
+            for (int64_t t = 0; t < len; ++t) y[t] -= c * x[t];
+        }
+        R[j * k + j] = alpha;
+        done = j + 1;
+    }
+    // R[i][m] (i < m) is entry i of the transformed column m, untouched by the later reflections.
+    for (int64_t m = 0; m < k; ++m)
+        for (int64_t i = 0; i < std::min(m, done); ++i) R[i * k + m] = Gt[m * p + i];
+}
+
+// One-sided Jacobi (Hestenes) on `count` vectors of length `len` stored as the rows of `rows`: rotates pairs
+// until all are mutually orthogonal to working precision. Rotations are accumulated into the rows of Vt
+// (count x count) when it is given. Squared norms are cached and updated by each rotation
+// (a' = a - t c, b' = b + t c), so a pair costs one dot product; they are recomputed exactly at the start
+// of every sweep. Returns with norms[i] = squared norm of row i.
+void jacobi_sweeps(double* rows, int64_t count, int64_t len, double* Vt, double* norms) {
+    const int64_t k = count, p = len;
+    double* Gt = rows;
+    const bool vectors = Vt != nullptr;
+    for (int sweep = 0; sweep < 80; ++sweep) {
+        bool rotated = false;
+        for (int64_t i = 0; i < k; ++i) norms[i] = dot(Gt + i * p, Gt + i * p, p);
+        for (int64_t i = 0; i + 1 < k; ++i) {
+            double* gi = Gt + i * p;
+            for (int64_t j = i + 1; j < k; ++j) {
+                double* gj = Gt + j * p;
+                const double a = norms[i], b = norms[j];
+                const double c = dot(gi, gj, p);
+                if (c == 0.0 || std::fabs(c) <= kEps * std::sqrt(a * b)) continue;
+                rotated = true;
+                const double zeta = (b - a) / (2.0 * c);
+                const double tan = (zeta >= 0.0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1.0 + zeta * zeta));
+                const double cs = 1.0 / std::sqrt(1.0 + tan * tan), sn = cs * tan;
+                for (int64_t t = 0; t < p; ++t) {
+                    const double x = gi[t], y = gj[t];
+                    gi[t] = cs * x - sn * y;
+                    gj[t] = sn * x + cs * y;
+                }
+                norms[i] = std::max(0.0, a - tan * c);
+                norms[j] = std::max(0.0, b + tan * c);
+                if (vectors) {
+                    double* vi = Vt + i * k;
+                    double* vj = Vt + j * k;
+                    for (int64_t t = 0; t < k; ++t) {
+                        const double x = vi[t], y = vj[t];
+                        vi[t] = cs * x - sn * y;
+                        vj[t] = sn * x + cs * y;
+                    }
+                }
+            }
+        }
+        if (!rotated) break;
+    }
+    for (int64_t i = 0; i < k; ++i) norms[i] = dot(Gt + i * p, Gt + i * p, p);
+}
+
+}  // namespace
+
+void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* U, double* V,
+                std::vector<double>& work) {
+    require(rows > 0 && cols > 0, "jacobi_svd: empty matrix");
+    // Orthogonalise the k columns of the tall matrix G (p x k): G = A when rows >= cols, else A^T.
+    // They are stored as the rows of Gt (k x p) so that every rotation touches contiguous memory.
+    const bool transposed = rows < cols;
+    const int64_t p = std::max(rows, cols), k = std::min(rows, cols);
+    const bool vectors = U != nullptr && V != nullptr;
+    work.resize(static_cast<size_t>(k * p + k * k + k));
+    double* Gt = work.data();
+    double* Vt = Gt + k * p;  // accumulated right rotations of G, rows are its columns
+    double* norms = Vt + k * k;
+    if (transposed) {
+        std::copy(A, A + rows * cols, Gt);  // Gt = A (k = rows, p = cols)
+    } else {
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j) Gt[j * p + i] = A[i * cols + j];
+    }
+    if (vectors) {
+        std::fill(Vt, Vt + k * k, 0.0);
+        for (int64_t i = 0; i < k; ++i) Vt[i * k + i] = 1.0;
+    }
+    if (!vectors) {
+        // Values only: precondition by pivoted QR, then orthogonalise the rows of R (k x k).
+        double* R = Vt;  // the rotation storage is free when no vectors are wanted
+        pivoted_qr_rows(Gt, p, k, R);
+        jacobi_sweeps(R, k, k, nullptr, norms);
+    } else {
+        jacobi_sweeps(Gt, k, p, Vt, norms);
+    }
+    for (int64_t i = 0; i < k; ++i) norms[i] = std::sqrt(norms[i]);
+    // Descending order; ties keep the column order (deterministic).
+    // A stack buffer for the usual small k: no allocation inside the per-step loop, so threads never
+    // meet in the allocator.
+    int64_t order_small[64];
+    std::vector<int64_t> order_heap;
+    int64_t* order = order_small;
+    if (k > 64) {
+        order_heap.resize(static_cast<size_t>(k));
+        order = order_heap.data();
+    }
+    // Stable insertion sort (std::stable_sort may allocate a buffer); k is small.
+    for (int64_t i = 0; i < k; ++i) {
+        int64_t j = i;
+        while (j > 0 && norms[order[j - 1]] < norms[i]) {
+            order[j] = order[j - 1];
+            --j;
+        }
+        order[j] = i;
+    }
+    for (int64_t i = 0; i < k; ++i) s[i] = norms[order[i]];
+    if (!vectors) return;
+
+    // Left vectors of G: normalised columns (rows of Gt); right vectors: columns of the rotation.
+    const double s_max = k > 0 ? s[0] : 0.0;
+    std::vector<double> left(static_cast<size_t>(k * p)), right(static_cast<size_t>(k * k));
+    std::vector<bool> trusted(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) {
+        const int64_t src = order[i];
+        const double norm = norms[src];
+        trusted[i] = norm > 0.0 && norm > s_max * 1e-300;
+        for (int64_t t = 0; t < p; ++t) left[i * p + t] = trusted[i] ? Gt[src * p + t] / norm : 0.0;
+        std::copy(Vt + src * k, Vt + src * k + k, right.begin() + i * k);
+    }
+    orthonormalize_rows(left.data(), k, p, trusted);
+    // G = left^T diag(s) right;  A = G (rows >= cols) or G^T.
+    const double* a_left = transposed ? right.data() : left.data();   // (k x rows) as rows
+    const double* a_right = transposed ? left.data() : right.data();  // (k x cols) as rows
+    for (int64_t i = 0; i < k; ++i) {
+        for (int64_t r = 0; r < rows; ++r) U[r * k + i] = a_left[i * rows + r];
+        for (int64_t c = 0; c < cols; ++c) V[c * k + i] = a_right[i * cols + c];
+    }
+}
+
+double RankTolerance::threshold(double s_max, int64_t rows, int64_t cols) const {
+    if (atol > 0.0) return atol;
+    const double r = rtol > 0.0 ? rtol : static_cast<double>(std::max(rows, cols)) * kEps;
+    return r * s_max;
+}
+
+int64_t RankTolerance::rank(const double* s, int64_t k, int64_t rows, int64_t cols) const {
+    if (k == 0) return 0;
+    const double tol = threshold(s[0], rows, cols);
+    int64_t r = 0;
+    for (int64_t i = 0; i < k; ++i) r += s[i] > tol ? 1 : 0;
+    return r;
+}
+
+DeepLinearNetworkKernel::DeepLinearNetworkKernel(std::vector<int64_t> widths, int64_t n, std::vector<double> X_rows,
+                                                 std::vector<double> Y_rows, int64_t batch_size,
+                                                 RankTolerance tolerance, unsigned groups,
+                                                 std::vector<double> optimum)
+    : widths_(std::move(widths)), n_(n), batch_(batch_size), X_(std::move(X_rows)), Y_(std::move(Y_rows)),
+      optimum_(std::move(optimum)), tolerance_(tolerance), groups_(groups) {
+    require(widths_.size() >= 2, "widths: need at least two entries (d_0, d_1)");
+    for (int64_t d : widths_) require(d > 0, "widths: every width must be positive");
+    require(n_ > 0, "X: need at least one sample");
+    require(batch_ > 0 && batch_ <= n_, "batch_size: must lie in [1, n]");
+    require(std::isfinite(tolerance_.rtol) && tolerance_.rtol >= 0.0, "rank_rtol: must be finite and >= 0");
+    require(std::isfinite(tolerance_.atol) && tolerance_.atol >= 0.0, "rank_atol: must be finite and >= 0");
+    require(groups_ < 64u, "observables: unknown group bits");
+    const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
+    require(static_cast<int64_t>(X_.size()) == checked_size(n_, d0, "X"), "X: expected n x d_0 values");
+    require(static_cast<int64_t>(Y_.size()) == checked_size(n_, dN, "Y"), "Y: expected n x d_N values");
+    require(optimum_.empty() || static_cast<int64_t>(optimum_.size()) == dN * d0, "optimum: expected d_N x d_0 values");
+    offsets_.assign(static_cast<size_t>(N + 1), 0);
+    prefix_offsets_.assign(static_cast<size_t>(N + 1), 0);
+    act_offsets_.assign(static_cast<size_t>(N + 2), 0);
+    for (int64_t i = 1; i <= N; ++i) {
+        offsets_[i] = offsets_[i - 1] + checked_size(widths_[i], widths_[i - 1], "layer");
+        prefix_offsets_[i] = prefix_offsets_[i - 1] + checked_size(widths_[i], d0, "prefix");
+    }
+    for (int64_t i = 0; i <= N; ++i) act_offsets_[i + 1] = act_offsets_[i] + checked_size(batch_, widths_[i], "acts");
+    state_size_ = offsets_[N];
+    // Sufficient statistics of the full batch: O(n (d_0 + d_N) d_0) once.
+    sxx_.assign(static_cast<size_t>(d0 * d0), 0.0);
+    syx_.assign(static_cast<size_t>(dN * d0), 0.0);
+    gemm_tn(d0, d0, n_, 1.0, X_.data(), d0, X_.data(), d0, 0.0, sxx_.data(), d0);
+    gemm_tn(dN, d0, n_, 1.0, Y_.data(), dN, X_.data(), d0, 0.0, syx_.data(), d0);
+    yy_ = dot(Y_.data(), Y_.data(), n_ * dN);
+    n_observables_ = 0;
+    if (groups_ & product_singular_values) n_observables_ += std::min(d0, dN);
+    if (groups_ & product_ranks) n_observables_ += 3;
+    if (groups_ & layer_ranks) n_observables_ += N;
+    if (groups_ & balancedness) n_observables_ += N - 1;
+    if (groups_ & subspace_dims) n_observables_ += N - 1;
+    if (groups_ & optimum_distance) n_observables_ += 1;
+}
+
+DeepLinearNetworkKernel::Workspace DeepLinearNetworkKernel::workspace() const {
+    Workspace ws;
+    const int64_t d0 = widths_.front(), dmax = *std::max_element(widths_.begin(), widths_.end());
+    ws.prefix.resize(static_cast<size_t>(prefix_offsets_.back()));
+    ws.q0.resize(static_cast<size_t>(dmax * d0));
+    ws.q1.resize(static_cast<size_t>(dmax * d0));
+    ws.product_sxx.resize(static_cast<size_t>(widths_.back() * d0));
+    return ws;
+}
+
+const double* DeepLinearNetworkKernel::prefix_products(const double* w, Workspace& ws) const {
+    const int64_t N = layers(), d0 = widths_.front();
+    double* A = ws.prefix.data();
+    std::copy(w, w + offsets_[1], A);
+    for (int64_t i = 2; i <= N; ++i)
+        gemm_nn(widths_[i], d0, widths_[i - 1], 1.0, w + offsets_[i - 1], widths_[i - 1], A + prefix_offsets_[i - 2],
+                d0, 0.0, A + prefix_offsets_[i - 1], d0);
+    return A + prefix_offsets_[N - 1];
+}
+
+// 1/2 (<P Sxx, P> - 2 <P, Syx> + ||Y||^2); leaves P Sxx in ws.product_sxx.
+double DeepLinearNetworkKernel::moment_loss(const double* P, Workspace& ws, const Moments& m) const {
+    const int64_t d0 = widths_.front(), dN = widths_.back();
+    gemm_nn(dN, d0, d0, 1.0, P, d0, m.sxx, d0, 0.0, ws.product_sxx.data(), d0);
+    const double quad = dot(ws.product_sxx.data(), P, dN * d0), cross = dot(P, m.syx, dN * d0);
+    ws.loss_scale = quad + 2.0 * std::fabs(cross) + m.yy;
+    return std::max(0.0, 0.5 * (quad - 2.0 * cross + m.yy));
+}
+
+double DeepLinearNetworkKernel::data_loss(const double* P, Workspace& ws) const {
+    const int64_t d0 = widths_.front(), dN = widths_.back();
+    ws.residual.resize(static_cast<size_t>(n_ * dN));
+    std::copy(Y_.begin(), Y_.end(), ws.residual.begin());
+    gemm_nt(n_, dN, d0, 1.0, X_.data(), d0, P, d0, -1.0, ws.residual.data(), dN);  // X P^T - Y
+    return 0.5 * dot(ws.residual.data(), ws.residual.data(), n_ * dN);
+}
+
+void DeepLinearNetworkKernel::product(const double* x, double* out, Workspace& ws) const {
+    const double* P = prefix_products(x, ws);
+    std::copy(P, P + widths_.back() * widths_.front(), out);
+}
+
+double DeepLinearNetworkKernel::moment_loss_and_grad(const double* w, double* g, Workspace& ws,
+                                                     const Moments& m) const {
+    const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
+    const double* P = prefix_products(w, ws);
+    const double loss = moment_loss(P, ws, m);
+    double* Q = ws.q0.data();
+    double* Qnext = ws.q1.data();
+    for (int64_t t = 0; t < dN * d0; ++t) Q[t] = ws.product_sxx[t] - m.syx[t];  // E = P Sxx - Syx
+    for (int64_t i = N; i >= 1; --i) {
+        const int64_t di = widths_[i], dp = widths_[i - 1];
+        double* gi = g + offsets_[i - 1];
+        if (i == 1) {
+            std::copy(Q, Q + di * d0, gi);  // A_0 = I
+        } else {
+            gemm_nt(di, dp, d0, 1.0, Q, d0, ws.prefix.data() + prefix_offsets_[i - 2], d0, 0.0, gi, dp);
+            gemm_tn(dp, d0, di, 1.0, w + offsets_[i - 1], dp, Q, d0, 0.0, Qnext, d0);  // W_i^T Q_i
+            std::swap(Q, Qnext);
+        }
+    }
+    return loss;
+}
+
+double DeepLinearNetworkKernel::exact_loss_and_grad(const double* x, double* g, Workspace& ws) const {
+    return moment_loss_and_grad(x, g, ws, full_moments());
+}
+
+double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, Workspace& ws,
+                                                   const StepContext& ctx) const {
+    const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back(), b = batch_;
+    const std::vector<NoiseTerm>& noise = *ctx.noise;
+    ws.acts.resize(static_cast<size_t>(act_offsets_.back()));
+    ws.index.resize(static_cast<size_t>(b));
+    // Minibatch: the first b entries of a partial Fisher-Yates shuffle driven by stream 0.
+    if (b < n_) {
+        std::vector<int64_t>& perm = ws.permutation;
+        perm.resize(static_cast<size_t>(n_));
+        std::iota(perm.begin(), perm.end(), 0);
+        RandomStream rng(ctx.seed, ctx.trajectory, static_cast<uint64_t>(ctx.step), 0u);
+        for (int64_t j = 0; j < b; ++j) {
+            int64_t r = j + static_cast<int64_t>(rng.uniform() * static_cast<double>(n_ - j));
+            r = std::min(r, n_ - 1);
+            std::swap(perm[j], perm[r]);
+            ws.index[j] = perm[j];
+        }
+    } else {
+        std::iota(ws.index.begin(), ws.index.end(), 0);
+    }
+    double* H0 = ws.acts.data();
+    ws.labels.resize(static_cast<size_t>(b * dN));
+    for (int64_t j = 0; j < b; ++j) {
+        const int64_t src = ws.index[j];
+        std::copy(X_.data() + src * d0, X_.data() + (src + 1) * d0, H0 + j * d0);
+        std::copy(Y_.data() + src * dN, Y_.data() + (src + 1) * dN, ws.labels.data() + j * dN);
+    }
+    bool dropout = false;
+    for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
+        const NoiseTerm& term = noise[term_index];
+        if (term.kind == NoiseKind::dropout) dropout = dropout || term.probability > 0.0;
+        if (term.kind != NoiseKind::input_gaussian && term.kind != NoiseKind::label_gaussian) continue;
+        const double s = term.scale_at(ctx.step);
+        if (s == 0.0) continue;
+        RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+        double* target = term.kind == NoiseKind::input_gaussian ? H0 : ws.labels.data();
+        const int64_t count = term.kind == NoiseKind::input_gaussian ? b * d0 : b * dN;
+        for (int64_t t = 0; t < count; ++t) target[t] += s * rng.normal();
+    }
+    const double scale = static_cast<double>(n_) / static_cast<double>(b);
+    if (!dropout) {
+        // No per-sample masks: the sample's own moments, scaled by n / b, feed the moment path.
+        ws.sample_sxx.resize(static_cast<size_t>(d0 * d0));
+        ws.sample_syx.resize(static_cast<size_t>(dN * d0));
+        gemm_tn(d0, d0, b, scale, H0, d0, H0, d0, 0.0, ws.sample_sxx.data(), d0);
+        gemm_tn(dN, d0, b, scale, ws.labels.data(), dN, H0, d0, 0.0, ws.sample_syx.data(), d0);
+        const double yy = scale * dot(ws.labels.data(), ws.labels.data(), b * dN);
+        return moment_loss_and_grad(w, g, ws, Moments{ws.sample_sxx.data(), ws.sample_syx.data(), yy});
+    }
+    // Unit dropout on the hidden layers 1..N-1: mask entries 0 or 1 / (1 - p), one per sample and unit.
+    ws.masks.assign(static_cast<size_t>(act_offsets_.back()), 1.0);
+    for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
+        const NoiseTerm& term = noise[term_index];
+        if (term.kind != NoiseKind::dropout || term.probability == 0.0) continue;
+        RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+        const double keep_scale = 1.0 / (1.0 - term.probability);
+        for (int64_t i = 1; i < N; ++i)
+            for (int64_t t = act_offsets_[i]; t < act_offsets_[i + 1]; ++t)
+                ws.masks[t] *= rng.uniform() < term.probability ? 0.0 : keep_scale;
+    }
+    for (int64_t i = 1; i <= N; ++i) {
+        const int64_t di = widths_[i], dp = widths_[i - 1];
+        double* Hi = ws.acts.data() + act_offsets_[i];
+        gemm_nt(b, di, dp, 1.0, ws.acts.data() + act_offsets_[i - 1], dp, w + offsets_[i - 1], dp, 0.0, Hi, di);
+        if (i < N)
+            for (int64_t t = 0; t < b * di; ++t) Hi[t] *= ws.masks[act_offsets_[i] + t];
+    }
+    // Residual and backward pass, the gradient scaled by n / b.
+    const int64_t dmax = *std::max_element(widths_.begin(), widths_.end());
+    ws.g0.resize(static_cast<size_t>(b * dmax));
+    ws.g1.resize(static_cast<size_t>(b * dmax));
+    double* G = ws.g0.data();
+    double* Gnext = ws.g1.data();
+    const double* HN = ws.acts.data() + act_offsets_[N];
+    double sum_sq = 0.0;
+    for (int64_t t = 0; t < b * dN; ++t) {
+        const double r = HN[t] - ws.labels[t];
+        sum_sq += r * r;
+        G[t] = scale * r;
+    }
+    for (int64_t i = N; i >= 1; --i) {
+        const int64_t di = widths_[i], dp = widths_[i - 1];
+        gemm_tn(di, dp, b, 1.0, G, di, ws.acts.data() + act_offsets_[i - 1], dp, 0.0, g + offsets_[i - 1], dp);
+        if (i > 1) {
+            gemm_nn(b, dp, di, 1.0, G, di, w + offsets_[i - 1], dp, 0.0, Gnext, dp);
+            for (int64_t t = 0; t < b * dp; ++t) Gnext[t] *= ws.masks[act_offsets_[i - 1] + t];
+            std::swap(G, Gnext);
+        }
+    }
+    return 0.5 * scale * sum_sq;
+}
+
+double DeepLinearNetworkKernel::loss_and_grad(const double* x, double* g, Workspace& ws,
+                                              const StepContext& ctx) const {
+    const std::vector<NoiseTerm>& noise = *ctx.noise;
+    bool weight_noise = false, dropconnect = false, data_path = batch_ < n_;
+    for (const NoiseTerm& term : noise) {
+        weight_noise = weight_noise || term.kind == NoiseKind::weight_additive || term.kind == NoiseKind::dropconnect;
+        dropconnect = dropconnect || term.kind == NoiseKind::dropconnect;
+        data_path = data_path || term.kind == NoiseKind::dropout || term.kind == NoiseKind::input_gaussian ||
+                    term.kind == NoiseKind::label_gaussian;
+    }
+    const double* w = x;
+    if (weight_noise) {
+        // Effective weights W~, built by the terms in order; the gradient flows back through the masks.
+        ws.weights.assign(x, x + state_size_);
+        if (dropconnect) ws.weight_scale.assign(static_cast<size_t>(state_size_), 1.0);
+        for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
+            const NoiseTerm& term = noise[term_index];
+            if (term.kind == NoiseKind::weight_additive) {
+                const double s = term.scale_at(ctx.step);
+                if (s == 0.0) continue;
+                RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+                for (int64_t t = 0; t < state_size_; ++t) ws.weights[t] += s * rng.normal();
+            } else if (term.kind == NoiseKind::dropconnect && term.probability > 0.0) {
+                RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+                const double keep_scale = 1.0 / (1.0 - term.probability);
+                for (int64_t t = 0; t < state_size_; ++t) {
+                    const double m = rng.uniform() < term.probability ? 0.0 : keep_scale;
+                    ws.weights[t] *= m;
+                    ws.weight_scale[t] *= m;
+                }
+            }
+        }
+        w = ws.weights.data();
+    }
+    ws.clean_moments = false;
+    const double loss =
+        data_path ? data_loss_and_grad(w, g, ws, ctx) : moment_loss_and_grad(w, g, ws, full_moments());
+    ws.clean_moments = !data_path && !weight_noise;
+    if (dropconnect)
+        for (int64_t t = 0; t < state_size_; ++t) g[t] *= ws.weight_scale[t];
+    return loss;
+}
+
+double DeepLinearNetworkKernel::observe(const double* x, double* out, Workspace& ws, double gradient_loss) const {
+    const int64_t N = layers(), d0 = widths_.front(), dN = widths_.back();
+    const bool reuse = std::isfinite(gradient_loss) && ws.clean_moments;
+    const double* P = reuse ? ws.prefix.data() + prefix_offsets_[N - 1] : prefix_products(x, ws);
+    double loss = reuse ? gradient_loss : moment_loss(P, ws, full_moments());
+    if (loss < 1e-6 * ws.loss_scale) loss = data_loss(P, ws);
+    ws.clean_moments = false;
+    int64_t o = 0;
+    const int64_t k = std::min(d0, dN);
+    if (groups_ & (product_singular_values | product_ranks)) {
+        ws.sv.resize(static_cast<size_t>(std::max<int64_t>(k, 1)));
+        jacobi_svd(dN, d0, P, ws.sv.data(), nullptr, nullptr, ws.svd_work);
+    }
+    if (groups_ & product_singular_values)
+        for (int64_t i = 0; i < k; ++i) out[o++] = ws.sv[i];
+    if (groups_ & product_ranks) {
+        const double* s = ws.sv.data();
+        double total = 0.0, total_sq = 0.0;
+        for (int64_t i = 0; i < k; ++i) {
+            total += s[i];
+            total_sq += s[i] * s[i];
+        }
+        double entropy = 0.0;
+        for (int64_t i = 0; i < k; ++i)
+            if (s[i] > 0.0 && total > 0.0) {
+                const double pk = s[i] / total;
+                entropy -= pk * std::log(pk);
+            }
+        out[o++] = static_cast<double>(tolerance_.rank(s, k, dN, d0));
+        out[o++] = total > 0.0 ? std::exp(entropy) : 0.0;
+        out[o++] = s[0] > 0.0 ? total_sq / (s[0] * s[0]) : 0.0;
+    }
+    if (groups_ & layer_ranks) {
+        for (int64_t i = 1; i <= N; ++i) {
+            const int64_t di = widths_[i], dp = widths_[i - 1], ki = std::min(di, dp);
+            ws.sv.resize(static_cast<size_t>(std::max(ki, k)));
+            jacobi_svd(di, dp, x + offsets_[i - 1], ws.sv.data(), nullptr, nullptr, ws.svd_work);
+            out[o++] = static_cast<double>(tolerance_.rank(ws.sv.data(), ki, di, dp));
+        }
+    }
+    if (groups_ & balancedness) {
+        for (int64_t j = 1; j < N; ++j) {
+            const int64_t dj = widths_[j], dnext = widths_[j + 1], dprev = widths_[j - 1];
+            ws.gram.resize(static_cast<size_t>(dj * dj));
+            const double* Wj = x + offsets_[j - 1];
+            const double* Wnext = x + offsets_[j];
+            gemm_tn(dj, dj, dnext, 1.0, Wnext, dj, Wnext, dj, 0.0, ws.gram.data(), dj);
+            gemm_nt(dj, dj, dprev, -1.0, Wj, dprev, Wj, dprev, 1.0, ws.gram.data(), dj);
+            out[o++] = std::sqrt(dot(ws.gram.data(), ws.gram.data(), dj * dj));
+        }
+    }
+    if (groups_ & subspace_dims) {
+        for (int64_t j = 1; j < N; ++j) {
+            // S_j = col(W_j) + row(W_{j+1}) = col [W_j, W_{j+1}^T]  (d_j x (d_{j-1} + d_{j+1})).
+            const int64_t dj = widths_[j], dnext = widths_[j + 1], dprev = widths_[j - 1], c = dprev + dnext;
+            ws.concat.resize(static_cast<size_t>(dj * c));
+            const double* Wj = x + offsets_[j - 1];
+            const double* Wnext = x + offsets_[j];
+            for (int64_t r = 0; r < dj; ++r) {
+                std::copy(Wj + r * dprev, Wj + (r + 1) * dprev, ws.concat.data() + r * c);
+                for (int64_t t = 0; t < dnext; ++t) ws.concat[r * c + dprev + t] = Wnext[t * dj + r];
+            }
+            const int64_t kj = std::min(dj, c);
+            ws.sv.resize(static_cast<size_t>(std::max(kj, k)));
+            jacobi_svd(dj, c, ws.concat.data(), ws.sv.data(), nullptr, nullptr, ws.svd_work);
+            out[o++] = static_cast<double>(tolerance_.rank(ws.sv.data(), kj, dj, c));
+        }
+    }
+    if (groups_ & optimum_distance) {
+        if (optimum_.empty()) {
+            out[o++] = std::numeric_limits<double>::quiet_NaN();
+        } else {
+            double d2 = 0.0;
+            for (int64_t t = 0; t < dN * d0; ++t) d2 += (P[t] - optimum_[t]) * (P[t] - optimum_[t]);
+            out[o++] = std::sqrt(d2);
+        }
+    }
+    return loss;
+}
+
+void DeepLinearNetworkKernel::post_step(double* x, Workspace& ws, const StepContext& ctx) const {
+    const std::vector<NoiseTerm>& noise = *ctx.noise;
+    const int64_t N = layers();
+    for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
+        const NoiseTerm& term = noise[term_index];
+        if (term.kind != NoiseKind::singular_value_imputation) continue;
+        RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
+        RankTolerance rule = tolerance_;
+        if (term.threshold > 0.0) rule.atol = term.threshold;
+        for (int64_t i = 1; i <= N; ++i) {
+            const int64_t di = widths_[i], dp = widths_[i - 1], ki = std::min(di, dp);
+            double* W = x + offsets_[i - 1];
+            ws.sv.resize(static_cast<size_t>(ki));
+            // The rank test needs values only (QR-preconditioned, cheap); vectors only for deficient layers.
+            jacobi_svd(di, dp, W, ws.sv.data(), nullptr, nullptr, ws.svd_work);
+            if (rule.rank(ws.sv.data(), ki, di, dp) >= ki) continue;
+            ws.u.resize(static_cast<size_t>(di * ki));
+            ws.v.resize(static_cast<size_t>(dp * ki));
+            jacobi_svd(di, dp, W, ws.sv.data(), ws.u.data(), ws.v.data(), ws.svd_work);
+            const int64_t r = rule.rank(ws.sv.data(), ki, di, dp);
+            if (r >= ki) continue;
+            // Paper B's rule: s_{r+1} <- a fresh draw; if |draw| < s_r, s_{r+1} <- s_r + jitter.
+            double value = term.scale * rng.normal();
+            const double jitter = term.jitter * rng.normal();
+            if (r > 0 && std::fabs(value) < ws.sv[r - 1]) value = ws.sv[r - 1] + jitter;
+            const double delta = value - ws.sv[r];
+            for (int64_t a = 0; a < di; ++a) {
+                const double ua = delta * ws.u[a * ki + r];
+                for (int64_t c = 0; c < dp; ++c) W[a * dp + c] += ua * ws.v[c * ki + r];
+            }
+        }
+    }
+}
+
+}  // namespace trajcore
