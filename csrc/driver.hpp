@@ -91,12 +91,8 @@ double observe(const Problem& problem, const double* x, double* out, typename Pr
         return problem.observe(x, out, ws);
 }
 
-// The most OpenMP threads one call may ask for: beyond what the system can create, libgomp
-// crashes instead of failing, so every parallel entry point goes through resolve_threads.
-constexpr int max_run_threads = 1024;
-
 inline int resolve_threads(int requested) {
-    require(requested <= max_run_threads, "n_threads: expected at most 1024 threads");
+    require_thread_count(requested);
 #ifdef TRAJCORE_OPENMP
     return requested > 0 ? requested : omp_get_max_threads();
 #else

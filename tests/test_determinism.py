@@ -26,6 +26,9 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
     "smf_factored": lambda: tc.SymmetricMatrixFactorization.planted(d=9, rank=3, seed=0),
     "smf_dense": lambda: tc.SymmetricMatrixFactorization.planted(d=7, rank=2, seed=1, dense=True),
     "amf_dense": lambda: tc.AsymmetricMatrixFactorization(np.random.default_rng(2).standard_normal((6, 5))),
+    "ostd": lambda: tc.OrthogonalTensorDecomposition.planted(d=5, order=3, rank=2, seed=6),
+    "ostd_packed": lambda: tc.OrthogonalTensorDecomposition.planted(d=4, order=4, rank=2, storage="packed", seed=7),
+    "dln_minibatch": lambda: tc.DeepLinearNetwork.planted([4, 5, 3], n=24, rank=2, seed=8, batch_size=8),
     "amf_factored": lambda: tc.AsymmetricMatrixFactorization(
         A=np.linalg.qr(np.random.default_rng(3).standard_normal((6, 2)))[0],
         s=np.array([2.0, 1.0]),
@@ -41,11 +44,30 @@ NOISES: dict[str, Any] = {
     "langevin": tc.Langevin(beta=1e4),
     "perturbed_gd": tc.PerturbedGD(radius=0.02, threshold=1e3, interval=7),
     "combined": [tc.GradientNoise(0.02), tc.Langevin(beta=1e5), tc.PerturbedGD(0.01, 1e3, 11)],
+    "annealed": tc.noise.AnnealedGradientNoise(0.05),
+    "imputation": tc.noise.SingularValueImputation(scale=1.0, jitter=1e-2),
+    "weight": tc.noise.WeightNoise(0.05),
+    "dropconnect": tc.noise.DropConnect(0.2),
+    "dropout": tc.noise.Dropout(0.2),
+    "input": tc.noise.InputNoise(0.1),
+    "label": tc.noise.LabelNoise(0.1),
+    "model_combined": [tc.noise.Dropout(0.1), tc.noise.LabelNoise(0.05), tc.GradientNoise(0.01)],
 }
 
 
+def _specs(noise: Any) -> list[NoiseSpec]:
+    return [] if noise is None else list(noise) if isinstance(noise, list) else [noise]
+
+
 def _cases() -> list[tuple[str, str]]:
-    return [(p, n) for p in PROBLEMS for n in NOISES]
+    """Every problem with every noise spec it supports (model-level noise only where implemented)."""
+    problems = {name: factory() for name, factory in PROBLEMS.items()}
+    return [
+        (p, n)
+        for p, problem in problems.items()
+        for n, noise in NOISES.items()
+        if all(spec.acts_on_parameters or spec.kind in problem.model_noise for spec in _specs(noise))
+    ]
 
 
 def _run(problem_name: str, noise_name: str, n_threads: int, batch: slice = slice(0, 6)) -> tc.Trajectory:
@@ -140,5 +162,5 @@ def test_every_problem_and_noise_spec_is_covered() -> None:
     covered = {type(factory()) for factory in PROBLEMS.values()}
     assert problems <= covered, f"problems without a determinism case: {problems - covered}"
     specs = {c for c in vars(tc.noise).values() if inspect.isclass(c) and issubclass(c, NoiseSpec)} - {NoiseSpec}
-    used = {type(s) for v in NOISES.values() for s in ([] if v is None else v if isinstance(v, list) else [v])}
+    used = {type(spec) for p, n in _cases() for spec in _specs(NOISES[n])}  # run with at least one problem
     assert specs <= used, f"noise specs without a determinism case: {specs - used}"

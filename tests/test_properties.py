@@ -462,10 +462,50 @@ def amf_case(draw: Any) -> Case:
     return Case(kernel, loss_grad, observe, 1.0 + float(np.sum(M * M)))
 
 
+def _kernel_reference(kernel: Any, scale: float) -> Case:
+    """A case whose per-point loss, gradient and observables come from the kernel's own single-point
+    bindings (loss_and_grad, observe): the driver's arithmetic around them is what is checked."""
+
+    def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = kernel.loss_and_grad(np.ascontiguousarray(x))
+        return float(loss), np.asarray(grad).ravel()
+
+    def observe(x: np.ndarray) -> np.ndarray:
+        return np.asarray(kernel.observe(np.ascontiguousarray(x))[1])
+
+    return Case(kernel, loss_grad, observe, scale)
+
+
+@st.composite
+def ostd_case(draw: Any) -> Case:
+    d, order, w, q = draw(st.integers(1, 4)), draw(st.integers(2, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
+    r = draw(st.integers(1, d))
+    Z = _orthonormal_columns(draw(real_arrays((d, r), -1, 1)))
+    c = draw(real_arrays((r,), 0.1, 2))
+    tensor = _core.SymmetricTensorCore.from_factors(Z, c, order)
+    tensor = draw(st.sampled_from([tensor, tensor.as_dense(), tensor.as_packed()]))
+    kernel = _core.OrthogonalTensorDecompositionKernel(tensor, w, draw(real_arrays((d, q), -1, 1)), draw(st.booleans()))
+    return _kernel_reference(kernel, 1.0 + float(np.sum(c**2)))
+
+
+@st.composite
+def dln_case(draw: Any) -> Case:
+    widths = draw(st.lists(st.integers(1, 3), min_size=2, max_size=4))
+    n = draw(st.integers(1, 4))
+    X, Y = draw(real_arrays((n, widths[0]))), draw(real_arrays((n, widths[-1])))
+    groups = draw(st.integers(0, 63))
+    optimum = draw(real_arrays((widths[-1], widths[0])))
+    # Full batches: the driver's gradient is then the exact one the single-point binding computes.
+    kernel = _core.DeepLinearNetworkKernel(widths, X, Y, n, 1e-8, 0.0, groups, optimum)
+    return _kernel_reference(kernel, 1.0 + float(np.sum(Y**2)) + float(np.sum(X**2)))
+
+
 #: every problem kernel of _core and the strategy building it (extend when a problem lands)
 KERNEL_CASES = {
     "SymmetricMatrixFactorizationKernel": smf_case(),
     "AsymmetricMatrixFactorizationKernel": amf_case(),
+    "OrthogonalTensorDecompositionKernel": ostd_case(),
+    "DeepLinearNetworkKernel": dln_case(),
 }
 any_case = st.one_of(*KERNEL_CASES.values())
 
@@ -837,8 +877,43 @@ def test_kernel_losses(data: Any) -> None:
     np.testing.assert_allclose(out, np.asarray(expected).reshape(-1), rtol=1e-9, atol=1e-12 * case.scale**2)
 
 
+@given(st.data())
+def test_single_point_kernel_bindings(data: Any) -> None:
+    """``loss_and_grad(x)`` / ``observe(x)``: any layout or real dtype of the right size gives the same
+    result as a C-ordered float64 copy, the gradient matches central differences of the loss, and
+    anything else is a clear error."""
+    case = data.draw(
+        st.one_of(KERNEL_CASES["OrthogonalTensorDecompositionKernel"], KERNEL_CASES["DeepLinearNetworkKernel"])
+    )
+    kernel = case.kernel
+    x = data.draw(real_arrays((case.n,), -1, 1))
+    if data.draw(st.booleans()):
+        x = _corrupt(data.draw, x)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss, grad = kernel.loss_and_grad(x)
+            observed_loss, observables = kernel.observe(x)
+    except CLEAR_ERRORS:
+        assert not (isinstance(x, np.ndarray) and x.size == case.n and x.dtype.kind in "biuf" and x.ndim == 1)
+        return
+    flat = np.asarray(x).real.astype(np.float64).ravel()
+    loss2, grad2 = kernel.loss_and_grad(np.ascontiguousarray(flat))
+    assert loss == loss2 and np.array_equal(grad, grad2)
+    assert np.asarray(observables).shape == (case.K,)
+    np.testing.assert_allclose(observed_loss, loss, rtol=1e-9, atol=1e-12 * case.scale**2)
+    h = 1e-6
+    for i in range(min(case.n, 4)):
+        step = np.zeros(case.n)
+        step[i] = h
+        fd = (kernel.loss_and_grad(flat + step)[0] - kernel.loss_and_grad(flat - step)[0]) / (2 * h)
+        assert fd == pytest.approx(grad[i], rel=1e-4, abs=1e-6 * case.scale**2)
+
+
 #: the methods and properties every problem kernel binds (bind_run_chunk), all fuzzed above
 KERNEL_MEMBERS = {"run_chunk", "losses", "state_size", "n_observables"}
+#: single-point bindings some kernels add (fuzzed by test_single_point_kernel_bindings)
+SINGLE_POINT = {"loss_and_grad", "observe"}
 
 
 def test_every_kernel_binding_is_fuzzed() -> None:
@@ -847,9 +922,12 @@ def test_every_kernel_binding_is_fuzzed() -> None:
     assert kernels == set(KERNEL_CASES), f"kernels without a property strategy: {kernels - set(KERNEL_CASES)}"
     for name in kernels:
         members = {m for m in dir(getattr(_core, name)) if not m.startswith("_")}
-        assert members == KERNEL_MEMBERS, f"{name}: members without a property test: {members - KERNEL_MEMBERS}"
+        known = KERNEL_MEMBERS | SINGLE_POINT
+        assert KERNEL_MEMBERS <= members <= known, f"{name}: members without a property test: {members - known}"
     functions = {m for m in dir(_core) if not m.startswith("_") and m not in kernels}
     fuzzed = {"build_info", "register_blas_dgemm", "normal_draws", "NoiseKind", "NoiseTerm", "scipy_dgemm_signature"}
+    fuzzed |= {"uniform_draws", "jacobi_svd", "project", "project_per_output", "project_into"}
+    fuzzed |= {"packed_size", "packed_multiplicities", "dense_asymmetry", "SymmetricTensorCore"}
     assert functions == fuzzed, f"_core bindings without a property test: {functions - fuzzed}"
 
 
@@ -1166,3 +1244,167 @@ def test_plots_validate_their_inputs(data: Any) -> None:
         assert str(err).split(":")[0] in ("trajectory", "which", "labels", "measured", "predicted", "x")
     finally:
         plt.close("all")
+
+
+# -- free functions of the core added with the tensor, network and projection families ------------
+
+
+def _reference_uniforms(seed: int, trajectory: int, step: int, stream: int, count: int) -> np.ndarray:
+    key = [seed & 0xFFFFFFFF, seed >> 32]
+    bits = step & 0xFFFFFFFFFFFFFFFF
+    fixed = [bits & 0xFFFFFFFF, ((bits >> 32) & 0xFFFF) | ((stream << 16) & 0xFFFFFFFF), trajectory & 0xFFFFFFFF]
+    words: list[int] = []
+    block = 0
+    while len(words) < 2 * count:
+        words += _philox4x32([block, *fixed], key)
+        block += 1
+    return np.array([(((words[2 * i] >> 5) << 26 | (words[2 * i + 1] >> 6)) + 0.5) / 2**53 for i in range(count)])
+
+
+@given(_U64, _U64, st.integers(-(2**63), 2**63 - 1), st.integers(0, 2**32 - 1), st.integers(-3, 9))
+def test_uniform_draws_match_philox_reference(seed: int, trajectory: int, step: int, stream: int, count: int) -> None:
+    try:
+        draws = _core.uniform_draws(seed, trajectory, step, stream, count)
+    except CLEAR_ERRORS:
+        assert not (0 <= seed < 2**64 and 0 <= trajectory < 2**64 and count >= 0)
+        return
+    np.testing.assert_array_equal(draws, _reference_uniforms(seed, trajectory, step, stream, count))
+    assert np.all((draws > 0) & (draws < 1))
+
+
+@given(any_array(max_dims=3, max_side=5), st.booleans())
+def test_jacobi_svd(A: Any, vectors: bool) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = _core.jacobi_svd(A, vectors)
+    except CLEAR_ERRORS:
+        assert not (A.ndim == 2 and A.size > 0 and A.dtype.kind in "biufc")
+        return
+    M = np.asarray(A).real.astype(np.float64)
+    s = out[1] if vectors else out
+    if not np.all(np.isfinite(M)) or np.max(np.abs(M)) > 1e150 or not np.all(np.isfinite(s)):
+        assert s.shape == (min(M.shape),)  # extreme input: a result of the right shape, never a hang
+        return
+    np.testing.assert_allclose(
+        np.sort(s)[::-1], np.linalg.svd(M, compute_uv=False), rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(M))))
+    )
+    if vectors:
+        U, _, V = out
+        np.testing.assert_allclose((U * s) @ V.T, M, rtol=1e-9, atol=1e-11 * max(1.0, float(np.max(np.abs(M)))))
+
+
+@given(
+    any_array(max_dims=3, max_side=4),
+    any_array(max_dims=3, max_side=4),
+    _ANY_FLOAT,
+    st.sampled_from([-1, 0, 1, 2, 1024, 1025, 2**31 - 1]),
+)
+def test_projections(snapshots: Any, basis: Any, scale: float, n_threads: int) -> None:
+    S, Bm = np.asarray(snapshots).real, np.asarray(basis).real
+    real = S.dtype.kind in "biufc" and Bm.dtype.kind in "biufc"
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for name, ok, reference in (
+            (
+                "project",
+                S.ndim == 2 and Bm.ndim == 2 and Bm.shape[0] == S.shape[-1],
+                lambda: scale * (S.astype(float) @ Bm.astype(float)),
+            ),
+            (
+                "project_per_output",
+                S.ndim == 3 and Bm.ndim == 2 and Bm.shape[0] == S.shape[1],
+                lambda: scale * np.einsum("tnc,nk->tck", S.astype(float), Bm.astype(float)),
+            ),
+        ):
+            valid = real and ok and 1 <= n_threads <= 1024
+            try:
+                out = getattr(_core, name)(snapshots, basis, scale, n_threads)
+            except CLEAR_ERRORS:
+                assert not valid
+                continue
+            assert valid
+            expected = reference()
+            finite = np.isfinite(expected) & (np.abs(expected) < 1e250)
+            np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-9, atol=1e-300)
+        out = np.zeros((3, Bm.shape[1] if Bm.ndim == 2 else 1))
+        row = 1
+        try:
+            _core.project_into(S.ravel() if S.ndim else S, basis, scale, out, row)
+        except CLEAR_ERRORS:
+            assert not (real and Bm.ndim == 2 and S.size == Bm.shape[0])
+            return
+        expected = scale * (S.astype(float).ravel() @ Bm.astype(float))
+        finite = np.isfinite(expected) & (np.abs(expected) < 1e250)
+        np.testing.assert_allclose(out[row][finite], expected[finite], rtol=1e-9, atol=1e-300)
+        assert not np.any(out[[0, 2]])  # only the requested row is written
+
+
+def _reference_dense(Z: np.ndarray, c: np.ndarray, order: int) -> np.ndarray:
+    T = np.zeros((Z.shape[0],) * order)
+    for k in range(Z.shape[1]):
+        outer = Z[:, k]
+        for _ in range(order - 1):
+            outer = np.multiply.outer(outer, Z[:, k])
+        T += c[k] * outer
+    return T
+
+
+@given(st.integers(-1, 4), st.integers(-1, 11), st.data())
+def test_symmetric_tensor_core(d: int, order: int, data: Any) -> None:
+    try:
+        size = _core.packed_size(d, order)
+    except CLEAR_ERRORS:
+        assert not (d >= 1 and 2 <= order <= 10)
+        return
+    assert size == math.comb(d + order - 1, order)
+    multiplicities = _core.packed_multiplicities(d, order)
+    assert multiplicities.shape == (size,) and multiplicities.sum() == d**order
+    if d**order > 4096:
+        return
+    r = data.draw(st.integers(1, 3))
+    Z, c = data.draw(real_arrays((d, r), -1, 1)), data.draw(real_arrays((r,)))
+    dense = _reference_dense(Z, c, order)
+    tensor = _core.SymmetricTensorCore.from_factors(Z, c, order)
+    np.testing.assert_allclose(tensor.to_dense(), dense.ravel(), rtol=1e-12, atol=1e-12)
+    assert (tensor.dim, tensor.order, tensor.storage) == (d, order, "factored")
+    assert tensor.norm_squared == pytest.approx(float(np.sum(dense**2)), rel=1e-9, abs=1e-12)
+    packed = tensor.to_packed()
+    assert _core.dense_asymmetry(dense.ravel(), d, order) <= 1e-12
+    for other in (tensor.as_dense(), tensor.as_packed(), _core.SymmetricTensorCore.from_packed(packed, d, order)):
+        np.testing.assert_allclose(other.to_dense(), dense.ravel(), rtol=1e-12, atol=1e-12)
+    U = data.draw(any_array(max_dims=3, max_side=4))
+    n_threads = data.draw(st.sampled_from([1, 2, 1025]))
+    for t in (tensor, tensor.as_packed()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                G, F = t.contract(U, n_threads), t.full_contract(U, n_threads)
+        except CLEAR_ERRORS:
+            assert not (U.ndim == 2 and U.shape[0] == d and U.dtype.kind in "biufc" and n_threads <= 1024)
+            continue
+        Uf = np.asarray(U).real.astype(np.float64)
+        if not np.all(np.isfinite(Uf)) or np.max(np.abs(Uf), initial=0) > 1e30:
+            continue
+        expected = np.zeros((d, Uf.shape[1]))
+        for j in range(Uf.shape[1]):
+            expected[:, j] = _contract_all_but_one(dense, Uf[:, j])
+        np.testing.assert_allclose(G, expected.reshape(d, -1), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(F, np.einsum("dj,dj->j", expected.reshape(d, -1), Uf), rtol=1e-9, atol=1e-9)
+    junk = data.draw(any_array(max_dims=2))
+    for build in ("from_dense", "from_packed"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                getattr(_core.SymmetricTensorCore, build)(junk, d, order)
+        except CLEAR_ERRORS:
+            continue
+        assert junk.size == (d**order if build == "from_dense" else size)
+
+
+def _contract_all_but_one(T: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """T(u, ..., u, .) for a dense symmetric T."""
+    out = T
+    while out.ndim > 1:
+        out = out @ u
+    return out
