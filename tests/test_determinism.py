@@ -45,7 +45,7 @@ NOISES: dict[str, Any] = {
     "perturbed_gd": tc.PerturbedGD(radius=0.02, threshold=1e3, interval=7),
     "combined": [tc.GradientNoise(0.02), tc.Langevin(beta=1e5), tc.PerturbedGD(0.01, 1e3, 11)],
     "annealed": tc.noise.AnnealedGradientNoise(0.05),
-    "imputation": tc.noise.SingularValueImputation(scale=1.0, jitter=1e-2),
+    "imputation": tc.noise.SingularValueImputation(scale=1.0, jitter=1e-2, threshold=0.2),  # small layers impute
     "weight": tc.noise.WeightNoise(0.05),
     "dropconnect": tc.noise.DropConnect(0.2),
     "dropout": tc.noise.Dropout(0.2),
@@ -76,7 +76,7 @@ def _run(problem_name: str, noise_name: str, n_threads: int, batch: slice = slic
     return tc.run(
         problem,
         init,
-        lr=0.03,
+        lr=0.005 if isinstance(problem, tc.DeepLinearNetwork) else 0.03,  # its loss sums over samples
         steps=60,
         noise=NOISES[noise_name],
         seed=12345,
