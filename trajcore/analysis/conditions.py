@@ -44,9 +44,7 @@ class GradientDominance:
     gradient_norms: np.ndarray
 
 
-def fit_gradient_dominance(
-    coefficients: Any, gradient_norms: Any, floor: float = 1e-300
-) -> GradientDominance:
+def fit_gradient_dominance(coefficients: Any, gradient_norms: Any, floor: float = 1e-300) -> GradientDominance:
     """Least-squares power-law fit per column of ``coefficients (T, K)`` against ``gradient_norms (T, K)``.
 
     Points with ``|beta| <= floor`` or a zero gradient are left out (their logarithm is undefined).
