@@ -91,12 +91,16 @@ double observe(const Problem& problem, const double* x, double* out, typename Pr
         return problem.observe(x, out, ws);
 }
 
-inline int resolve_threads(int requested) {
+// Threads for a batch of `batch` trajectories: never more than trajectories, so a single run does not
+// start an idle team whose spinning slows it down.
+inline int resolve_threads(int requested, int64_t batch) {
     require_thread_count(requested);
 #ifdef TRAJCORE_OPENMP
-    return requested > 0 ? requested : omp_get_max_threads();
+    const int64_t wanted = requested > 0 ? requested : omp_get_max_threads();
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, batch)));
 #else
     (void)requested;
+    (void)batch;
     return 1;
 #endif
 }
@@ -162,7 +166,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
 
     std::exception_ptr error;
     std::mutex error_mutex;
-    const int threads = resolve_threads(spec.n_threads);
+    const int threads = resolve_threads(spec.n_threads, state.batch);
     (void)threads;
 
 #ifdef TRAJCORE_OPENMP
@@ -225,7 +229,7 @@ void evaluate_losses(const Problem& problem, const double* x, int64_t batch, dou
     const int64_t n = problem.state_size();
     std::exception_ptr error;
     std::mutex error_mutex;
-    const int threads = resolve_threads(n_threads);
+    const int threads = resolve_threads(n_threads, batch);
     (void)threads;
 #ifdef TRAJCORE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)

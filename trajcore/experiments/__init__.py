@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get"]
+__all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get", "save_figure"]
 
 # Modules that define experiments (each registers on import).
 _MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
@@ -64,6 +64,22 @@ class Experiment:
 
 
 _REGISTRY: dict[str, Experiment] = {}
+
+
+def save_figure(
+    out_dir: Path | None, name: str, draw: Callable[[Any], Any], figures: list[str], figsize: tuple = (6.0, 4.0)
+) -> None:
+    """Draw with ``draw(ax)`` on a fresh figure and save it as ``out_dir / name`` (appending ``name``
+    to ``figures``); nothing happens without an ``out_dir``. The figure is not registered with pyplot,
+    so experiments can run in threads and leave no open windows behind."""
+    if out_dir is None:
+        return
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    draw(fig.subplots())
+    fig.savefig(out_dir / name, dpi=110)
+    figures.append(name)
 
 
 def experiment(

@@ -31,20 +31,13 @@ from ..noise import (
     SingularValueImputation,
     WeightNoise,
 )
-from . import ExperimentResult, experiment
+from . import ExperimentResult, experiment, save_figure
 
 __all__ = ["DLNReference", "DLNNoiseComparison"]
 
 
-def _figure(out_dir: Path | None, name: str, draw: Any, figures: list[str], figsize=(6.5, 4.5)) -> None:
-    if out_dir is None:
-        return
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    draw(fig.subplots())
-    fig.savefig(out_dir / name, dpi=110)
-    figures.append(name)
+def _dln_figure(out_dir: Path | None, name: str, draw: Any, figures: list[str]) -> None:
+    save_figure(out_dir, name, draw, figures, figsize=(6.5, 4.5))
 
 
 def _mse_factor(problem: DeepLinearNetwork) -> float:
@@ -137,21 +130,21 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
     }
     figures: list[str] = []
     first = {"GD": gd[0], "singular-value imputation": noisy[0]}
-    _figure(out_dir, "dln_reference_rank.png", lambda ax: product_rank(problem, first, ax=ax), figures)
-    _figure(
+    _dln_figure(out_dir, "dln_reference_rank.png", lambda ax: product_rank(problem, first, ax=ax), figures)
+    _dln_figure(
         out_dir,
         "dln_reference_rank_atol.png",
         lambda ax: product_rank(problem, first, ax=ax, atol=cfg.script_atol),
         figures,
     )
-    _figure(out_dir, "dln_reference_loss.png", lambda ax: loss_curves(first, ax=ax), figures)
-    _figure(
+    _dln_figure(out_dir, "dln_reference_loss.png", lambda ax: loss_curves(first, ax=ax), figures)
+    _dln_figure(
         out_dir,
         "dln_reference_gd_spectrum.png",
         lambda ax: product_singular_values(problem, gd[0], ax=ax),
         figures,
     )
-    _figure(
+    _dln_figure(
         out_dir,
         "dln_reference_imputation_spectrum.png",
         lambda ax: product_singular_values(problem, noisy[0], ax=ax),
@@ -401,14 +394,14 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
     figures: list[str] = []
     first_ref = {name: t[0] for name, t in ref_trajs.items()}
     first_pl = {name: t[0] for name, t in pl_trajs.items()}
-    _figure(out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures)
-    _figure(
+    _dln_figure(out_dir, "dln_noise_rank_reference.png", lambda ax: product_rank(reference, first_ref, ax=ax), figures)
+    _dln_figure(
         out_dir,
         "dln_noise_effective_rank_planted.png",
         lambda ax: product_rank(planted, first_pl, ax=ax, measure="effective"),
         figures,
     )
-    _figure(
+    _dln_figure(
         out_dir,
         "dln_noise_loss_planted.png",
         lambda ax: loss_curves(first_pl, ax=ax, optimal_loss=planted.optimal_loss, logy=True),

@@ -12,21 +12,9 @@ from .. import analysis
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
-from . import ExperimentResult, experiment
+from . import ExperimentResult, experiment, save_figure
 
 __all__ = ["SMFReference", "AMFReference", "SMFScaling"]
-
-
-def _figure(out_dir: Path | None, name: str, draw: Any, figures: list[str], figsize=(6.0, 4.0)) -> None:
-    """Draw with ``draw(ax)`` on a fresh (pyplot-free) figure and save ``name`` into ``out_dir``."""
-    if out_dir is None:
-        return
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    draw(fig.subplots())
-    fig.savefig(out_dir / name, dpi=110)
-    figures.append(name)
 
 
 def _inits(shape: tuple[int, ...], alpha: float, seeds: tuple[int, ...]) -> np.ndarray:
@@ -97,13 +85,13 @@ def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
         f"learning times within {cfg.tolerance:.0%} of prediction": bool(np.nanmax(deviation) <= cfg.tolerance),
     }
     figures: list[str] = []
-    _figure(
+    save_figure(
         out_dir,
         "smf_coefficients.png",
         lambda ax: (coefficients(traj[0], ax=ax, targets=sigma), ax.set_title("SMF: beta_ii(t), seed 0")),
         figures,
     )
-    _figure(
+    save_figure(
         out_dir,
         "smf_learning_times.png",
         lambda ax: learning_times(measured, predicted, ax=ax, labels=[f"sigma={s:g}" for s in sigma]),
@@ -181,7 +169,7 @@ def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
         if not gentle[k] and np.min(index[:, k]) < 0.99
     ]
     figures: list[str] = []
-    _figure(
+    save_figure(
         out_dir,
         "amf_coefficients.png",
         lambda ax: (coefficients(traj[0], ax=ax, targets=s), ax.set_title("AMF: a_i^T X Y^T b_i, seed 0")),
@@ -281,13 +269,13 @@ def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
         ),
     }
     figures: list[str] = []
-    _figure(
+    save_figure(
         out_dir,
         "smf_time_vs_alpha.png",
         lambda ax: scaling(log_inv_alpha, by_alpha, pred_alpha, xlabel="log(1/alpha)", ax=ax),
         figures,
     )
-    _figure(
+    save_figure(
         out_dir,
         "smf_time_vs_sigma.png",
         lambda ax: scaling(cfg.sigmas, by_sigma, pred_sigma, xlabel="sigma", ax=ax, logx=True),
@@ -301,7 +289,7 @@ def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
         ax.set_ylabel(f"iterations to ||UU^T - M|| <= {cfg.eps:g}")
         ax.legend(fontsize="small")
 
-    _figure(out_dir, "smf_iterations_vs_bound.png", draw_bound, figures)
+    save_figure(out_dir, "smf_iterations_vs_bound.png", draw_bound, figures)
     notes = [
         f"Rank-1 targets, d = {cfg.d}, r' = {cfg.width}, eta = {cfg.lr}; measured over seeds {list(cfg.seeds)}.",
         f"Iterations to eps = {cfg.eps:g} compared with the bound only where alpha^2 r' <= eps "

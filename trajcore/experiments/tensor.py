@@ -12,8 +12,7 @@ from .. import analysis
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..tensor import OrthogonalTensorDecomposition
-from . import ExperimentResult, experiment
-from .matrix_factorization import _figure
+from . import ExperimentResult, experiment, save_figure
 
 __all__ = ["OSTDReference", "OSTDEscapeScaling"]
 
@@ -131,7 +130,7 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
     figures: list[str] = []
     levels0 = analysis.predicted_plateau_levels(c, orders[0])
     plateaus0 = analysis.detect_plateaus(traj.steps, error[0], relative_change=1e-3, min_records=10)
-    _figure(
+    save_figure(
         out_dir,
         "ostd_coefficients.png",
         lambda ax: (
@@ -140,7 +139,7 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         ),
         figures,
     )
-    _figure(
+    save_figure(
         out_dir,
         "ostd_error_staircase.png",
         lambda ax: (
@@ -220,7 +219,7 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
         "a' = 2 l eta c a^(l-1) because the last doubling of beta takes finite time.",
     ]
     figures: list[str] = []
-    _figure(
+    save_figure(
         out_dir,
         "ostd_escape_scaling.png",
         lambda ax: escape_scaling(alphas, measured, predicted, cfg.order, ax=ax),
