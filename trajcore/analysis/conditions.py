@@ -80,7 +80,7 @@ def _gradients_along(problem: Any, iterates: Any, pairs: Any) -> tuple[np.ndarra
         raise ValueError(f"pairs: {err}") from None
     grads = np.stack([problem.coefficient_gradients(U, pairs) for U in snaps])  # (T, K, *P)
     values = np.stack([problem.coefficients(U, pairs) for U in snaps])  # (T, K)
-    return values, grads.reshape(grads.shape[0], grads.shape[1], -1)
+    return values, grads.reshape(grads.shape[0], grads.shape[1], int(np.prod(grads.shape[2:])))  # K may be 0
 
 
 def gradient_dominance(problem: Any, iterates: Any, pairs: Any) -> GradientDominance:
