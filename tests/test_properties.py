@@ -1170,7 +1170,8 @@ def test_gradient_conditions(problem: Any, data: Any) -> None:
     )
     if diagonal:
         np.testing.assert_allclose(fit.gradient_norms, 2 * np.sqrt(fit.coefficients), rtol=1e-9, atol=1e-12)
-        fitted = ~np.isnan(fit.gamma)
+        # a slope is exact only where every beta is well above rounding (tiny ones carry relative noise)
+        fitted = ~np.isnan(fit.gamma) & np.all(fit.coefficients > 1e-8, axis=0)
         np.testing.assert_allclose(fit.gamma[fitted], 0.5, atol=1e-6)
         np.testing.assert_allclose(fit.C[fitted], 2.0, rtol=1e-5)
 
