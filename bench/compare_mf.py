@@ -10,23 +10,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from harness import Report, dgemm_rate, median_time
+from harness import Report, dgemm_rate, jax_x64, median_time
 
 import trajcore as tc
 
 SECTION = "matrix-fact"
-
-
-def _jax():
-    try:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        import jax.numpy as jnp
-
-        return jax, jnp
-    except ImportError:
-        return None, None
 
 
 def numpy_reference_loop(V, sigma, U0, lr, steps):
@@ -43,7 +31,7 @@ def numpy_reference_loop(V, sigma, U0, lr, steps):
 
 
 def compare(report: Report) -> None:
-    jax, jnp = _jax()
+    jax, jnp = jax_x64()
     threads = os.cpu_count() or 1
 
     # 1. Reference setting, one trajectory, signal coefficients every step.
@@ -94,7 +82,7 @@ def _factored_step_time(d: int, steps: int = 50) -> float:
 
 def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int) -> None:
     """Dense target batch against NumPy and JAX in the best algebraic batched form."""
-    jax, jnp = _jax()
+    jax, jnp = jax_x64()
     case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
     problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
     U0 = tc.small_init((B, d, w), 0.01, seed=1)

@@ -14,23 +14,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from harness import Report, median_time
+from harness import Report, jax_x64, median_time
 
 import trajcore as tc
 
 SECTION = "tensor"
-
-
-def _jax():
-    try:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        import jax.numpy as jnp
-
-        return jax, jnp
-    except ImportError:
-        return None, None
 
 
 def numpy_gram_loop(Z, c, U0, order, lr, steps, every=1000):
@@ -52,7 +40,7 @@ def numpy_gram_loop(Z, c, U0, order, lr, steps, every=1000):
 
 
 def compare(report: Report) -> None:
-    jax, jnp = _jax()
+    jax, jnp = jax_x64()
     from threadpoolctl import threadpool_limits
 
     # 1. Reference setting: l = 4, d = 10, r = 4, m = 10, c = (10, 5, 3, 1), alpha = 2e-2, eta = 1e-3.

@@ -110,6 +110,19 @@ class Report:
             json.dump(data, fh, indent=2, default=float)
 
 
+def jax_x64() -> tuple[Any, Any]:
+    """``(jax, jax.numpy)`` with float64 enabled, or ``(None, None)`` when JAX is not installed."""
+    try:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        return jax, jnp
+    except ImportError:
+        return None, None
+
+
 def dgemm_rate(threads: int, n: int = 1500) -> float:
     """This machine's measured DGEMM rate in FLOP/s (NumPy's BLAS, ``threads`` threads, n x n)."""
     from threadpoolctl import threadpool_limits

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace trajcore::linalg {
 
@@ -102,11 +104,12 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
              int64_t ldb, double beta, double* C, int64_t ldc) {
     if (m == 0 || n == 0) return;
     if (try_blas('N', 'T', m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) {
-            double s = dot(k, A + i * lda, B + j * ldb);
-            C[i * ldc + j] = (beta == 0.0 ? 0.0 : beta * C[i * ldc + j]) + alpha * s;
-        }
+    // B^T into a per-thread buffer (O(n k) moves) so the product runs in the vector kernel.
+    thread_local std::vector<double> transposed;
+    transposed.resize(static_cast<std::size_t>(n * k));
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t p = 0; p < k; ++p) transposed[p * n + j] = B[j * ldb + p];
+    dispatch().gemm(m, n, k, alpha, A, lda, 1, transposed.data(), n, beta, C, ldc);
 }
 
 double dot(int64_t n, const double* x, const double* y) {

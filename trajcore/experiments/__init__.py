@@ -5,19 +5,25 @@ An experiment is a function ``fn(config, out_dir) -> ExperimentResult`` register
 str, bool, or tuples of those), shared by the Python API, the CLI (``--set key=value``) and sweeps.
 ``demo`` overrides give the quick configuration ``trajcore demo`` runs.
 
-Experiment modules register themselves on import; :func:`registry` imports them all.
+Experiment modules register themselves on import; :func:`registry` imports them all, plus the
+modules named in the environment variable ``TRAJCORE_EXPERIMENTS`` (comma-separated, importable
+module names): that is how a user's own experiments reach ``trajcore run``/``sweep`` and the workers.
+Typed settings (``--set key=value``, sweep values) are parsed by :mod:`.settings`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Experiment", "ExperimentResult", "experiment", "registry", "get", "save_figure"]
+from .settings import ConfigError, build_config, parse_assignments
+
+__all__ = ["ConfigError", "Experiment", "ExperimentResult", "experiment", "registry", "get", "save_figure"]
 
 # Modules that define experiments (each registers on import).
 _MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
@@ -53,6 +59,15 @@ class Experiment:
 
     def demo_config(self) -> Any:
         return dataclasses.replace(self.config_type(), **self.demo)
+
+    def make_config(self, values: dict[str, Any] | None = None, *, demo: bool = False) -> Any:
+        """The default (or ``demo``) config with ``values`` applied and typed (``ConfigError`` if not)."""
+        base = self.demo_config() if demo else self.default_config()
+        return build_config(self.config_type, values or {}, base, context=f"experiment {self.name!r}")
+
+    def parse_settings(self, assignments: list[str]) -> dict[str, Any]:
+        """``["key=value", ...]`` parsed by the config's field types; ``ConfigError`` if they do not fit."""
+        return parse_assignments(self.config_type, assignments, context=f"experiment {self.name!r}")
 
     def run(self, config: Any = None, out_dir: Path | None = None) -> ExperimentResult:
         cfg = self.default_config() if config is None else config
@@ -109,6 +124,11 @@ def registry() -> dict[str, Experiment]:
     """All experiments, by name (imports the experiment modules on first use)."""
     for module in _MODULES:
         importlib.import_module(f"{__name__}.{module}")
+    for module in filter(None, (m.strip() for m in os.environ.get("TRAJCORE_EXPERIMENTS", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(f"TRAJCORE_EXPERIMENTS names {module!r}, which cannot be imported: {error}") from error
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -116,5 +136,6 @@ def get(name: str) -> Experiment:
     """The experiment called ``name``; ``KeyError`` listing the known names otherwise."""
     experiments = registry()
     if name not in experiments:
-        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(experiments)}")
+        known = ", ".join(experiments) or "(none registered)"
+        raise KeyError(f"unknown experiment {name!r}; known: {known}")
     return experiments[name]

@@ -1,0 +1,246 @@
+"""The ``trajcore`` command: demo reports, run with typed --set, list/info/report, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny_experiments  # noqa: F401  (registers tiny_smf, a flagship test experiment)
+
+import trajcore
+from trajcore.cli import main
+from trajcore.experiments import get, registry
+from trajcore.experiments.settings import (
+    ConfigError,
+    build_config,
+    config_dict,
+    field_types,
+    parse_assignments,
+    parse_value,
+    type_name,
+)
+
+TESTS = Path(__file__).resolve().parent
+# Subprocesses and workers import the trajcore under test (installed, or this source tree when
+# run in place) and the test experiments from this directory.
+TRAJCORE_HOME = Path(trajcore.__file__).resolve().parent.parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TRAJCORE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
+    env["TRAJCORE_EXPERIMENTS"] = "tiny_experiments"
+    return env
+
+
+def _references(index: Path) -> list[str]:
+    """Every local file an HTML page links or embeds."""
+    refs = re.findall(r"""(?:src|href)=['"]([^'"#]+)['"]""", index.read_text())
+    return [r for r in refs if "://" not in r]
+
+
+def _gd_reference(d: int, rank: int, sigma: tuple[float, ...], alpha: float, lr: float, steps: int, seed: int):
+    """Plain NumPy gradient descent on 1/4 ||U U^T - M||^2, independent of the C++ core."""
+    rng = np.random.default_rng(seed)
+    V, _ = np.linalg.qr(rng.standard_normal((d, rank)))
+    M = V @ np.diag(sigma) @ V.T
+    U = alpha * np.random.default_rng(seed + 1).standard_normal((d, d))
+    for _ in range(steps):
+        U = U - lr * (U @ U.T - M) @ U
+    return 0.25 * np.sum((U @ U.T - M) ** 2)
+
+
+# -- demo ----------------------------------------------------------------------------------------
+def test_demo_writes_a_report_whose_checks_pass(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["demo", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"report: {(out / 'index.html').resolve()}" in stdout
+    flagship = {name for name, e in registry().items() if e.flagship}
+    document = json.loads((out / "metrics.json").read_text())
+    assert set(document["experiments"]) == flagship
+    for name, record in document["experiments"].items():
+        assert record["checks"], f"{name} has no checks"
+        assert all(record["checks"].values()), (name, record["checks"])
+        assert record["config"] == config_dict(get(name).demo_config())
+    # the product promise: the whole demo in under 3 minutes (on 2 cores)
+    assert sum(record["seconds"] for record in document["experiments"].values()) < 180
+    for ref in _references(out / "index.html"):
+        assert (out / ref).is_file(), f"index.html references a missing file: {ref}"
+    pngs = list(out.rglob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # tiny_smf announces a figure it never writes: reported as missing, not linked
+    html = (out / "index.html").read_text()
+    assert "missing figure: <code>tiny_smf/never_written.png</code>" in html
+    assert "src='tiny_smf/never_written.png'" not in html
+    # the report can be rebuilt from metrics.json alone
+    (out / "index.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "tiny_smf/loss.png" in (out / "index.html").read_text()
+
+
+def test_demo_from_a_subprocess_prints_where_the_report_is(tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajcore.cli", "demo", "--only", "tiny_smf", "--out", str(out)],
+        env=_env(),
+        cwd=TESTS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f"report: {(out / 'index.html').resolve()}"
+    assert "\r" not in proc.stderr  # not a terminal: no progress bars
+    metrics = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]
+    assert all(metrics["checks"].values())
+    quiet = subprocess.run(
+        [sys.executable, "-m", "trajcore", "-q", "demo", "--only", "tiny_smf", "--out", str(out)],
+        env=_env(),
+        cwd=TESTS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quiet.returncode == 0 and quiet.stdout.strip().splitlines() == [f"report: {(out / 'index.html').resolve()}"]
+
+
+# -- run with --set ------------------------------------------------------------------------------
+def test_run_applies_typed_settings_and_matches_a_numpy_reference(tmp_path):
+    out = tmp_path / "run"
+    settings = [
+        "d=6",
+        "rank=3",
+        "sigma=4,2.5,1",
+        "alpha=1e-3",
+        "lr=0.04",
+        "steps=250",
+        "seed=7",
+        "n_threads=1",
+    ]
+    assert main(["run", "tiny_smf", *sum((["--set", s] for s in settings), []), "--out", str(out)]) == 0
+    record = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]
+    assert record["config"]["sigma"] == [4.0, 2.5, 1.0] and record["config"]["d"] == 6
+    expected = _gd_reference(6, 3, (4.0, 2.5, 1.0), 1e-3, 0.04, 250, 7)
+    assert record["metrics"]["final_loss"] == pytest.approx(expected, rel=1e-6, abs=1e-14)
+    for ref in _references(out / "index.html"):
+        assert (out / ref).is_file()
+    assert (out / "loss.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["run", "nope"], r"unknown experiment 'nope'; known: .*tiny_smf"),
+        (
+            ["run", "tiny_smf", "--set", "dd=3"],
+            r"unknown key 'dd'.*valid keys: d \(int\), rank \(int\), sigma",
+        ),
+        (["run", "tiny_smf", "--set", "d=eight"], r"setting d='eight': expected int"),
+        (["run", "tiny_smf", "--set", "sigma=3,x"], r"setting sigma='3,x': expected comma list of float"),
+        (["run", "tiny_smf", "--set", "n_threads=2.5"], r"n_threads='2.5': expected int or none"),
+        (["run", "tiny_smf", "--set", "d"], r"setting 'd': expected key=value"),
+        (["run", "tiny_smf", "--set", "rank=9"], r"tiny_smf failed: ValueError: rank: must be <= d"),
+        (["frobnicate"], r"invalid choice: 'frobnicate'"),
+        (["demo", "--only", "nope"], r"unknown experiment\(s\) nope"),
+        (["report", "nowhere"], r"nowhere: no such directory"),
+    ],
+)
+def test_bad_input_exits_with_a_one_line_reason_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, pattern):
+    monkeypatch.chdir(tmp_path)
+    code = main([*argv, "--out", str(tmp_path / "out")] if argv[0] in {"run", "demo"} else argv)
+    err = capsys.readouterr().err
+    assert code == (1 if "failed" in pattern else 2)
+    assert re.search(pattern, err), err
+    assert len(err.strip().splitlines()) == 1
+    if "failed" not in pattern:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_help_list_info_and_version(capsys):
+    for argv in (["--help"], *([c, "--help"] for c in ("demo", "list", "run", "sweep", "report", "info"))):
+        assert main(argv) == 0
+        assert "usage: trajcore" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["list", "-v"]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"^\* tiny_smf\s+Tiny symmetric", listing, re.M)
+    assert "sigma = (3.0, 1.0)  [comma list of float]" in listing and "(demo: 300)" in listing
+    assert main(["info"]) == 0
+    info = capsys.readouterr().out
+    assert info.startswith("trajcore ") and "OpenMP" in info
+    assert main(["--version"]) == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajcore", "--version"], env=_env(), cwd=TESTS, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("trajcore ")
+
+
+# -- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Settings:
+    n: int = 1
+    x: float = 0.5
+    name: str = "a"
+    flag: bool = False
+    sizes: tuple[int, ...] = (1, 2)
+    scale: float | None = None
+
+
+def test_settings_are_parsed_by_field_type():
+    values = parse_assignments(
+        _Settings, ["n=1e3", "x=2", "name=b=c", "flag=yes", "sizes=4, 5,6", "scale=none"], context="s"
+    )
+    assert values == {"n": 1000, "x": 2.0, "name": "b=c", "flag": True, "sizes": (4, 5, 6), "scale": None}
+    assert isinstance(values["x"], float)
+    config = build_config(_Settings, {"n": 3, "x": 1, "sizes": [7], "scale": "0.25"})
+    assert config == _Settings(n=3, x=1.0, sizes=(7,), scale=0.25)
+    assert parse_value(tuple[float, ...], "") == ()
+    assert type_name(field_types(_Settings)["sizes"]) == "comma list of int"
+    for bad, message in [
+        ({"n": 1.5}, r"n=1\.5.*expected int"),
+        ({"n": True}, r"n=True.*expected int"),
+        ({"flag": 1}, r"flag=1.*expected bool"),
+        ({"x": "fast"}, r"x='fast'.*expected float"),
+        ({"sizes": 3}, r"sizes=3.*expected comma list of int"),
+        ({"n": None}, r"n=None.*expected int"),
+        ({"wat": 1}, r"unknown key 'wat' for s; valid keys: n \(int\), x \(float\), name \(str\)"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            build_config(_Settings, bad, context="s")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_bars_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, monkeypatch, quiet):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "tiny_smf"\n[base]\nsteps = 100\n[grid]\nseed = { range = [0, 12] }\n')
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads", "--workers", "2"]
+    assert main(["-q", *argv] if quiet else argv) == 0
+    captured = capsys.readouterr()
+    assert ("12/12" in captured.err) is not quiet
+    assert captured.out.startswith("summary:") is quiet
+
+
+def test_run_reads_settings_from_a_toml_file_and_set_overrides(tmp_path, capsys):
+    settings = tmp_path / "smf.toml"
+    settings.write_text("d = 6\nsigma = [4, 2]\nsteps = 200\nseed = 3\n")
+    out = tmp_path / "run"
+    assert main(["run", "tiny_smf", "--config", str(settings), "--set", "seed=5", "--out", str(out)]) == 0
+    config = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]["config"]
+    assert (config["d"], config["sigma"], config["steps"], config["seed"]) == (6, [4.0, 2.0], 200, 5)
+    capsys.readouterr()
+    settings.write_text("d = 6\nsteps = = 2\n")
+    assert main(["run", "tiny_smf", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
+    assert re.search(r"malformed TOML: .*line 2", capsys.readouterr().err)
+    settings.write_text("[table]\nd = 6\n")
+    assert main(["run", "tiny_smf", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
+    assert "found table(s) table" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,358 @@
+"""The ``trajcore`` command: demo, list, run, sweep, report, info.
+
+Exit codes: 0 success, 2 usage error (bad arguments, unknown experiment or setting, bad spec),
+1 failure (an experiment or executor failed, a scheduler is unreachable); errors are one line on
+stderr. Progress bars appear only when stderr is a terminal and ``--quiet`` is not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+class Failure(Exception):
+    """The work itself failed: exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _Console:
+    """Where messages go: results on stdout, chatter suppressed by --quiet, bars only on a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = (not quiet) and sys.stderr.isatty()
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def _experiment(name: str) -> Any:
+    from .experiments import get
+
+    try:
+        return get(name)
+    except KeyError as error:
+        raise UsageError(str(error.args[0])) from None
+
+
+def _run_into_report(experiment: Any, config: Any, out: Path, directory: str, console: _Console) -> Any:
+    from .experiments.settings import config_dict
+    from .report import ReportEntry
+
+    started = time.perf_counter()
+    try:
+        result = experiment.run(config, out / directory if directory else out)
+    except Exception as error:
+        raise Failure(f"experiment {experiment.name} failed: {type(error).__name__}: {error}") from error
+    seconds = time.perf_counter() - started
+    failed = [name for name, ok in result.checks.items() if not ok]
+    status = "all checks pass" if not failed else f"FAILED checks: {', '.join(failed)}"
+    console.say(f"  {experiment.name}: {seconds:.1f} s, {status}")
+    return ReportEntry(experiment.name, experiment.description, config_dict(config), result, seconds, directory)
+
+
+def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
+    from .experiments import registry
+    from .report import all_checks_pass, write_report
+
+    experiments = [e for e in registry().values() if e.flagship]
+    if args.only:
+        known = {e.name: e for e in registry().values()}
+        unknown = [n for n in args.only if n not in known]
+        if unknown:
+            raise UsageError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        experiments = [known[n] for n in args.only]
+    if not experiments:
+        raise Failure("no flagship experiments are registered (see trajcore list)")
+    out = Path(args.out)
+    console.say(f"trajcore demo: {len(experiments)} experiment(s) in their quick configs -> {out}")
+    started = time.perf_counter()
+    entries = []
+    iterator: Any = experiments
+    if console.progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(experiments, unit="experiment", leave=False)
+    for experiment in iterator:
+        entries.append(_run_into_report(experiment, experiment.demo_config(), out, experiment.name, console))
+    index = write_report(out, entries, title="trajcore demo: the papers' results, reproduced")
+    console.say(
+        f"done in {time.perf_counter() - started:.1f} s; "
+        + ("all checks pass" if all_checks_pass(entries) else "some checks FAILED (see the report)")
+    )
+    print(f"report: {index.resolve()}")
+    if args.strict and not all_checks_pass(entries):
+        raise Failure("some experiment checks failed (see the report)")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, console: _Console) -> int:
+    from .experiments import registry
+    from .experiments.settings import field_types, type_name
+
+    experiments = registry()
+    if not experiments:
+        print("no experiments registered")
+        return EXIT_OK
+    width = max(len(name) for name in experiments)
+    for name, experiment in experiments.items():
+        mark = "*" if experiment.flagship else " "
+        print(f"{mark} {name:<{width}}  {experiment.description}")
+        if args.verbose:
+            defaults = experiment.default_config()
+            for key, tp in field_types(experiment.config_type).items():
+                demo = f"  (demo: {experiment.demo[key]!r})" if key in experiment.demo else ""
+                print(f"      {key} = {getattr(defaults, key)!r}  [{type_name(tp)}]{demo}")
+    console.say("(* = flagship, run by trajcore demo; trajcore list -v shows the settings)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, console: _Console) -> int:
+    from .experiments import ConfigError
+    from .experiments.settings import read_settings_file
+    from .report import write_report
+
+    experiment = _experiment(args.name)
+    try:
+        values = read_settings_file(args.config) if args.config else {}
+        values.update(experiment.parse_settings(args.set))
+        config = experiment.make_config(values, demo=args.demo)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    out = Path(args.out or f"trajcore-{experiment.name}")
+    console.say(f"trajcore run {experiment.name} -> {out}")
+    entry = _run_into_report(experiment, config, out, "", console)
+    index = write_report(out, [entry], title=f"trajcore run {experiment.name}")
+    print(f"report: {index.resolve()}")
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
+    from .store import RunStore, StoreError
+    from .sweep import SpecError, SweepError, dask_executor, expand, load_spec, local_executor, run_sweep
+
+    if args.workers < 1:
+        raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UsageError(f"--chunk-size: expected a positive integer, got {args.chunk_size}")
+    kind = "dask" if args.scheduler else args.executor
+    if args.scheduler and args.executor not in ("dask", None):
+        raise UsageError("--scheduler needs --executor dask")
+    kind = kind or "local"
+    try:
+        spec = load_spec(args.spec)
+        _, runs = expand(spec)  # validate every config before touching the executor or the disk
+    except SpecError as error:
+        raise UsageError(str(error)) from None
+    out = Path(args.out)
+    try:
+        RunStore(out).check_usable_for(spec.experiment)
+    except StoreError as error:
+        raise Failure(str(error)) from None
+    console.say(f"trajcore sweep {spec.experiment}: {len(runs)} runs, executor {kind}, -> {out}")
+    try:
+        if kind == "dask":
+            executor_context = dask_executor(args.scheduler, workers=args.workers, timeout=args.timeout)
+        elif kind == "threads":
+            executor_context = local_executor(args.workers, kind="threads")
+        else:
+            executor_context = local_executor(args.workers, kind="processes")
+        with executor_context as executor:
+            outcome = run_sweep(
+                spec,
+                out,
+                executor=executor,
+                workers=args.workers,
+                chunk_size=args.chunk_size,
+                limit_blas=kind != "threads",
+                progress=console.progress,
+            )
+    except (SpecError, ValueError) as error:  # a bad spec or a malformed --scheduler address
+        raise UsageError(str(error)) from None
+    except (SweepError, StoreError) as error:
+        raise Failure(str(error)) from None
+    corrupt = f", {outcome.corrupt} corrupt file(s) recomputed" if outcome.corrupt else ""
+    console.say(
+        f"{outcome.total} runs: {outcome.skipped} already stored, {outcome.computed} computed{corrupt} "
+        f"in {outcome.seconds:.1f} s"
+    )
+    print(f"summary: {(out / 'summary.csv').resolve()}  (plots: trajcore report {out})")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: _Console) -> int:
+    from .report import rebuild_report, write_sweep_report
+    from .store import RunStore, StoreError
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such directory")
+    try:
+        if RunStore(root).is_store():
+            index = write_sweep_report(root)
+        elif (root / "metrics.json").is_file():
+            index = rebuild_report(root)
+        else:
+            raise UsageError(f"{root}: neither a sweep store (sweep.json) nor a report (metrics.json)")
+    except (StoreError, ValueError) as error:
+        raise Failure(str(error)) from None
+    print(f"report: {index.resolve()}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace, console: _Console) -> int:
+    from . import show_config
+
+    show_config()
+    return EXIT_OK
+
+
+# -- the parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="trajcore",
+        description="Run and analyse gradient-descent trajectories: reproduce the papers, run named "
+        "experiments, sweep grids locally or on Dask.",
+        epilog="Start with: trajcore demo",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # --quiet is accepted after the command too; SUPPRESS keeps the top-level value when absent.
+    common = _Parser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only results")
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="run the flagship experiments quickly and write an HTML report",
+        description="Run every flagship experiment in its quick demo config and write <out>/index.html, "
+        "PNG figures and metrics.json (a few minutes on a laptop).",
+    )
+    demo.add_argument("--out", default="trajcore-report", help="report directory (default: %(default)s)")
+    demo.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (demo configs)")
+    demo.add_argument("--strict", action="store_true", help="exit 1 if any experiment check fails")
+    demo.set_defaults(handler=cmd_demo)
+
+    listing = commands.add_parser(
+        "list", parents=[common], help="list the named experiments", description="List the experiments."
+    )
+    listing.add_argument("-v", "--verbose", action="store_true", help="also show each config's settings and types")
+    listing.set_defaults(handler=cmd_list)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run one experiment with settings",
+        description="Run one named experiment and write a report.",
+        epilog="Example: trajcore run smf_reference --set d=40 --set alpha=1e-4 --out smf",
+    )
+    run.add_argument("name", help="experiment name (see trajcore list)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable); lists as comma lists, e.g. sigma=10,5,3",
+    )
+    run.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="settings from a TOML file (key = value per field); --set overrides",
+    )
+    run.add_argument("--demo", action="store_true", help="start from the quick demo config instead of the default")
+    run.add_argument("--out", help="report directory (default: trajcore-NAME)")
+    run.set_defaults(handler=cmd_run)
+
+    sweep = commands.add_parser(
+        "sweep",
+        parents=[common],
+        help="run a grid from a TOML spec into a resumable store",
+        description="Expand SPEC.toml (experiment, [base], [grid]) into runs and store one checksummed "
+        "file per run in --out; rerunning skips finished runs and recomputes corrupt ones.",
+        epilog='Spec example:\n  experiment = "smf_reference"\n  [base]\n  d = 50\n  [grid]\n'
+        "  alpha = [1e-2, 1e-3]\n  seed = { range = [0, 100] }",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("spec", help="the sweep spec (TOML)")
+    sweep.add_argument("--out", required=True, help="store directory")
+    sweep.add_argument(
+        "--executor",
+        choices=("local", "threads", "dask"),
+        default=None,
+        help="local worker processes (default), threads, or Dask distributed",
+    )
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler to use (implies dask)")
+    sweep.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local workers (default: CPUs)")
+    sweep.add_argument("--chunk-size", type=int, help="runs per task (default: from the spec, else automatic)")
+    sweep.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the scheduler (default: 10)")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="(re)write the HTML report of a sweep store or a run/demo directory",
+        description="For a sweep store: plot every metric against each swept parameter. For a run or demo "
+        "directory: rebuild index.html from metrics.json.",
+    )
+    report.add_argument("dir", help="sweep store or report directory")
+    report.set_defaults(handler=cmd_report)
+
+    info = commands.add_parser(
+        "info", parents=[common], help="show how trajcore was built", description="trajcore.show_config()"
+    )
+    info.set_defaults(handler=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 failure, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            from .config import version
+
+            print(f"trajcore {version()}")
+            return EXIT_OK
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return int(args.handler(args, _Console(args.quiet)))
+    except UsageError as error:
+        print(f"trajcore: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Failure, ImportError) as error:
+        print(f"trajcore: failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SystemExit as stop:  # --help and --version of argparse
+        return stop.code if isinstance(stop.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print("trajcore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

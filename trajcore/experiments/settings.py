@@ -1,0 +1,283 @@
+"""Typed experiment configs: parse ``key=value`` settings, build configs, canonical form and run ids.
+
+A config is a frozen dataclass whose fields all have defaults. Field types understood here:
+``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of those, and ``tuple[X, ...]`` /
+``list[X]`` of numbers or strings (written as comma lists on the command line: ``sigma=10,5,3``).
+
+The same coercion serves the CLI (strings) and sweep specs (TOML values), so a setting means the
+same thing wherever it is written. The field ``n_threads``, when a config has it, is an execution
+setting, not part of the experiment: results are bitwise identical for any thread count, so it is
+left out of the canonical config and of the run id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError",
+    "EXECUTION_FIELDS",
+    "field_types",
+    "type_name",
+    "parse_value",
+    "coerce_value",
+    "parse_assignments",
+    "read_settings_file",
+    "build_config",
+    "config_dict",
+    "canonical_json",
+    "run_id",
+]
+
+#: Fields that choose how a run executes, not what it computes (excluded from run ids).
+EXECUTION_FIELDS = frozenset({"n_threads"})
+
+# ``Optional[int]`` has origin typing.Union; ``int | None`` (Python >= 3.10) has types.UnionType.
+_UNION_ORIGINS: tuple[Any, ...] = (Union, getattr(types, "UnionType", Union))
+_NONE_WORDS = frozenset({"none", "null"})
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+class ConfigError(ValueError):
+    """A setting that does not fit the experiment's config (unknown key or mistyped value)."""
+
+
+def field_types(config_type: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a config dataclass, in declaration order."""
+    hints = typing.get_type_hints(config_type)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_type)}
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in _UNION_ORIGINS:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], len(args) != len(typing.get_args(tp))
+    return tp, False
+
+
+def _sequence_item(tp: Any) -> Any:
+    """The element type of ``tuple[X, ...]``/``list[X]``/``tuple[X, Y]`` (``Any`` if mixed), else None."""
+    origin = typing.get_origin(tp)
+    if origin not in (tuple, list) and tp not in (tuple, list):
+        return None
+    args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+    if not args:
+        return Any
+    return args[0] if all(a == args[0] for a in args) else Any
+
+
+def type_name(tp: Any) -> str:
+    """How a field type reads in messages: ``int``, ``float or none``, ``comma list of float``."""
+    inner, optional = _split_optional(tp)
+    item = _sequence_item(inner)
+    if item is not None:
+        text = "comma list" if item is Any else f"comma list of {type_name(item)}"
+    else:
+        text = getattr(inner, "__name__", str(inner))
+    return f"{text} or none" if optional else text
+
+
+def _scalar_from_text(tp: Any, text: str) -> Any:
+    word = text.strip()
+    if tp is bool:
+        if word.lower() in _TRUE_WORDS:
+            return True
+        if word.lower() in _FALSE_WORDS:
+            return False
+        raise ValueError
+    if tp is int:
+        try:
+            return int(word, 0) if word.lower().startswith(("0x", "0b", "0o")) else int(word)
+        except ValueError:
+            value = float(word)  # accept 1e6 when it is an integer
+            if not value.is_integer():
+                raise
+            return int(value)
+    if tp is float:
+        return float(word)
+    if tp is str or tp is Any:
+        return text
+    raise ValueError
+
+
+def parse_value(tp: Any, text: str) -> Any:
+    """Parse the command-line text of one setting by its field type (``ValueError`` if it does not fit)."""
+    inner, optional = _split_optional(tp)
+    if optional and text.strip().lower() in _NONE_WORDS:
+        return None
+    item = _sequence_item(inner)
+    if item is not None:
+        parts = [p for p in text.split(",") if p.strip()] if text.strip() else []
+        values = [_scalar_from_text(item, p) for p in parts]
+        return list(values) if (typing.get_origin(inner) or inner) is list else tuple(values)
+    return _scalar_from_text(inner, text)
+
+
+def _scalar_from_value(tp: Any, value: Any) -> Any:
+    if isinstance(value, str) and tp is not str:
+        return _scalar_from_text(tp, value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        return float(value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError
+    if tp is Any:
+        return value
+    raise ValueError
+
+
+def coerce_value(tp: Any, value: Any) -> Any:
+    """Coerce a TOML/Python value (or command-line text) to a field type (``ValueError`` if not)."""
+    inner, optional = _split_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError
+    if isinstance(value, str) and (inner is not str):
+        return parse_value(tp, value)
+    item = _sequence_item(inner)
+    if item is not None:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        values = [_scalar_from_value(item, v) for v in value]
+        return list(values) if (typing.get_origin(inner) or inner) is list else tuple(values)
+    return _scalar_from_value(inner, value)
+
+
+def _check_keys(config_type: type, keys: Iterable[str], context: str) -> dict[str, Any]:
+    types = field_types(config_type)
+    for key in keys:
+        if key not in types:
+            valid = ", ".join(f"{k} ({type_name(t)})" for k, t in types.items())
+            raise ConfigError(f"unknown key {key!r} for {context}; valid keys: {valid}")
+    return types
+
+
+def parse_assignments(
+    config_type: type, assignments: Iterable[str], context: str = "this experiment"
+) -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` into typed values for ``config_type``.
+
+    Raises
+    ------
+    ConfigError
+        For a malformed assignment, an unknown key (the message lists the valid keys with their
+        types) or a value that does not fit its field (the message names the key and the type).
+    """
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"setting {assignment!r}: expected key=value")
+        types = _check_keys(config_type, [key], context)
+        try:
+            values[key] = parse_value(types[key], text)
+        except ValueError:
+            raise ConfigError(f"setting {key}={text!r}: expected {type_name(types[key])}") from None
+    return values
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file whose top-level keys are config fields (values as in a sweep's [base]).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is malformed TOML (the message gives the line) or has tables.
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the settings ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    tables = [key for key, value in data.items() if isinstance(value, dict)]
+    if tables:
+        raise ConfigError(f"{path}: expected key = value settings only, found table(s) {', '.join(tables)}")
+    return data
+
+
+def build_config(
+    config_type: type, values: Mapping[str, Any], base: Any = None, context: str = "this experiment"
+) -> Any:
+    """``config_type`` (or ``base``) with ``values`` applied, each coerced to its field type.
+
+    Raises
+    ------
+    ConfigError
+        Unknown key or mistyped value, as in :func:`parse_assignments`; also when the config's
+        own ``__post_init__`` rejects the combination.
+    """
+    types = _check_keys(config_type, values, context)
+    coerced = {}
+    for key, value in values.items():
+        try:
+            coerced[key] = coerce_value(types[key], value)
+        except ValueError:
+            raise ConfigError(f"setting {key}={value!r}: expected {type_name(types[key])}") from None
+    start = config_type() if base is None else base
+    try:
+        return dataclasses.replace(start, **coerced)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"invalid config for {context}: {error}") from None
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # JSON has no inf/nan; keep the distinction in the canonical text
+    return value
+
+
+def config_dict(config: Any, *, canonical: bool = False) -> dict[str, Any]:
+    """A config as a JSON-ready dict (tuples become lists); ``canonical`` drops execution fields."""
+    out = {}
+    for f in dataclasses.fields(config):
+        if canonical and f.name in EXECUTION_FIELDS:
+            continue
+        out[f.name] = _json_ready(getattr(config, f.name))
+    return out
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted, compact JSON: the same data always gives the same text (and so the same hash)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def run_id(experiment: str, config: Any) -> str:
+    """The id of a run: 16 hex digits of sha256 over the experiment name and canonical config."""
+    text = canonical_json({"experiment": experiment, "config": config_dict(config, canonical=True)})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

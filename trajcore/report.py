@@ -1,0 +1,311 @@
+"""HTML reports: ``index.html`` + PNG figures + ``metrics.json`` for experiments and sweeps.
+
+An experiment report (``trajcore demo``/``run``) has one section per experiment: its description,
+config, a table of checks with pass/fail, the scalar metrics, the notes and its figures; the
+figures live in a sub-directory per experiment. A sweep report (``trajcore report STORE``) plots
+every scalar metric against each swept parameter (mean over the other parameters, all runs as dots).
+
+The HTML references only files that exist when it is written; a figure an experiment announced but
+did not write is listed as missing in the notes instead of linked.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .experiments import ExperimentResult
+from .store import PathLike, RunStore, atomic_write_text, json_ready
+
+__all__ = ["ReportEntry", "write_report", "rebuild_report", "write_sweep_report", "all_checks_pass"]
+
+_REPLICATE_KEYS = frozenset({"seed"})
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .6em 0; } td, th { border: 1px solid #ddd; padding: .25em .6em; }
+th { background: #f4f4f4; text-align: left; } .pass { color: #0a6b2d; font-weight: bold; }
+.fail { color: #b00020; font-weight: bold; } code { background: #f4f4f4; padding: 0 .2em; }
+img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; } .muted { color: #777; }
+"""
+
+
+@dataclass
+class ReportEntry:
+    """One experiment in a report.
+
+    name, description : the experiment's.
+    config : its settings as a JSON-ready dict.
+    result : what it returned; ``result.figures`` are relative to ``directory``.
+    seconds : wall time of the run.
+    directory : sub-directory of the report holding this experiment's figures ("" for the root).
+    """
+
+    name: str
+    description: str
+    config: dict[str, Any]
+    result: ExperimentResult
+    seconds: float
+    directory: str = ""
+
+    def figure_paths(self) -> list[str]:
+        """Figure paths relative to the report root (posix)."""
+        prefix = f"{self.directory}/" if self.directory else ""
+        return [f"{prefix}{figure}" for figure in self.result.figures]
+
+
+def all_checks_pass(entries: Sequence[ReportEntry]) -> bool:
+    return all(all(entry.result.checks.values()) for entry in entries)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    if isinstance(value, list):
+        shown = ", ".join(_format(v) for v in value[:8])
+        return f"[{shown}, ... ({len(value)} values)]" if len(value) > 8 else f"[{shown}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in list(value.items())[:8]) + "}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _checks_table(checks: dict[str, bool]) -> str:
+    if not checks:
+        return '<p class="muted">No checks.</p>'
+    rows = [
+        [html.escape(name), '<span class="pass">pass</span>' if ok else '<span class="fail">FAIL</span>']
+        for name, ok in checks.items()
+    ]
+    return _table(["check", "result"], rows)
+
+
+def _page(title: str, summary: str, sections: list[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{summary}{''.join(sections)}</body></html>\n"
+    )
+
+
+def _entry_record(entry: ReportEntry) -> dict[str, Any]:
+    return json_ready(
+        {
+            "description": entry.description,
+            "config": entry.config,
+            "metrics": entry.result.metrics,
+            "checks": entry.result.checks,
+            "notes": list(entry.result.notes),
+            "figures": entry.figure_paths(),
+            "seconds": round(entry.seconds, 3),
+            "passed": all(entry.result.checks.values()),
+        }
+    )
+
+
+def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
+    sections = []
+    overview = []
+    for name, record in records.items():
+        checks: dict[str, bool] = record.get("checks", {})
+        passed = sum(bool(v) for v in checks.values())
+        status = '<span class="pass">pass</span>' if passed == len(checks) else '<span class="fail">FAIL</span>'
+        overview.append(
+            [
+                f"<a href='#{html.escape(name)}'>{html.escape(name)}</a>",
+                f"{passed}/{len(checks)} {status}",
+                f"{record.get('seconds', 0):.1f} s",
+            ]
+        )
+        notes = [html.escape(str(n)) for n in record.get("notes", [])]
+        figures = []
+        for figure in record.get("figures", []):
+            if (root / figure).is_file():
+                figures.append(f"<img src='{html.escape(figure)}' alt='{html.escape(figure)}'>")
+            else:
+                notes.append(f"missing figure: <code>{html.escape(figure)}</code>")
+        metrics = [
+            [f"<code>{html.escape(k)}</code>", html.escape(_format(v))] for k, v in record.get("metrics", {}).items()
+        ]
+        config = " ".join(
+            f"<code>{html.escape(k)}={html.escape(_format(v))}</code>" for k, v in record["config"].items()
+        )
+        sections.append(
+            f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>"
+            f"<p>{html.escape(record.get('description', ''))}</p><p class='muted'>config: {config}</p>"
+            f"<h3>Checks</h3>{_checks_table(checks)}"
+            + ("<h3>Notes</h3><ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>" if notes else "")
+            + "".join(figures)
+            + (f"<h3>Metrics</h3>{_table(['metric', 'value'], metrics)}" if metrics else "")
+        )
+    from .config import version
+
+    summary = _table(["experiment", "checks", "time"], overview) + (
+        f"<p class='muted'>trajcore {html.escape(version())}. All numbers: <a href='metrics.json'>metrics.json</a>.</p>"
+    )
+    return _page(title, summary, sections)
+
+
+def write_report(out_dir: PathLike, entries: Sequence[ReportEntry], title: str = "trajcore report") -> Path:
+    """Write ``metrics.json`` and ``index.html`` for ``entries`` into ``out_dir``; returns the HTML path.
+
+    The figures must already be in place (experiments write them into their ``directory``).
+    """
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    records = {entry.name: _entry_record(entry) for entry in entries}
+    document = {"title": title, "experiments": records}
+    atomic_write_text(root / "metrics.json", json.dumps(document, indent=2) + "\n")
+    index = root / "index.html"
+    atomic_write_text(index, _render(root, title, records))
+    return index
+
+
+def rebuild_report(out_dir: PathLike) -> Path:
+    """Rewrite ``index.html`` of an experiment report from its ``metrics.json`` (``ValueError`` if absent)."""
+    root = Path(out_dir)
+    try:
+        document = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
+        records = document["experiments"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{root}: not a trajcore report (metrics.json unreadable: {error})") from None
+    index = root / "index.html"
+    atomic_write_text(index, _render(root, str(document.get("title", "trajcore report")), records))
+    return index
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(parameters), figsize=(4.2 * len(parameters), 3.4), squeeze=False)
+    drawn = False
+    for ax, parameter in zip(axes[0], parameters, strict=True):
+        points = [(row[parameter], row[metric]) for row in rows if _is_number(row.get(metric))]
+        points = [(x, y) for x, y in points if _is_number(x)]
+        if not points:
+            ax.set_visible(False)
+            continue
+        xs = sorted({x for x, _ in points})
+        means = [sum(y for x, y in points if x == v) / sum(1 for x, _ in points if x == v) for v in xs]
+        ax.plot([x for x, _ in points], [y for _, y in points], ".", alpha=0.35, color="#888", label="runs")
+        ax.plot(xs, means, "o-", color="#1f5fa8", label="mean")
+        if xs[0] > 0 and xs[-1] / xs[0] >= 100:
+            ax.set_xscale("log")
+        ax.set_xlabel(parameter)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        drawn = True
+    if drawn:
+        axes[0][0].legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return drawn
+
+
+def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
+    """Write ``index.html``, ``figures/*.png`` and ``metrics.json`` for the sweep store ``store_dir``.
+
+    For each scalar metric (at most ``max_metrics``) one figure: the metric against each swept
+    parameter (a grid key with more than one numeric value), every run a dot and the mean over the
+    other parameters a line. The table gives, per check, how many runs passed it.
+    """
+    store = RunStore(store_dir)
+    spec = store.read_spec()
+    scan = store.scan()
+    rows = store.rebuild_summary(scan)
+    root = store.root
+    grid: dict[str, list[Any]] = spec.get("grid", {})
+    # x axes: grid keys with several numeric values; seeds are replicates (averaged), not an axis
+    parameters = [
+        k
+        for k, v in grid.items()
+        if k not in _REPLICATE_KEYS and len({json.dumps(x) for x in v}) > 1 and all(map(_is_number, v))
+    ]
+    metric_names: list[str] = []
+    for payload in scan.complete.values():
+        for name, value in payload.get("result", {}).get("metrics", {}).items():
+            column = f"metric.{name}" if name in payload.get("config", {}) else name
+            if _is_number(value) and column not in metric_names:
+                metric_names.append(column)
+    figures_dir = root / "figures"
+    figures = []
+    if parameters and metric_names:
+        figures_dir.mkdir(exist_ok=True)
+        for metric in metric_names[:max_metrics]:
+            file = figures_dir / f"{metric.replace('/', '_')}.png"
+            if _plot_metric(rows, parameters, metric, file):
+                figures.append(f"figures/{file.name}")
+    checks: dict[str, list[int]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith("check."):
+                tally = checks.setdefault(key[len("check.") :], [0, 0])
+                tally[0] += bool(value)
+                tally[1] += 1
+    means = {
+        metric: sum(r[metric] for r in rows if _is_number(r.get(metric)))
+        / max(1, sum(1 for r in rows if _is_number(r.get(metric))))
+        for metric in metric_names
+    }
+    document = {
+        "experiment": spec.get("experiment"),
+        "runs_in_grid": spec.get("runs"),
+        "runs_stored": len(rows),
+        "corrupt_files": len(scan.corrupt),
+        "swept_parameters": parameters,
+        "metric_means": means,
+        "checks_passed": {name: {"passed": p, "runs": n} for name, (p, n) in checks.items()},
+        "figures": figures,
+    }
+    atomic_write_text(root / "metrics.json", json.dumps(json_ready(document), indent=2) + "\n")
+    title = f"sweep of {spec.get('experiment')}"
+    summary = (
+        f"<p>{len(rows)} of {spec.get('runs')} runs stored"
+        + (f", {len(scan.corrupt)} corrupt file(s) (rerun the sweep to recompute them)" if scan.corrupt else "")
+        + ". Table: <a href='summary.csv'>summary.csv</a>; "
+        + "numbers: <a href='metrics.json'>metrics.json</a>.</p>"
+        + "<p class='muted'>base: "
+        + html.escape(json.dumps(spec.get("base", {})))
+        + "; grid: "
+        + html.escape(", ".join(f"{k} ({len(v)} values)" for k, v in grid.items()))
+        + "</p>"
+    )
+    check_rows = [
+        [
+            html.escape(name),
+            f"{p}/{n}",
+            '<span class="pass">pass</span>' if p == n else '<span class="fail">FAIL</span>',
+        ]
+        for name, (p, n) in checks.items()
+    ]
+    sections = [f"<h2>Checks</h2>{_table(['check', 'runs passing', 'all'], check_rows)}" if check_rows else ""]
+    sections.append(
+        "<h2>Metrics across the grid</h2>"
+        + _table(["metric", "mean over runs"], [[html.escape(m), _format(v)] for m, v in means.items()])
+    )
+    sections += [f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures if (root / f).is_file()]
+    index = root / "index.html"
+    atomic_write_text(index, _page(title, summary, sections))
+    return index

@@ -1,0 +1,263 @@
+"""The sweep store: one checksummed JSON file per run, written atomically, and a summary rebuilt from them.
+
+Layout of a store directory::
+
+    sweep.json          the sweep that filled it (experiment, base settings, grid)
+    runs/<id>.json      one finished run: {"payload": {...}, "sha256": <hex of the canonical payload>}
+    summary.csv         one row per run, rebuilt from runs/ (never the source of truth)
+
+A run file appears only complete: it is written to a temporary file in the same directory,
+flushed and fsynced, then renamed over its final name (``os.replace`` is atomic on POSIX and
+Windows), and the directory is fsynced. A reader therefore sees either no file or a whole one; a
+file that fails its checksum (disk corruption, a hand edit) is reported as corrupt and recomputed.
+Temporary files left by a killed writer are removed on the next open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .experiments.settings import canonical_json
+
+__all__ = ["RunStore", "StoreScan", "StoreError", "json_ready", "atomic_write_text", "load_summary"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_TEMP_SUFFIX = ".tmp"
+
+
+class StoreError(RuntimeError):
+    """A store directory that cannot be used (belongs to another experiment, not a store, ...)."""
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays turned into Python numbers/lists and non-finite floats
+    into ``None`` (strict JSON has no NaN/inf); dict keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Make the rename itself durable; not possible (nor needed) on every platform.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_directory(target.parent)
+
+
+def _checksum(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+@dataclass
+class StoreScan:
+    """What a store holds: ``complete`` id -> payload, ids of ``corrupt`` files, ``temporaries`` left over."""
+
+    complete: dict[str, dict[str, Any]] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)
+    temporaries: list[Path] = field(default_factory=list)
+
+
+class RunStore:
+    """A directory of run files (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    root : path
+        The store directory; nothing is created until :meth:`create` or :meth:`write_run`.
+    """
+
+    def __init__(self, root: PathLike) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.spec_path = self.root / "sweep.json"
+        self.summary_path = self.root / "summary.csv"
+
+    # -- the sweep record ------------------------------------------------------------------------
+    def is_store(self) -> bool:
+        return self.spec_path.is_file()
+
+    def read_spec(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.spec_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreError(f"{self.root}: not a sweep store (no sweep.json)") from None
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{self.spec_path}: unreadable ({error})") from None
+
+    def check_usable_for(self, experiment: str) -> None:
+        """``StoreError`` unless this directory can hold runs of ``experiment`` (checked before any work)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: exists and is not a directory")
+        if self.is_store():
+            previous = self.read_spec().get("experiment")
+            if previous != experiment:
+                raise StoreError(
+                    f"{self.root}: holds runs of experiment {previous!r}, not {experiment!r}; choose another --out"
+                )
+
+    def create(self, spec: dict[str, Any]) -> None:
+        """Create the directories and record ``spec``; refuse a store that belongs to another experiment."""
+        self.check_usable_for(str(spec.get("experiment")))
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.spec_path, json.dumps(json_ready(spec), indent=2, sort_keys=True) + "\n")
+
+    # -- run files -------------------------------------------------------------------------------
+    def run_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def write_run(self, payload: dict[str, Any]) -> Path:
+        """Write one run atomically with the sha256 of its canonical payload; returns the file."""
+        payload = json_ready(payload)
+        record = {"payload": payload, "sha256": _checksum(payload)}
+        path = self.run_path(payload["id"])
+        atomic_write_text(path, canonical_json(record) + "\n")
+        return path
+
+    def read_run(self, path: Path) -> dict[str, Any]:
+        """The payload of a run file; ``ValueError`` if it is not whole and intact."""
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or set(record) != {"payload", "sha256"}:
+            raise ValueError("not a run record")
+        payload = record["payload"]
+        if not isinstance(payload, dict) or _checksum(payload) != record["sha256"]:
+            raise ValueError("checksum mismatch")
+        if payload.get("id") != path.stem:
+            raise ValueError("run id does not match the file name")
+        return payload
+
+    def scan(self) -> StoreScan:
+        """Read every run file, sorting them into complete and corrupt, and list leftover temporaries."""
+        scan = StoreScan()
+        if not self.runs_dir.is_dir():
+            return scan
+        for path in sorted(self.runs_dir.iterdir()):
+            if path.name.startswith(".") and path.name.endswith(_TEMP_SUFFIX):
+                scan.temporaries.append(path)
+            elif path.suffix == ".json":
+                try:
+                    scan.complete[path.stem] = self.read_run(path)
+                except (OSError, ValueError, UnicodeDecodeError):
+                    scan.corrupt.append(path.stem)
+        return scan
+
+    def discard(self, scan: StoreScan) -> None:
+        """Delete the corrupt run files and leftover temporaries that ``scan`` found."""
+        for run_id in scan.corrupt:
+            with contextlib.suppress(FileNotFoundError):
+                self.run_path(run_id).unlink()
+        for path in scan.temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # -- the summary -----------------------------------------------------------------------------
+    def summary_rows(self, payloads: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One flat row per run: ``id``, the config fields, scalar metrics, ``check.<name>`` columns;
+        ordered by the config values (numbers numerically), so the table reads like the grid."""
+        keyed = []
+        for payload in payloads:
+            config = payload.get("config", {})
+            result = payload.get("result", {})
+            row: dict[str, Any] = {"id": payload["id"]}
+            row.update(config)
+            for name, value in result.get("metrics", {}).items():
+                if value is None or isinstance(value, (bool, int, float, str)):
+                    row[f"metric.{name}" if name in row else name] = value
+            for name, passed in result.get("checks", {}).items():
+                row[f"check.{name}"] = passed
+            keyed.append((_sort_key(list(config.values())), payload["id"], row))
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        return [row for _, _, row in keyed]
+
+    def rebuild_summary(self, scan: StoreScan | None = None) -> list[dict[str, Any]]:
+        """Rewrite ``summary.csv`` from the run files (atomically) and return its rows."""
+        scan = self.scan() if scan is None else scan
+        rows = self.summary_rows(scan.complete.values())
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_cell(row.get(k)) for k in columns})
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.summary_path, buffer.getvalue())
+        return rows
+
+
+def _sort_key(values: list[Any]) -> tuple[Any, ...]:
+    key: list[Any] = []
+    for value in values:
+        if isinstance(value, list):
+            key.append((2, _sort_key(value)))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            key.append((0, float(value)))
+        else:
+            key.append((1, str(value)))
+    return tuple(key)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return ""
+    return value
+
+
+def load_summary(root: PathLike) -> Any:
+    """The summary of a store as a pandas DataFrame (list of row dicts when pandas is not installed),
+    rebuilt from the run files."""
+    rows = RunStore(root).rebuild_summary()
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
