@@ -15,6 +15,11 @@ static const char* dgemm_signature =
     "__pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, "
     "__pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)";
 
+// The same signature spelled with plain doubles (another Cython module exporting dgemm).
+static const char* dgemm_signature_plain =
+    "void (char *, char *, int *, int *, int *, double *, double *, int *, double *, int *, double *, double *, "
+    "int *)";
+
 void bind_core(py::module_& m) {
     m.def("build_info", []() {
         py::dict info;
@@ -46,8 +51,13 @@ void bind_core(py::module_& m) {
     m.def(
         "register_blas_dgemm",
         [](py::capsule capsule, int64_t threshold) {
-            // The capsule's name is the C signature Cython wrote; accept scipy's spelling or any name.
+            // The capsule's name is the C signature Cython wrote. Calling a function of another signature
+            // through this pointer would crash the interpreter, so only a dgemm signature is accepted.
             const char* name = capsule.name();
+            const std::string spelled = name == nullptr ? std::string() : std::string(name);
+            require(spelled == dgemm_signature || spelled == dgemm_signature_plain,
+                    "capsule: expected scipy.linalg.cython_blas.__pyx_capi__['dgemm'] (a capsule named with the "
+                    "dgemm C signature), got a capsule named '" + spelled + "'");
             void* pointer = PyCapsule_GetPointer(capsule.ptr(), name);
             if (pointer == nullptr) throw py::error_already_set();
             require(threshold > 0, "threshold: must be positive");

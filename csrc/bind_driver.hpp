@@ -17,6 +17,8 @@ void bind_run_chunk(PyClass& cls) {
            int64_t total_steps, double momentum, std::vector<NoiseTerm> noise, uint64_t seed,
            int64_t trajectory_offset, int n_threads) {
             require(x.ndim() == 2, "x: expected shape (B, n)");
+            // More OpenMP threads than this make libgomp fail to create them (a segfault, not an error).
+            require(n_threads >= 1 && n_threads <= max_run_threads, "n_threads: expected 1 to 1024 threads");
             const int64_t B = x.shape(0), n = kernel.state_size(), K = kernel.n_observables();
             const int64_t R = record_steps.ndim() == 1 ? record_steps.shape(0) : -1;
             require(R >= 0, "record_steps: expected a 1-d array");
@@ -36,7 +38,10 @@ void bind_run_chunk(PyClass& cls) {
             BatchState state;
             state.batch = B;
             state.x = mutable_data<double>(x, {B, n}, "x");
+            // Optional buffers must be arrays already: a list would be converted to a temporary copy and
+            // the updates written into it would be lost silently.
             if (!velocity.is_none()) {
+                require(py::isinstance<py::array>(velocity), "velocity: expected a float64 array or None");
                 auto v = velocity.cast<py::array>();
                 state.velocity = mutable_data<double>(v, {B, n}, "velocity");
             }
@@ -47,6 +52,7 @@ void bind_run_chunk(PyClass& cls) {
             state.loss = mutable_data<double>(loss, {B, R}, "loss");
             state.observations = mutable_data<double>(observations, {B, R, K}, "observations");
             if (!iterates.is_none()) {
+                require(py::isinstance<py::array>(iterates), "iterates: expected a float64 array or None");
                 auto it = iterates.cast<py::array>();
                 state.iterates = mutable_data<double>(it, {B, R, n}, "iterates");
             }

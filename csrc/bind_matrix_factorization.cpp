@@ -13,15 +13,15 @@ static TargetMatrix make_target(int64_t rows, int64_t cols, const py::object& de
                                 const py::object& weights, const py::object& right) {
     if (!dense.is_none()) {
         auto a = dense.cast<ConstArray>();
-        return TargetMatrix::dense(rows, cols, copy_vector(a, rows * cols, "target"));
+        return TargetMatrix::dense(rows, cols, copy_vector(a, checked_size(rows, cols, "target"), "target"));
     }
     require(!left.is_none() && !weights.is_none() && !right.is_none(),
             "target: give the dense matrix or all of (left, weights, right)");
     auto w = weights.cast<ConstArray>();
     const int64_t rank = w.size();
-    return TargetMatrix::factored(rows, cols, rank, copy_vector(left.cast<ConstArray>(), rows * rank, "left"),
+    return TargetMatrix::factored(rows, cols, rank, copy_vector(left.cast<ConstArray>(), checked_size(rows, rank, "left"), "left"),
                                   copy_vector(w, rank, "weights"),
-                                  copy_vector(right.cast<ConstArray>(), cols * rank, "right"));
+                                  copy_vector(right.cast<ConstArray>(), checked_size(cols, rank, "right"), "right"));
 }
 
 static std::vector<int64_t> copy_pairs(const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& p) {

@@ -17,6 +17,7 @@ void bind_projection(py::module_& m) {
             require(basis.shape(0) == N, "basis: expected " + std::to_string(N) + " rows (the snapshot length), got " +
                                              std::to_string(basis.shape(0)));
             require(n_threads >= 1, "n_threads: must be >= 1");
+            require_thread_count(n_threads);
             py::array_t<double> out({T, k});
             double* o = out.mutable_data();
             const double *s = snapshots.data(), *b = basis.data();
@@ -38,6 +39,7 @@ void bind_projection(py::module_& m) {
             require(basis.shape(0) == n, "basis: expected " + std::to_string(n) + " rows (probe points), got " +
                                              std::to_string(basis.shape(0)));
             require(n_threads >= 1, "n_threads: must be >= 1");
+            require_thread_count(n_threads);
             py::array_t<double> out({T, C, k});
             double* o = out.mutable_data();
             const double *s = snapshots.data(), *b = basis.data();

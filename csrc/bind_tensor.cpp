@@ -112,6 +112,7 @@ void bind_tensor(py::module_& m) {
     tensor.def(
         "contract",
         [](const Tensor& t, const ConstArray& U, int n_threads) {
+            require_thread_count(n_threads);
             int64_t cols = 0;
             const double* u = columns(U, t.dim(), cols);
             py::array_t<double> G({static_cast<py::ssize_t>(t.dim()), static_cast<py::ssize_t>(cols)});
@@ -126,6 +127,7 @@ void bind_tensor(py::module_& m) {
     tensor.def(
         "full_contract",
         [](const Tensor& t, const ConstArray& U, int n_threads) {
+            require_thread_count(n_threads);
             int64_t cols = 0;
             const double* u = columns(U, t.dim(), cols);
             py::array_t<double> out(static_cast<py::ssize_t>(cols));

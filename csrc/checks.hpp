@@ -18,4 +18,12 @@ inline int64_t checked_size(int64_t a, int64_t b, const char* what) {
     return a * b;
 }
 
+// The most OpenMP threads one call may ask for. Beyond what the system can create, libgomp crashes
+// instead of failing, so every binding that takes n_threads checks it here.
+constexpr int max_run_threads = 1024;
+
+inline void require_thread_count(int n_threads) {
+    require(n_threads <= max_run_threads, "n_threads: expected at most 1024 threads, got " + std::to_string(n_threads));
+}
+
 }  // namespace trajcore

@@ -95,6 +95,7 @@ double observe(const Problem& problem, const double* x, double* out, typename Pr
 // Threads for a batch of `batch` trajectories: never more than trajectories, so a single run does not
 // start an idle team whose spinning slows it down.
 inline int resolve_threads(int requested, int64_t batch) {
+    require_thread_count(requested);
 #ifdef TRAJCORE_OPENMP
     const int64_t wanted = requested > 0 ? requested : omp_get_max_threads();
     return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, batch)));

@@ -27,6 +27,7 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     require(static_cast<int64_t>(left.size()) == checked_size(rows, rank, "target"), "target: left factor size");
     require(static_cast<int64_t>(right.size()) == checked_size(cols, rank, "target"), "target: right factor size");
     require(static_cast<int64_t>(weights.size()) == rank, "target: weights size");
+    checked_size(rank, rank, "target rank");
     TargetMatrix t;
     t.rows_ = rows;
     t.cols_ = cols;
@@ -42,6 +43,14 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     for (int64_t i = 0; i < rank; ++i)
         for (int64_t j = 0; j < rank; ++j)
             t.frobenius_squared_ += t.weights_[i] * t.weights_[j] * gl[i * rank + j] * gr[i * rank + j];
+    // The recorded loss (residual_norm_squared) splits the residual along L and R, which needs
+    // orthonormal columns. Python checks to 1e-8; this looser bound stops direct misuse of the core.
+    for (int64_t i = 0; i < rank; ++i)
+        for (int64_t j = 0; j < rank; ++j) {
+            const double identity = i == j ? 1.0 : 0.0;
+            require(std::fabs(gl[i * rank + j] - identity) <= 1e-6 && std::fabs(gr[i * rank + j] - identity) <= 1e-6,
+                    "target: the factors (left, right) must have orthonormal columns");
+        }
     return t;
 }
 
@@ -160,6 +169,7 @@ SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMat
     require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
     require(width > 0, "symmetric factorization: width must be positive");
     checked_size(d_, w_, "symmetric factorization state");
+    checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
 }
 
 SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
@@ -203,6 +213,7 @@ AsymmetricMatrixFactorizationKernel::AsymmetricMatrixFactorizationKernel(TargetM
       projector_(std::move(projector)) {
     require(width > 0, "asymmetric factorization: width must be positive");
     checked_size(m_ + n_, w_, "asymmetric factorization state");
+    checked_size(w_, w_, "asymmetric factorization workspace");  // the w x w Gram matrices
 }
 
 AsymmetricMatrixFactorizationKernel::Workspace AsymmetricMatrixFactorizationKernel::workspace() const {

@@ -48,7 +48,26 @@ inline RandomStream noise_stream(uint64_t seed, uint64_t trajectory, int64_t ste
     return RandomStream(seed, trajectory, static_cast<uint64_t>(step), static_cast<uint32_t>(index + 1));
 }
 
+// Whether `kind` is one of the enumerators (pybind11 lets Python build NoiseKind(99)). No default
+// case: -Wswitch flags this function when a kind is added without it.
+inline bool is_known(NoiseKind kind) {
+    switch (kind) {
+        case NoiseKind::gradient_gaussian:
+        case NoiseKind::langevin:
+        case NoiseKind::perturbed_gd:
+        case NoiseKind::singular_value_imputation:
+        case NoiseKind::weight_additive:
+        case NoiseKind::dropconnect:
+        case NoiseKind::dropout:
+        case NoiseKind::input_gaussian:
+        case NoiseKind::label_gaussian:
+            return true;
+    }
+    return false;
+}
+
 inline void check_noise_term(const NoiseTerm& term) {
+    require(is_known(term.kind), "noise kind: not a NoiseKind value");
     require(std::isfinite(term.scale) && term.scale >= 0.0, "noise scale must be finite and >= 0");
     require(std::isfinite(term.anneal) && term.anneal >= 0.0, "noise anneal must be finite and >= 0");
     require(term.probability >= 0.0 && term.probability < 1.0, "noise probability must lie in [0, 1)");
@@ -56,7 +75,8 @@ inline void check_noise_term(const NoiseTerm& term) {
     require(std::isfinite(term.radius) && term.radius >= 0.0, "noise radius must be finite and >= 0");
     require(term.interval >= 0, "noise interval must be >= 0");
     require(std::isfinite(term.jitter) && term.jitter >= 0.0, "noise jitter must be finite and >= 0");
-    if (term.kind == NoiseKind::langevin) require(term.scale > 0.0, "Langevin inverse temperature must be > 0");
+    if (term.kind == NoiseKind::langevin)
+        require(term.scale > 0.0, "noise scale (the Langevin inverse temperature) must be > 0");
 }
 
 inline bool acts_on_parameters(NoiseKind kind) {

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,11 +30,13 @@ T* mutable_data(py::array& a, const std::vector<int64_t>& shape, const char* nam
     return static_cast<T*>(a.mutable_data());
 }
 
-// Copy of a float64 array with `size` elements (any shape), as the kernels own their inputs.
+// Copy of a finite float64 array with `size` elements (any shape), as the kernels own their inputs.
 inline std::vector<double> copy_vector(const ConstArray& a, int64_t size, const char* name) {
     require(a.size() == size, std::string(name) + ": expected " + std::to_string(size) + " values, got " +
                                   std::to_string(a.size()));
-    return std::vector<double>(a.data(), a.data() + a.size());
+    std::vector<double> values(a.data(), a.data() + a.size());
+    for (double v : values) require(std::isfinite(v), std::string(name) + ": contains NaN or infinite values");
+    return values;
 }
 
 }  // namespace trajcore::py_helpers

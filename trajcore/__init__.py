@@ -7,6 +7,7 @@ tc.analysis.monotonicity_index(traj.diagonal()[1])
 """
 
 from . import analysis, bases, config, data, network, noise, plot
+from ._memory import memory_limit, set_memory_limit
 from .config import show_config, version
 from .dynamics import Record, run
 from .initialization import small_init
@@ -56,10 +57,12 @@ __all__ = [
     "bases",
     "config",
     "data",
+    "memory_limit",
     "network",
     "noise",
     "plot",
     "run",
+    "set_memory_limit",
     "show_config",
     "small_init",
 ]

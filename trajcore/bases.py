@@ -457,6 +457,9 @@ def run_output_basis(
         Use another run entirely (its final outputs and features: a basis from a different run,
         which must share the probe set).
     """
+    for arg, value in (("run", run), ("features_from", features_from)):
+        if (value is not None or arg == "run") and not hasattr(value, "features_at"):  # NetworkRun (lazy import)
+            raise TypeError(f"{arg}: expected a trajcore NetworkRun, got {type(value).__name__}")
     source = run if features_from is None else features_from
     phi = source.features_at(features_step)
     label = name or ("ck_final" if features_step is None else f"ck_step{features_step}")

@@ -21,6 +21,9 @@ __all__ = ["show_config", "config_info", "resolve_threads", "blas_single_threade
 # at ~60 GFLOP/s in the core against ~48 in OpenBLAS).
 BLAS_THRESHOLD = 1 << 21
 
+#: the most threads a run may ask for (the core's run_chunk refuses more: libgomp cannot create them)
+MAX_THREADS = 1024
+
 
 def _register_blas() -> None:
     try:
@@ -51,8 +54,11 @@ def blas_single_threaded() -> Any:
 def resolve_threads(n_threads: int | None) -> int:
     """``None`` follows ``OMP_NUM_THREADS`` and then the CPU count; else a positive integer."""
     if n_threads is None:
-        return int(_core.build_info()["max_threads"])
-    return as_positive_int("n_threads", n_threads)
+        return min(int(_core.build_info()["max_threads"]), MAX_THREADS)
+    threads = as_positive_int("n_threads", n_threads)
+    if threads > MAX_THREADS:
+        raise ValueError(f"n_threads: expected at most {MAX_THREADS} threads, got {threads}")
+    return threads
 
 
 @functools.lru_cache(maxsize=1)

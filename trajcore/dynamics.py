@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import config
+from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .noise import NoiseArgument, as_noise_terms, noise_to_dict
 from .problem import Problem
@@ -59,6 +60,23 @@ def record_steps(steps: int, every: int) -> np.ndarray:
     if out[-1] != steps:
         out = np.append(out, np.int64(steps))
     return out
+
+
+def _record_count(steps: int, every: int) -> int:
+    """Length of ``record_steps(steps, every)``, without building it."""
+    return steps // every + 1 + (steps % every != 0)
+
+
+def _check_run_memory(B: int, R: int, K: int, n: int, steps: int, *, iterates: bool, momentum: bool) -> None:
+    """Refuse a run whose arrays exceed the memory limit, before allocating any of them.
+
+    Float64/int64 arrays of a run: loss (B, R), coefficients (B, R, K), iterates (B, R, n) when
+    recorded, the state x (B, n) and velocity (B, n) with momentum, step sizes and record steps.
+    """
+    words = B * R + B * R * K + (B * R * n if iterates else 0) + B * n * (2 if momentum else 1) + steps + R
+    shapes = f"B={B} trajectories x R={R} records x (1 loss + K={K} coefficients"
+    shapes += f" + n={n} iterate values)" if iterates else ")"
+    check_allocation(f"run: record arrays ({shapes})", 8 * words)
 
 
 def _step_sizes(lr: StepSize, steps: int) -> np.ndarray:
@@ -138,7 +156,6 @@ def run(
         raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
     divergence_factor = as_positive_float("divergence_factor", divergence_factor)
     threads = config.resolve_threads(n_threads)
-    lr_values = _step_sizes(lr, steps) if steps > 0 else np.ones(1)
     terms = as_noise_terms(noise, problem.model_noise)
 
     x0, batched = problem.validate_params("init", init)
@@ -149,9 +166,11 @@ def run(
     pairs = problem.coefficient_pairs(record.coefficients)
 
     n = int(np.prod(param_shape))
+    R, K = _record_count(steps, record.every), int(kernel.n_observables)
+    _check_run_memory(B, R, K, n, steps, iterates=bool(record.iterates), momentum=momentum != 0)
+    lr_values = _step_sizes(lr, steps) if steps > 0 else np.ones(1)
     x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
     rec_steps = record_steps(steps, record.every)
-    R, K = rec_steps.shape[0], int(kernel.n_observables)
     loss = np.full((B, R), np.nan)
     observations = np.full((B, R, K), np.nan)
     iterates = np.full((B, R, n), np.nan) if record.iterates else None

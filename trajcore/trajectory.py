@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +136,27 @@ class Trajectory:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:
-        """Read a trajectory written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        """Read a trajectory written by :meth:`save` (``allow_pickle=False``).
+
+        A file that is not such a trajectory raises ``ValueError`` naming the path (a missing file
+        raises ``FileNotFoundError``).
+        """
+        path = os.fspath(path)
+        not_ours = f"path: {path!r} is not a trajectory written by Trajectory.save"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, zipfile.BadZipFile) as err:  # numpy blames pickles for any junk
+            raise ValueError(f"{not_ours} ({err})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{not_ours} (a single .npy array)")
+        with data:
+            required = {"steps", "loss", "coefficients", "final", "diverged_at", "metadata_json"}
+            missing = sorted(required - set(data.files))
+            if missing:
+                raise ValueError(f"{not_ours} (missing {', '.join(missing)})")
             fields = {name: (data[name] if name in data.files else None) for name in _ARRAYS}
-            metadata = json.loads(str(data["metadata_json"]))
+            try:
+                metadata = json.loads(str(data["metadata_json"]))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{not_ours} (metadata: {err})") from None
         return cls(metadata=metadata, **fields)  # type: ignore[arg-type]

@@ -72,12 +72,15 @@ def _gradients_along(problem: Any, iterates: Any, pairs: Any) -> tuple[np.ndarra
     if not hasattr(problem, "coefficient_gradients"):
         raise TypeError(f"problem: {type(problem).__name__} does not provide coefficient_gradients")
     snaps = as_float_array("iterates", iterates, ndim=problem.parameter_ndim + 1)
-    pairs = np.asarray(pairs, dtype=np.int64)
-    if pairs.ndim != 2 or pairs.shape[1] != 2:
-        raise ValueError(f"pairs: expected shape (K, 2), got {pairs.shape}")
+    if snaps.shape[0] == 0:
+        raise ValueError(f"iterates: expected at least one snapshot, got shape {snaps.shape}")
+    try:  # the problem's own check: an integer (K, 2) array of indices inside its basis
+        pairs = problem.coefficient_pairs(np.asarray(pairs))
+    except ValueError as err:
+        raise ValueError(f"pairs: {err}") from None
     grads = np.stack([problem.coefficient_gradients(U, pairs) for U in snaps])  # (T, K, *P)
     values = np.stack([problem.coefficients(U, pairs) for U in snaps])  # (T, K)
-    return values, grads.reshape(grads.shape[0], grads.shape[1], -1)
+    return values, grads.reshape(grads.shape[0], grads.shape[1], int(np.prod(grads.shape[2:])))  # K may be 0
 
 
 def gradient_dominance(problem: Any, iterates: Any, pairs: Any) -> GradientDominance:

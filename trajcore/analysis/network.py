@@ -72,6 +72,8 @@ def top_coefficient_monotonicity(coefficients: Any, top: int = 5) -> np.ndarray:
     coefficients : (T, k) float64. Returns (top,) in decreasing order of ``|beta(T)|``.
     """
     c = as_float_array("coefficients", coefficients, ndim=2, finite=False)
+    if c.shape[0] == 0:
+        raise ValueError(f"coefficients: expected at least one record (T >= 1), got shape {c.shape}")
     top = as_positive_int("top", top)
     order = np.argsort(-np.abs(c[-1]), kind="stable")[: min(top, c.shape[1])]
     return np.atleast_1d(monotonicity_index(c[:, order]))

@@ -37,14 +37,14 @@ def _singular_values(name: str, A: Any, spectrum: bool) -> tuple[np.ndarray, int
     """Descending singular values ``(..., k)`` and the default-rule size ``max(m, n)``."""
     if spectrum:
         s = as_float_array(name, A, ndim=None, finite=False)
-        if s.ndim == 0:
-            raise ValueError(f"{name}: expected singular values (..., k), got a scalar")
+        if s.ndim == 0 or s.shape[-1] == 0:
+            raise ValueError(f"{name}: expected singular values (..., k) with k >= 1, got shape {s.shape}")
         if np.any(s < 0):
             raise ValueError(f"{name}: singular values must be >= 0")
         return -np.sort(-s, axis=-1), int(s.shape[-1])
     M = as_float_array(name, A, finite=True)
-    if M.ndim < 2:
-        raise ValueError(f"{name}: expected a matrix (..., m, n), got shape {M.shape}")
+    if M.ndim < 2 or 0 in M.shape[-2:]:
+        raise ValueError(f"{name}: expected a matrix (..., m, n) with m, n >= 1, got shape {M.shape}")
     return np.linalg.svd(M, compute_uv=False), int(max(M.shape[-2:]))
 
 

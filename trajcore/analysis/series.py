@@ -24,7 +24,7 @@ def _apply(name: str, series: Any, axis: int | None, fn: Any, *args: Any) -> Any
     if axis is None:
         axis = 0 if values.ndim == 1 else -2
     moved = np.moveaxis(values, axis, 0)
-    flat = moved.reshape(moved.shape[0], -1)
+    flat = moved.reshape(moved.shape[0], int(np.prod(moved.shape[1:])))  # not -1: T may be 0
     out = fn(flat, *args)
     result = out.reshape(moved.shape[1:])
     return result[()] if result.ndim == 0 else result
@@ -54,12 +54,12 @@ def crossing_times(series: Any, q: float = 0.5, steps: Any = None, axis: int | N
     ``steps (T,)`` maps record positions to iteration numbers (e.g. ``trajectory.steps``); without
     it the position is returned. Never crossing (or NaN data) gives NaN.
     """
-    if not np.isfinite(q):
-        raise ValueError(f"q: expected a finite number, got {q}")
-    index = _apply("series", series, axis, _series.crossing_indices, float(q))
-    index = np.asarray(index)
-    grid = np.arange(np.max(index) + 2 if index.size else 1) if steps is None else np.asarray(steps)
-    out = np.where(index >= 0, grid[np.clip(index, 0, None)].astype(float), np.nan)
+    q = float(as_float_array("q", q, shape=()))
+    values = as_float_array("series", series, finite=False)
+    index = np.asarray(_apply("series", values, axis, _series.crossing_indices, q))
+    T = values.shape[0 if axis is None and values.ndim == 1 else (-2 if axis is None else axis)]
+    grid = np.arange(T, dtype=np.float64) if steps is None else as_float_array("steps", steps, shape=(T,))
+    out = np.append(grid, np.nan)[index]  # index -1 (never crossed) picks the appended NaN
     return out[()] if out.ndim == 0 else out
 
 

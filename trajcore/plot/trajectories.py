@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import as_float_array, as_nonnegative_int
+from ..trajectory import Trajectory
 
 __all__ = ["coefficients", "learning_times", "scaling", "new_axes"]
 
@@ -38,11 +39,18 @@ def coefficients(
     targets : optional final values drawn as dotted lines (e.g. sigma)
     Returns the matplotlib axes.
     """
+    if not isinstance(trajectory, Trajectory):
+        raise TypeError(f"trajectory: expected a trajcore.Trajectory, got {type(trajectory).__name__}")
     if trajectory.batched:
         raise ValueError("trajectory: plot one trajectory of a batch (index it first)")
     pairs = trajectory.coefficient_pairs
     if which is None:
         which = list(np.flatnonzero(pairs[:, 0] == pairs[:, 1])) or list(range(pairs.shape[0]))
+    which = [as_nonnegative_int("which", k) for k in which]
+    if any(k >= pairs.shape[0] for k in which):
+        raise ValueError(f"which: positions must lie in [0, {pairs.shape[0]}), got {which}")
+    if labels is not None and len(labels) < len(which):
+        raise ValueError(f"labels: expected {len(which)} labels, got {len(labels)}")
     ax = new_axes(ax)
     for n, k in enumerate(which):
         i, j = pairs[k]
@@ -63,8 +71,10 @@ def learning_times(measured: Any, predicted: Any, *, ax: Any = None, labels: Seq
     """Measured learning times ``(k,)`` or ``(seeds, k)`` against predicted ``(k,)``, with y = x."""
     pred = as_float_array("predicted", predicted, ndim=1)
     meas = np.atleast_2d(as_float_array("measured", measured, finite=False))
-    if meas.shape[1] != pred.shape[0]:
+    if meas.ndim != 2 or meas.shape[1] != pred.shape[0]:
         raise ValueError(f"measured: expected (..., {pred.shape[0]}) values, got {meas.shape}")
+    if labels is not None and len(labels) < pred.shape[0]:
+        raise ValueError(f"labels: expected {pred.shape[0]} labels, got {len(labels)}")
     ax = new_axes(ax, (4.5, 4.5))
     for k in range(pred.shape[0]):
         label = labels[k] if labels is not None else f"component {k}"
@@ -82,6 +92,8 @@ def scaling(x: Any, measured: Any, predicted: Any, *, xlabel: str, ax: Any = Non
     xs = as_float_array("x", x, ndim=1)
     pred = as_float_array("predicted", predicted, shape=xs.shape)
     meas = np.atleast_2d(as_float_array("measured", measured, finite=False))
+    if meas.ndim != 2 or meas.shape[1] != xs.shape[0]:
+        raise ValueError(f"measured: expected ({xs.shape[0]},) or (seeds, {xs.shape[0]}) values, got {meas.shape}")
     ax = new_axes(ax)
     mean, spread = np.nanmean(meas, axis=0), np.nanstd(meas, axis=0)
     ax.errorbar(xs, mean, yerr=spread if meas.shape[0] > 1 else None, fmt="o", label="measured")

@@ -1,0 +1,245 @@
+"""Threads and signals: the core is re-entrant, Ctrl-C stops a run promptly, saves are atomic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import trajcore as tc
+from trajcore import _core, _series
+
+ROOT = Path(__file__).resolve().parents[1]
+N_THREADS = 8
+
+
+def _jobs() -> list[tuple[Any, np.ndarray, dict[str, Any]]]:
+    """Eight different runs (problems, noise, momentum) to execute at once."""
+    smf = tc.SymmetricMatrixFactorization.planted(d=10, rank=3, seed=1)
+    dense = tc.SymmetricMatrixFactorization.planted(d=8, rank=2, seed=2, dense=True)
+    amf = tc.AsymmetricMatrixFactorization(np.random.default_rng(3).standard_normal((6, 5)))
+    jobs = []
+    for i in range(N_THREADS):
+        problem = (smf, dense, amf)[i % 3]
+        init = tc.small_init((3, *problem.parameter_shape(4)), 0.05, seed=i)
+        noise = [None, tc.GradientNoise(0.01), tc.Langevin(1e5), tc.PerturbedGD(0.01, 1e9, 5)][i % 4]
+        kwargs = dict(
+            lr=0.02,
+            steps=150,
+            noise=noise,
+            seed=i,
+            n_threads=1 + i % 2,
+            momentum=0.5 * (i % 2),
+            record=tc.Record(every=7, coefficients="all", iterates=True),
+        )
+        jobs.append((problem, init, kwargs))
+    return jobs
+
+
+def _arrays(traj: tc.Trajectory) -> list[np.ndarray]:
+    return [traj.loss, traj.coefficients, traj.final, traj.iterates, np.asarray(traj.diverged_at)]
+
+
+def test_runs_from_eight_threads_equal_sequential_runs() -> None:
+    jobs = _jobs()
+    sequential = [tc.run(p, x, **kw) for p, x, kw in jobs]
+    for _ in range(2):
+        with ThreadPoolExecutor(N_THREADS) as pool:
+            concurrent = list(pool.map(lambda job: tc.run(job[0], job[1], **job[2]), jobs))
+        for seq, con in zip(sequential, concurrent, strict=True):
+            for a, b in zip(_arrays(seq), _arrays(con), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_one_kernel_shared_by_eight_threads() -> None:
+    """Kernels are const: eight threads may drive the same kernel object on their own buffers."""
+    problem = tc.SymmetricMatrixFactorization.planted(d=12, rank=3, seed=4)
+    kernel = problem._kernel(5, "all")
+    n, K, B, steps = kernel.state_size, kernel.n_observables, 4, 200
+    rec = np.arange(0, steps + 1, 10, dtype=np.int64)
+    lr = np.full(steps, 0.01)
+    noise = [_core.NoiseTerm(_core.NoiseKind.gradient_gaussian, scale=0.01)]
+
+    def drive(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = tc.small_init((B, n), 0.1, seed=seed)
+        loss, obs = np.full((B, rec.size), np.nan), np.full((B, rec.size, K), np.nan)
+        kernel.run_chunk(
+            x,
+            None,
+            np.full(B, -1),
+            np.full(B, -1),
+            np.full(B, 1e12),
+            loss,
+            obs,
+            None,
+            lr,
+            rec,
+            0,
+            steps,
+            steps,
+            0.0,
+            noise,
+            seed,
+            0,
+            1,
+        )
+        return x, loss, obs
+
+    sequential = [drive(s) for s in range(N_THREADS)]
+    with ThreadPoolExecutor(N_THREADS) as pool:
+        concurrent = list(pool.map(drive, range(N_THREADS)))
+    for seq, con in zip(sequential, concurrent, strict=True):
+        for a, b in zip(seq, con, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_series_statistics_from_eight_threads() -> None:
+    rng = np.random.default_rng(5)
+    series = [np.cumsum(rng.standard_normal((400, 50)), axis=0) for _ in range(N_THREADS)]
+    funcs = (_series.monotonicity_index, _series.nonmonotone_mass, _series.monotone_fraction)
+    sequential = [[f(s) for f in funcs] for s in series]
+    with ThreadPoolExecutor(N_THREADS) as pool:
+        concurrent = list(pool.map(lambda s: [f(s) for f in funcs], series))
+    for seq, con in zip(sequential, concurrent, strict=True):
+        for a, b in zip(seq, con, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------
+
+_LONG_RUN = """
+import sys, time
+import numpy as np
+import trajcore as tc
+
+problem = tc.SymmetricMatrixFactorization.planted(d=40, rank=4, seed=0)
+init = tc.small_init((4, 40, 8), 1e-3, seed=1)
+reference = tc.run(problem, init, lr=0.01, steps=50, n_threads=2)
+print("started", flush=True)
+try:
+    # 10**7 steps take minutes; the step sizes (steps,) are 80 MB, so this is a long run, not a big one.
+    tc.run(problem, init, lr=0.01, steps=10**7, n_threads=2, record=tc.Record(every=10**5))
+except KeyboardInterrupt:
+    print("interrupted", time.perf_counter(), flush=True)
+    if "{mode}" == "reraise":
+        raise
+# Nothing corrupt: the core computes exactly what it computed before the interrupt.
+again = tc.run(problem, init, lr=0.01, steps=50, n_threads=2)
+assert np.array_equal(again.loss, reference.loss) and np.array_equal(again.final, reference.final)
+print("recovered", flush=True)
+"""
+
+
+def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_LONG_RUN.replace("{mode}", mode))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1.0)  # well inside the long run, its chunks now last ~0.1 s
+    assert proc.poll() is None
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    line = proc.stdout.readline()
+    latency = time.perf_counter() - sent
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, line + out, err), latency
+
+
+def test_ctrl_c_stops_a_long_run_within_a_second() -> None:
+    result, latency = _interrupt_long_run("reraise")
+    assert result.stdout.startswith("interrupted"), result.stderr
+    assert latency < 1.0, f"KeyboardInterrupt after {latency:.2f} s"
+    assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr
+
+
+def test_ctrl_c_leaves_the_core_usable() -> None:
+    result, latency = _interrupt_long_run("recover")
+    assert result.returncode == 0, result.stderr
+    assert "recovered" in result.stdout and latency < 1.0
+
+
+# -- atomic saves --------------------------------------------------------------------------------
+
+
+def _trajectory(n_records: int = 50) -> tc.Trajectory:
+    problem = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
+    return tc.run(
+        problem,
+        tc.small_init((2, 6, 3), 0.1, seed=0),
+        lr=0.05,
+        steps=n_records - 1,
+        record=tc.Record(iterates=True),
+    )
+
+
+def test_save_interrupted_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = _trajectory(20), _trajectory(40)
+    path = tmp_path / "run.npz"
+    old.save(path)
+    real_savez = np.savez
+
+    def interrupted_savez(fh: Any, **arrays: Any) -> None:
+        real_savez(fh, **arrays)  # the bytes are written, then Ctrl-C arrives before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trajcore.trajectory.np.savez", interrupted_savez)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(path)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(tmp_path / "fresh.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
+    np.testing.assert_array_equal(tc.Trajectory.load(path).iterates, old.iterates)
+
+
+_SAVE_LOOP = """
+import numpy as np, trajcore as tc
+problem = tc.SymmetricMatrixFactorization.planted(d=60, rank=3, seed=0)
+traj = tc.run(problem, tc.small_init((16, 60, 20), 0.1, seed=0), lr=0.01, steps=300,
+              record=tc.Record(iterates=True))
+traj.save("reference.npz")
+print("saving", flush=True)
+while True:
+    traj.save("run.npz")
+"""
+
+
+def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
+    """A real SIGINT in the middle of repeated ~50 MB saves: only complete files remain."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_LOOP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "saving"
+    time.sleep(0.7)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names in (["reference.npz"], ["reference.npz", "run.npz"]), names
+    if "run.npz" in names:
+        saved, reference = (
+            tc.Trajectory.load(tmp_path / "run.npz"),
+            tc.Trajectory.load(tmp_path / "reference.npz"),
+        )
+        np.testing.assert_array_equal(saved.iterates, reference.iterates)
