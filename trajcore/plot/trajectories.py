@@ -70,6 +70,8 @@ def coefficients(
 def learning_times(measured: Any, predicted: Any, *, ax: Any = None, labels: Sequence[str] | None = None) -> Any:
     """Measured learning times ``(k,)`` or ``(seeds, k)`` against predicted ``(k,)``, with y = x."""
     pred = as_float_array("predicted", predicted, ndim=1)
+    if pred.size == 0:
+        raise ValueError("predicted: expected at least one learning time")
     meas = np.atleast_2d(as_float_array("measured", measured, finite=False))
     if meas.ndim != 2 or meas.shape[1] != pred.shape[0]:
         raise ValueError(f"measured: expected (..., {pred.shape[0]}) values, got {meas.shape}")
@@ -90,6 +92,8 @@ def learning_times(measured: Any, predicted: Any, *, ax: Any = None, labels: Seq
 def scaling(x: Any, measured: Any, predicted: Any, *, xlabel: str, ax: Any = None, logx: bool = False) -> Any:
     """A scaling study: measured ``(n,)`` or ``(seeds, n)`` and predicted ``(n,)`` against ``x (n,)``."""
     xs = as_float_array("x", x, ndim=1)
+    if xs.size == 0:
+        raise ValueError("x: expected at least one point")
     pred = as_float_array("predicted", predicted, shape=xs.shape)
     meas = np.atleast_2d(as_float_array("measured", measured, finite=False))
     if meas.ndim != 2 or meas.shape[1] != xs.shape[0]:
