@@ -15,16 +15,15 @@ layer, ``W_l (out, in)`` row-major then ``b_l (out,)`` -- the order of ``torch.n
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._memory import check_allocation
+from ._storage import load_record, save_record
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 
 if TYPE_CHECKING:
@@ -419,29 +418,15 @@ class NetworkRun:
         return self.features[-1]
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write to ``path`` (``.npz`` arrays + JSON metadata, no pickle) atomically: a temporary
-        file in the same folder, then a rename."""
-        path = os.fspath(path)
-        arrays = {name: getattr(self, name) for name in _RUN_ARRAYS if getattr(self, name) is not None}
-        arrays["metadata_json"] = np.array(json.dumps(self.metadata, sort_keys=True))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write to ``path`` (``.npz`` arrays + JSON metadata, no pickle), atomically: readers see the
+        previous file or the whole new one."""
+        save_record(path, {name: getattr(self, name) for name in _RUN_ARRAYS}, self.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NetworkRun:
-        """Read a run written by :meth:`save` (no pickle is ever loaded)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            values: dict[str, Any] = {name: (data[name] if name in data.files else None) for name in _RUN_ARRAYS}
-            metadata = json.loads(str(data["metadata_json"]))
-        return cls(**values, metadata=metadata)
+        """Read a run written by :meth:`save` (never unpickles); a foreign file raises ``ValueError``."""
+        values, metadata = load_record(path, _RUN_ARRAYS, ("steps",), "network run written by NetworkRun.save")
+        return cls(**values, metadata=metadata)  # type: ignore[arg-type]
 
 
 def train(

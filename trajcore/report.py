@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._storage import atomic_write_text
 from .experiments import ExperimentResult
-from .store import PathLike, RunStore, atomic_write_text, json_ready
+from .store import PathLike, RunStore, json_ready
 
 __all__ = ["ReportEntry", "write_report", "rebuild_report", "write_sweep_report", "all_checks_pass"]
 

@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,12 @@ from typing import Any, Union
 
 import numpy as np
 
+from ._storage import TEMP_SUFFIX, atomic_write_text
 from .experiments.settings import canonical_json
 
-__all__ = ["RunStore", "StoreScan", "StoreError", "json_ready", "atomic_write_text", "load_summary"]
+__all__ = ["RunStore", "StoreScan", "StoreError", "json_ready", "load_summary"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-_TEMP_SUFFIX = ".tmp"
 
 
 class StoreError(RuntimeError):
@@ -62,33 +60,6 @@ def json_ready(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return str(value)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Make the rename itself durable; not possible (nor needed) on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    _fsync_directory(target.parent)
 
 
 def _checksum(payload: dict[str, Any]) -> str:
@@ -178,7 +149,7 @@ class RunStore:
         if not self.runs_dir.is_dir():
             return scan
         for path in sorted(self.runs_dir.iterdir()):
-            if path.name.startswith(".") and path.name.endswith(_TEMP_SUFFIX):
+            if path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX):
                 scan.temporaries.append(path)
             elif path.suffix == ".json":
                 try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ._storage import load_record, save_record
 
 __all__ = ["Trajectory"]
 
@@ -117,46 +116,17 @@ class Trajectory:
     # -- storage ------------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write to ``path`` (``.npz``) atomically: a temporary file in the same folder, then a rename."""
-        path = os.fspath(path)
-        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
-        arrays["metadata_json"] = np.array(json.dumps(self.metadata, sort_keys=True))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write to ``path`` (``.npz`` arrays + JSON metadata, no pickle), atomically: readers see the
+        previous file or the whole new one."""
+        save_record(path, {name: getattr(self, name) for name in _ARRAYS}, self.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:
-        """Read a trajectory written by :meth:`save` (``allow_pickle=False``).
+        """Read a trajectory written by :meth:`save` (never unpickles).
 
         A file that is not such a trajectory raises ``ValueError`` naming the path (a missing file
         raises ``FileNotFoundError``).
         """
-        path = os.fspath(path)
-        not_ours = f"path: {path!r} is not a trajectory written by Trajectory.save"
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError, zipfile.BadZipFile) as err:  # numpy blames pickles for any junk
-            raise ValueError(f"{not_ours} ({err})") from None
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError(f"{not_ours} (a single .npy array)")
-        with data:
-            required = {"steps", "loss", "coefficients", "final", "diverged_at", "metadata_json"}
-            missing = sorted(required - set(data.files))
-            if missing:
-                raise ValueError(f"{not_ours} (missing {', '.join(missing)})")
-            fields = {name: (data[name] if name in data.files else None) for name in _ARRAYS}
-            try:
-                metadata = json.loads(str(data["metadata_json"]))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{not_ours} (metadata: {err})") from None
-        return cls(metadata=metadata, **fields)  # type: ignore[arg-type]
+        required = ("steps", "loss", "coefficients", "final", "diverged_at")
+        arrays, metadata = load_record(path, _ARRAYS, required, "trajectory written by Trajectory.save")
+        return cls(metadata=metadata, **arrays)  # type: ignore[arg-type]
