@@ -19,6 +19,9 @@ import trajcore as tc
 from trajcore import _core, _series
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the trajcore under test lives (the source tree in development, site-packages in CI): child
+# processes import that one, and run outside the source tree so it cannot shadow an installed copy.
+PACKAGE_HOME = Path(tc.__file__).resolve().parents[1]
 N_THREADS = 8
 
 
@@ -140,14 +143,14 @@ print("recovered", flush=True)
 
 
 def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_LONG_RUN.replace("{mode}", mode))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=ROOT / "tests",
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "started"
@@ -221,7 +224,7 @@ while True:
 
 def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
     """A real SIGINT in the middle of repeated ~50 MB saves: only complete files remain."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, "-c", _SAVE_LOOP],
         stdout=subprocess.PIPE,

@@ -20,6 +20,9 @@ from trajcore.noise import NoiseSpec
 from trajcore.problem import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the trajcore under test lives (the source tree in development, site-packages in CI): child
+# processes import that one, and run outside the source tree so it cannot shadow an installed copy.
+PACKAGE_HOME = Path(tc.__file__).resolve().parents[1]
 
 #: one small instance of every problem (extend when a problem lands on main)
 PROBLEMS: dict[str, Callable[[], Problem]] = {
@@ -137,7 +140,7 @@ print(json.dumps({{f"{{p}}/{{n}}": td._digest(td._run(p, n, n_threads=2)) for p,
 def test_results_are_identical_across_processes() -> None:
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         "PYTHONHASHSEED": "123",
         "OMP_NUM_THREADS": "2",
     }
@@ -146,7 +149,7 @@ def test_results_are_identical_across_processes() -> None:
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=ROOT / "tests",
         timeout=300,
     )
     assert child.returncode == 0, child.stderr
