@@ -119,6 +119,14 @@ def test_series_statistics_from_eight_threads() -> None:
 
 # -- Ctrl-C --------------------------------------------------------------------------------------
 
+
+def _default_sigint() -> None:
+    """Child setup: SIGINT back to its default action. A process started in the background by a
+    non-interactive shell (as CI runners may be) inherits an ignored SIGINT, and Python then installs
+    no KeyboardInterrupt handler; the tests measure trajcore, not the runner's signal mask."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 _LONG_RUN = """
 import sys, time
 import numpy as np
@@ -151,6 +159,7 @@ def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], fl
         text=True,
         env=env,
         cwd=ROOT / "tests",
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "started"
@@ -232,6 +241,7 @@ def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
         text=True,
         env=env,
         cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "saving"
     time.sleep(0.7)
