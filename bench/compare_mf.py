@@ -30,15 +30,22 @@ def numpy_reference_loop(V, sigma, U0, lr, steps):
     return U, coefs
 
 
-def compare(report: Report) -> None:
-    jax, jnp = jax_x64()
-    threads = os.cpu_count() or 1
+BATCHES = [(256, 128, 8, 1.0), (4096, 32, 4, 3.0)]
 
-    # 1. Reference setting, one trajectory, signal coefficients every step.
+
+def compare(report: Report) -> None:
+    threads = os.cpu_count() or 1
+    # Every trajcore timing comes first: NumPy's OpenBLAS and JAX keep worker threads spinning for a
+    # while after they compute, which would steal the cores from the OpenMP threads measured next.
     problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
     U0 = tc.small_init((20, 20), 5e-7, seed=1)
     record = tc.Record(every=1, coefficients="signal")
     t_tc = median_time(lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=7)
+    t_batches = [_dense_batch_time(B, d, w, 100) for B, d, w, _ in BATCHES]
+    per_step = [_factored_step_time(d) for d in (5000, 10000, 20000)]
+
+    # 1. Reference setting, one trajectory, signal coefficients every step.
+    jax, jnp = jax_x64()
     t_np = median_time(lambda: numpy_reference_loop(problem.V, problem.sigma, U0, 0.04, 500), repeat=3)
     report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "NumPy loop", t_tc, t_np, 10.0)
     if jax is None:
@@ -61,14 +68,12 @@ def compare(report: Report) -> None:
         report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
 
     # 2./3. Dense batches against the best algebraic batched form.
-    for B, d, w, target in [(256, 128, 8, 1.0), (4096, 32, 4, 3.0)]:
-        _dense_batch(report, B, d, w, 100, target, threads)
+    for (B, d, w, target), t_batch in zip(BATCHES, t_batches, strict=True):
+        _dense_batch(report, B, d, w, 100, target, threads, t_batch)
 
     # 4. Factored targets: time per step linear in d.
-    per_step = []
-    for d in (5000, 10000, 20000):
-        per_step.append(_factored_step_time(d))
-        report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(per_step[-1] * 1e6, 1))
+    for d, t in zip((5000, 10000, 20000), per_step, strict=True):
+        report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(t * 1e6, 1))
     growth = [per_step[i + 1] / per_step[i] for i in range(2)]
     report.fact("factored: time ratio per doubling of d (linear = 2.0)", [round(g, 2) for g in growth])
 
@@ -80,15 +85,19 @@ def _factored_step_time(d: int, steps: int = 50) -> float:
     return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, n_threads=1), repeat=5) / steps
 
 
-def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int) -> None:
-    """Dense target batch against NumPy and JAX in the best algebraic batched form."""
-    jax, jnp = jax_x64()
-    case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
+def _dense_batch_time(B: int, d: int, w: int, steps: int) -> float:
     problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
-    M = problem.target
     rec = tc.Record(every=steps, coefficients=None)
-    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
+    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
+
+
+def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int, t_tc: float) -> None:
+    """Dense target batch (trajcore time ``t_tc``) against NumPy and JAX in the best batched form."""
+    jax, jnp = jax_x64()
+    case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
+    M = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True).target
+    U0 = tc.small_init((B, d, w), 0.01, seed=1)
 
     def numpy_batched():
         U = U0.copy()
