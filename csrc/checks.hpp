@@ -11,6 +11,11 @@ inline void require(bool condition, const std::string& message) {
     if (!condition) throw std::invalid_argument(message);
 }
 
+// For literal messages: nothing is allocated unless the check fails (checks inside loops stay free).
+inline void require(bool condition, const char* message) {
+    if (!condition) throw std::invalid_argument(message);
+}
+
 // Product of non-negative sizes, throwing instead of overflowing int64.
 inline int64_t checked_size(int64_t a, int64_t b, const char* what) {
     require(a >= 0 && b >= 0, std::string(what) + ": negative dimension");

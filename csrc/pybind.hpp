@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "linalg.hpp"
 
 namespace trajcore::py_helpers {
 
@@ -35,7 +36,9 @@ inline std::vector<double> copy_vector(const ConstArray& a, int64_t size, const 
     require(a.size() == size, std::string(name) + ": expected " + std::to_string(size) + " values, got " +
                                   std::to_string(a.size()));
     std::vector<double> values(a.data(), a.data() + a.size());
-    for (double v : values) require(std::isfinite(v), std::string(name) + ": contains NaN or infinite values");
+    // The message is built only on failure: a std::string per element would cost more than the copy.
+    if (!linalg::all_finite(static_cast<int64_t>(values.size()), values.data()))
+        throw std::invalid_argument(std::string(name) + ": contains NaN or infinite values");
     return values;
 }
 
