@@ -20,6 +20,22 @@ static const char* dgemm_signature_plain =
     "void (char *, char *, int *, int *, int *, double *, double *, int *, double *, int *, double *, double *, "
     "int *)";
 
+// Binds `name(seed, trajectory, step, stream, count)`: `count` values of `draw` from one stream.
+template <class Draw>
+void bind_draws(py::module_& m, const char* name, Draw draw) {
+    m.def(
+        name,
+        [draw](uint64_t seed, uint64_t trajectory, int64_t step, uint32_t stream, int64_t count) {
+            require(count >= 0, "count: must be >= 0");
+            py::array_t<double> out(count);
+            RandomStream rng(seed, trajectory, static_cast<uint64_t>(step), stream);
+            double* p = out.mutable_data();
+            for (int64_t i = 0; i < count; ++i) p[i] = draw(rng);
+            return out;
+        },
+        py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
+}
+
 void bind_core(py::module_& m) {
     m.def("build_info", []() {
         py::dict info;
@@ -105,18 +121,10 @@ void bind_core(py::module_& m) {
         .def_readonly("interval", &NoiseTerm::interval)
         .def_readonly("jitter", &NoiseTerm::jitter);
 
-    // Counter-based normals, exposed so tests and the Python layer can reproduce the core's draws.
-    m.def(
-        "normal_draws",
-        [](uint64_t seed, uint64_t trajectory, int64_t step, uint32_t stream, int64_t count) {
-            require(count >= 0, "count: must be >= 0");
-            py::array_t<double> out(count);
-            RandomStream rng(seed, trajectory, static_cast<uint64_t>(step), stream);
-            double* p = out.mutable_data();
-            for (int64_t i = 0; i < count; ++i) p[i] = rng.normal();
-            return out;
-        },
-        py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
+    // Counter-based draws, exposed so tests and the Python layer can reproduce the core's noise
+    // (normals) and masks and minibatches (uniforms) exactly.
+    bind_draws(m, "normal_draws", [](RandomStream& rng) { return rng.normal(); });
+    bind_draws(m, "uniform_draws", [](RandomStream& rng) { return rng.uniform(); });
 }
 
 }  // namespace trajcore

@@ -55,18 +55,6 @@ void bind_linear_network(py::module_& m) {
         py::arg("x"), "Exact loss and the recorded observables at one flat state.");
     bind_run_chunk<DeepLinearNetworkKernel>(cls);
 
-    // Counter-based uniforms (the draws behind dropout and DropConnect masks), so tests can rebuild masks.
-    m.def(
-        "uniform_draws",
-        [](uint64_t seed, uint64_t trajectory, int64_t step, uint32_t stream, int64_t count) {
-            require(count >= 0, "count: must be >= 0");
-            py::array_t<double> out(count);
-            RandomStream rng(seed, trajectory, static_cast<uint64_t>(step), stream);
-            double* p = out.mutable_data();
-            for (int64_t i = 0; i < count; ++i) p[i] = rng.uniform();
-            return out;
-        },
-        py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
     m.def(
         "jacobi_svd",
         [](const ConstArray& A, bool vectors) -> py::object {
