@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_experiments  # noqa: F401  (registers tiny_smf, a flagship test experiment)
+from subprocesses import TESTS, child_env
 
-import trajcore
 from trajcore.cli import main
 from trajcore.experiments import get, registry
 from trajcore.experiments.settings import (
@@ -27,17 +26,9 @@ from trajcore.experiments.settings import (
     type_name,
 )
 
-TESTS = Path(__file__).resolve().parent
-# Subprocesses and workers import the trajcore under test (installed, or this source tree when
-# run in place) and the test experiments from this directory.
-TRAJCORE_HOME = Path(trajcore.__file__).resolve().parent.parent
-
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TRAJCORE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
-    env["TRAJCORE_EXPERIMENTS"] = "tiny_experiments"
-    return env
+    return child_env(TRAJCORE_EXPERIMENTS="tiny_experiments")
 
 
 def _references(index: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,14 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from subprocesses import child_env
 
 import trajcore as tc
 from trajcore import _core, _series
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where the trajcore under test lives (the source tree in development, site-packages in CI): child
-# processes import that one, and run outside the source tree so it cannot shadow an installed copy.
-PACKAGE_HOME = Path(tc.__file__).resolve().parents[1]
 N_THREADS = 8
 
 
@@ -151,7 +148,7 @@ print("recovered", flush=True)
 
 
 def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = child_env()
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_LONG_RUN.replace("{mode}", mode))],
         stdout=subprocess.PIPE,
@@ -233,7 +230,7 @@ while True:
 
 def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
     """A real SIGINT in the middle of repeated ~50 MB saves: only complete files remain."""
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = child_env()
     proc = subprocess.Popen(
         [sys.executable, "-c", _SAVE_LOOP],
         stdout=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,15 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from subprocesses import child_env
 
 import trajcore as tc
 from trajcore.noise import NoiseSpec
 from trajcore.problem import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where the trajcore under test lives (the source tree in development, site-packages in CI): child
-# processes import that one, and run outside the source tree so it cannot shadow an installed copy.
-PACKAGE_HOME = Path(tc.__file__).resolve().parents[1]
 
 #: one small instance of every problem (extend when a problem lands on main)
 PROBLEMS: dict[str, Callable[[], Problem]] = {
@@ -138,12 +135,7 @@ print(json.dumps({{f"{{p}}/{{n}}": td._digest(td._run(p, n, n_threads=2)) for p,
 
 
 def test_results_are_identical_across_processes() -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PACKAGE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "PYTHONHASHSEED": "123",
-        "OMP_NUM_THREADS": "2",
-    }
+    env = child_env(PYTHONHASHSEED="123", OMP_NUM_THREADS="2")
     child = subprocess.run(
         [sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests"))],
         capture_output=True,

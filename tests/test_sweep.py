@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_experiments  # registers tiny_smf
+from subprocesses import TESTS, child_env
 
-import trajcore
 from trajcore.cli import main
 from trajcore.experiments import get
 from trajcore.experiments.settings import canonical_json, run_id
@@ -32,11 +32,6 @@ from trajcore.sweep import (
     run_sweep,
 )
 
-TESTS = Path(__file__).resolve().parent
-# Subprocesses and workers import the trajcore under test (installed, or this source tree when
-# run in place) and the test experiments from this directory.
-TRAJCORE_HOME = Path(trajcore.__file__).resolve().parent.parent
-
 # 4 init scales x 50 seeds = 200 runs of a d=8 SMF, a few milliseconds each.
 SPEC_200 = """
 experiment = "tiny_smf"
@@ -49,11 +44,7 @@ seed = { range = [0, 50] }
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TRAJCORE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
-    env["TRAJCORE_EXPERIMENTS"] = "tiny_experiments"
-    env.update(extra)
-    return env
+    return child_env(TRAJCORE_EXPERIMENTS="tiny_experiments", **extra)
 
 
 def _store_files(root: Path) -> dict[str, bytes]:
