@@ -18,8 +18,14 @@
 //                                called loss_and_grad at the same x, gradient_loss is the loss it
 //                                returned and the workspace still holds its products, which observe
 //                                may reuse; otherwise it is NaN.
+// and optionally
 //   void post_step(double* x, Workspace&, const StepContext&)
-//                             -- problem-level changes after the update (e.g. imputation); may be empty
+//                             -- problem-level changes after the update (e.g. imputation)
+//   double loss_and_step(const double* x, double lr, double* next, Workspace&, const StepContext&)
+//                             -- loss at x as loss_and_grad returns it, and next = x - lr * grad in
+//                                fewer passes over memory (the gradient is never stored); it leaves
+//                                the workspace as loss_and_grad does, for observe. The driver uses it
+//                                for plain steps: no momentum and no noise that reads the gradient.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -83,6 +89,21 @@ struct observe_takes_gradient_loss<
                                                              std::declval<typename P::Workspace&>(), 0.0))>>
     : std::true_type {};
 
+// Whether Problem has the optional post_step and loss_and_step.
+template <class P, class = void>
+struct has_post_step : std::false_type {};
+template <class P>
+struct has_post_step<P, std::void_t<decltype(std::declval<const P&>().post_step(
+                            std::declval<double*>(), std::declval<typename P::Workspace&>(),
+                            std::declval<const StepContext&>()))>> : std::true_type {};
+template <class P, class = void>
+struct has_loss_and_step : std::false_type {};
+template <class P>
+struct has_loss_and_step<P, std::void_t<decltype(std::declval<const P&>().loss_and_step(
+                                std::declval<const double*>(), 0.0, std::declval<double*>(),
+                                std::declval<typename P::Workspace&>(), std::declval<const StepContext&>()))>>
+    : std::true_type {};
+
 template <class Problem>
 double observe(const Problem& problem, const double* x, double* out, typename Problem::Workspace& ws,
                double gradient_loss) {
@@ -108,9 +129,9 @@ inline int resolve_threads(int requested, int64_t batch) {
 
 inline bool all_finite(const double* v, int64_t n) { return linalg::all_finite(n, v); }
 
-// Adds the driver-level noise terms to one update. `step_vec` is the direction x moves against
-// (gradient, or momentum velocity); `next` already holds x - lr * step_vec.
-inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, const double* grad, double lr,
+// Adds the driver-level noise terms to one update; `next` already holds the noise-free update of
+// x. `gradient_norm` is |grad f(x)|, read by perturbed GD only.
+inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, double gradient_norm, double lr,
                                   double* next, int64_t n, int64_t* last_perturbation) {
     for (size_t term_index = 0; term_index < spec.noise.size(); ++term_index) {
         const NoiseTerm& term = spec.noise[term_index];
@@ -128,11 +149,9 @@ inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, c
                 break;
             }
             case NoiseKind::perturbed_gd: {
-                double norm2 = 0.0;
-                for (int64_t i = 0; i < n; ++i) norm2 += grad[i] * grad[i];
                 const bool quiet_long_enough =
                     *last_perturbation < 0 || ctx.step - *last_perturbation >= term.interval;
-                if (std::sqrt(norm2) > term.threshold || !quiet_long_enough || term.radius == 0.0) break;
+                if (gradient_norm > term.threshold || !quiet_long_enough || term.radius == 0.0) break;
                 // Uniform in the ball: Gaussian direction, radius r * u^(1/n).
                 std::vector<double> direction(static_cast<size_t>(n));
                 double dn2 = 0.0;
@@ -166,6 +185,12 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
     const int threads = resolve_threads(spec.n_threads, state.batch);
     (void)threads;
 
+    // Without momentum a step may go through loss_and_step; perturbed GD then reads the gradient's
+    // norm off the displacement, |x - next| / lr.
+    const bool fused = has_loss_and_step<Problem>::value && spec.momentum == 0.0 && state.velocity == nullptr;
+    bool needs_gradient_norm = false;
+    for (const NoiseTerm& term : spec.noise) needs_gradient_norm |= term.kind == NoiseKind::perturbed_gd;
+
 #ifdef TRAJCORE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
@@ -173,8 +198,12 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
         if (state.diverged_at[b] >= 0) continue;
         try {
             auto workspace = problem.workspace();
-            std::vector<double> grad(static_cast<size_t>(n)), next(static_cast<size_t>(n));
-            double* x = state.x + b * n;
+            std::vector<double> grad(static_cast<size_t>(fused ? 0 : n)), spare(static_cast<size_t>(n));
+            // x and next alternate between the caller's row and `spare` (no copy per step); the
+            // last finite iterate is copied back to the caller's row at the end.
+            double* const home = state.x + b * n;
+            double* x = home;
+            double* next = spare.data();
             double* velocity = state.velocity ? state.velocity + b * n : nullptr;
             int64_t record = first_record;
             auto record_if_due = [&](int64_t t, double gradient_loss) {
@@ -188,30 +217,47 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
             bool healthy = true;
             for (int64_t t = spec.t0; t < spec.t1; ++t) {
                 const StepContext ctx{spec.seed, static_cast<uint64_t>(spec.trajectory_offset + b), t, &spec.noise};
-                const double loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                const double lr = spec.lr[t];
+                double loss;
+                if constexpr (has_loss_and_step<Problem>::value) {
+                    loss = fused ? problem.loss_and_step(x, lr, next, workspace, ctx)
+                                 : problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                } else {
+                    loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                }
                 record_if_due(t, loss);
                 if (!std::isfinite(loss) || loss > state.loss_limit[b]) {
                     state.diverged_at[b] = t;
                     healthy = false;
                     break;
                 }
-                const double lr = spec.lr[t];
-                const double* direction = grad.data();
-                if (velocity) {
-                    for (int64_t i = 0; i < n; ++i) velocity[i] = spec.momentum * velocity[i] + grad[i];
-                    direction = velocity;
+                if (!fused) {
+                    const double* direction = grad.data();
+                    if (velocity) {
+                        for (int64_t i = 0; i < n; ++i) velocity[i] = spec.momentum * velocity[i] + grad[i];
+                        direction = velocity;
+                    }
+                    for (int64_t i = 0; i < n; ++i) next[i] = x[i] - lr * direction[i];
                 }
-                for (int64_t i = 0; i < n; ++i) next[i] = x[i] - lr * direction[i];
-                apply_parameter_noise(spec, ctx, grad.data(), lr, next.data(), n, state.last_perturbation + b);
-                problem.post_step(next.data(), workspace, ctx);
-                if (!all_finite(next.data(), n)) {
+                double gradient_norm = 0.0;
+                if (needs_gradient_norm) {
+                    for (int64_t i = 0; i < n; ++i) {
+                        const double g = fused ? (x[i] - next[i]) / lr : grad[i];
+                        gradient_norm += g * g;
+                    }
+                    gradient_norm = std::sqrt(gradient_norm);
+                }
+                apply_parameter_noise(spec, ctx, gradient_norm, lr, next, n, state.last_perturbation + b);
+                if constexpr (has_post_step<Problem>::value) problem.post_step(next, workspace, ctx);
+                if (!all_finite(next, n)) {
                     state.diverged_at[b] = t + 1;
                     healthy = false;
                     break;
                 }
-                std::copy(next.begin(), next.end(), x);
+                std::swap(x, next);
             }
             if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1, std::nan(""));
+            if (x != home) std::copy(x, x + n, home);
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

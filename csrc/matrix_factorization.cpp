@@ -9,6 +9,12 @@ namespace trajcore {
 using linalg::gemm_nn;
 using linalg::gemm_tn;
 
+// Products with at most this many columns run transposed, (Z^T M^T)^T: a narrow Z fills only part
+// of a vector register, while the rows of M^T fill whole ones.
+constexpr int64_t kNarrowWidth = 7;
+// ... for targets of at most this many entries (M^T is kept beside M when M is not symmetric).
+constexpr int64_t kNarrowTargetSize = int64_t{1} << 16;
+
 TargetMatrix TargetMatrix::dense(int64_t rows, int64_t cols, std::vector<double> values) {
     require(rows > 0 && cols > 0, "target: dimensions must be positive");
     require(static_cast<int64_t>(values.size()) == checked_size(rows, cols, "target"), "target: size mismatch");
@@ -18,6 +24,16 @@ TargetMatrix TargetMatrix::dense(int64_t rows, int64_t cols, std::vector<double>
     t.rank_ = std::min(rows, cols);
     t.dense_ = std::move(values);
     for (double v : t.dense_) t.frobenius_squared_ += v * v;
+    if (rows * cols <= kNarrowTargetSize) {
+        bool symmetric = rows == cols;
+        for (int64_t i = 0; i < rows && symmetric; ++i)
+            for (int64_t j = 0; j < i && symmetric; ++j) symmetric = t.dense_[i * cols + j] == t.dense_[j * cols + i];
+        if (!symmetric) {
+            t.dense_transposed_.resize(static_cast<size_t>(rows * cols));
+            for (int64_t i = 0; i < rows; ++i)
+                for (int64_t j = 0; j < cols; ++j) t.dense_transposed_[j * rows + i] = t.dense_[i * cols + j];
+        }
+    }
     return t;
 }
 
@@ -55,7 +71,21 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
 }
 
 // M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
+// out (n x w) = T^T, for T (w x n) row-major.
+static void transpose_into(const double* T, int64_t w, int64_t n, double* out) {
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < w; ++k) out[i * w + k] = T[k * n + i];
+}
+
 void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (!factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize) {
+        // (M Z)^T = Z^T M^T, and M^T is M when M is symmetric.
+        const double* mt = dense_transposed_.empty() ? dense_.data() : dense_transposed_.data();
+        scratch.resize(static_cast<size_t>(w * rows_));
+        gemm_tn(w, rows_, cols_, 1.0, Z, w, mt, rows_, 0.0, scratch.data(), rows_);
+        transpose_into(scratch.data(), w, rows_, out);
+        return;
+    }
     if (!factored_) {
         gemm_nn(rows_, w, cols_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
         return;
@@ -68,6 +98,13 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
 }
 
 void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (!factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize) {
+        // (M^T Z)^T = Z^T M.
+        scratch.resize(static_cast<size_t>(w * cols_));
+        gemm_tn(w, cols_, rows_, 1.0, Z, w, dense_.data(), cols_, 0.0, scratch.data(), cols_);
+        transpose_into(scratch.data(), w, cols_, out);
+        return;
+    }
     if (!factored_) {
         gemm_tn(cols_, w, rows_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
         return;
@@ -175,25 +212,68 @@ SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMat
 SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
     Workspace ws;
     ws.gram.resize(static_cast<size_t>(w_ * w_));
-    ws.target_times_u.resize(static_cast<size_t>(d_ * w_));
+    ws.mix.resize(static_cast<size_t>(w_ * w_));
+    if (target_.is_factored()) {
+        ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
+        ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
+    }
     return ws;
 }
 
-double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws) const {
-    gemm_tn(w_, w_, d_, 1.0, U, w_, U, w_, 0.0, ws.gram.data(), w_);          // U^T U: O(d w^2)
-    target_.times(U, w_, ws.target_times_u.data(), ws.scratch);              // M U
+double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
+    gemm_tn(w_, w_, d_, 1.0, U, w_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
+    double cross = 0.0;                                                // <U, M U>
+    if (target_.is_factored()) {
+        // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
+        const int64_t r = target_.rank();
+        gemm_tn(r, w_, d_, 1.0, target_.left(), r, U, w_, 0.0, ws.signal.data(), w_);  // O(d r w)
+        for (int64_t k = 0; k < r; ++k) {
+            const double* p = ws.signal.data() + k * w_;
+            cross += target_.weights()[k] * linalg::dot(w_, p, p);
+        }
+    } else {
+        target_.times(U, w_, target_times_u, ws.scratch);  // O(d^2 w)
+        cross = linalg::dot(d_ * w_, U, target_times_u);
+    }
     const double gram2 = linalg::dot(w_ * w_, ws.gram.data(), ws.gram.data());
-    const double cross = linalg::dot(d_ * w_, U, ws.target_times_u.data());
     ws.loss_scale = gram2 + target_.frobenius_squared();
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
 }
 
+// Rows of `out` per block in the factored form: both products of a block meet while it is in L1.
+constexpr int64_t kCombineRows = 64;
+
+void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws) const {
+    if (!target_.is_factored()) {
+        gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
+        return;
+    }
+    // M U = V (S V^T U): out = U A + V C with C = c S (V^T U), (r x w).
+    const int64_t r = target_.rank();
+    for (int64_t k = 0; k < r; ++k)
+        for (int64_t j = 0; j < w_; ++j) ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
+    for (int64_t i0 = 0; i0 < d_; i0 += kCombineRows) {
+        const int64_t rows = std::min(kCombineRows, d_ - i0);
+        gemm_nn(rows, w_, w_, 1.0, U + i0 * w_, w_, ws.mix.data(), w_, 0.0, out + i0 * w_, w_);
+        gemm_nn(rows, w_, r, 1.0, target_.left() + i0 * r, r, ws.signal_mix.data(), w_, 1.0, out + i0 * w_, w_);
+    }
+}
+
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
                                                          const StepContext&) const {
-    const double loss = loss_parts(U, ws);
-    gemm_nn(d_, w_, w_, 1.0, U, w_, ws.gram.data(), w_, 0.0, grad, w_);   // U (U^T U): O(d w^2)
-    const double* mu = ws.target_times_u.data();
-    for (int64_t i = 0; i < d_ * w_; ++i) grad[i] -= mu[i];
+    const double loss = loss_parts(U, ws, grad);
+    std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
+    combine(U, -1.0, grad, ws);  // U (U^T U) - M U
+    return loss;
+}
+
+double SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double lr, double* next, Workspace& ws,
+                                                         const StepContext&) const {
+    const double loss = loss_parts(U, ws, next);
+    // U - lr (U G - M U) = U (I - lr G) + lr M U: one pass over U instead of gradient, then step.
+    for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
+    for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
+    combine(U, lr, next, ws);
     return loss;
 }
 

@@ -34,9 +34,13 @@ public:
     int64_t cols() const { return cols_; }
     int64_t rank() const { return rank_; }
     bool is_factored() const { return factored_; }
+    // Factored form only: left (rows x rank), weights (rank), right (cols x rank).
+    const double* left() const { return left_.data(); }
+    const double* weights() const { return weights_.data(); }
+    const double* right() const { return right_.data(); }
     double frobenius_squared() const { return frobenius_squared_; }
 
-    // out (rows x w) = M Z for Z (cols x w); scratch holds rank * w values.
+    // out (rows x w) = M Z for Z (cols x w); scratch grows as needed.
     void times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
     // out (cols x w) = M^T Z for Z (rows x w).
     void transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
@@ -48,6 +52,7 @@ private:
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;
     bool factored_ = false;
     std::vector<double> dense_;                   // (rows x cols)
+    std::vector<double> dense_transposed_;        // (cols x rows) for narrow products; empty if M^T == M
     std::vector<double> left_, weights_, right_;  // (rows x rank), (rank), (cols x rank)
     double frobenius_squared_ = 0.0;
 };
@@ -76,7 +81,11 @@ constexpr double kGramTrust = 1e-4;
 class SymmetricMatrixFactorizationKernel {
 public:
     struct Workspace {
-        std::vector<double> gram, target_times_u, scratch, projection;
+        std::vector<double> gram;    // (w x w) U^T U
+        std::vector<double> signal;  // (r x w) V^T U, factored target
+        std::vector<double> mix;     // (w x w) and (r x w): the two factors of `combine`
+        std::vector<double> signal_mix;
+        std::vector<double> scratch, projection;
         double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
     };
 
@@ -86,12 +95,16 @@ public:
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
+    double loss_and_step(const double* U, double lr, double* next, Workspace& ws, const StepContext& ctx) const;
     double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
-    void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:
-    // Fills ws.gram = U^T U and ws.target_times_u = M U; returns the loss.
-    double loss_parts(const double* U, Workspace& ws) const;
+    // Fills ws.gram = U^T U, and ws.signal = V^T U (factored) or target_times_u = M U (dense, a
+    // (d x w) buffer of the caller's); returns the Gram-form loss.
+    double loss_parts(const double* U, Workspace& ws, double* target_times_u) const;
+    // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
+    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr.
+    void combine(const double* U, double c, double* out, Workspace& ws) const;
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;
@@ -111,7 +124,6 @@ public:
     Workspace workspace() const;
     double loss_and_grad(const double* XY, double* grad, Workspace& ws, const StepContext& ctx) const;
     double observe(const double* XY, double* out, Workspace& ws, double gradient_loss) const;
-    void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:
     double loss_parts(const double* XY, Workspace& ws) const;

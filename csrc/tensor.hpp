@@ -107,7 +107,6 @@ public:
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
     double observe(const double* U, double* out, Workspace& ws) const;
-    void post_step(double*, Workspace&, const StepContext&) const {}
 
 private:
     // Returns the loss and leaves in ws what the gradient needs: dense/packed targets ws.gram_power =
