@@ -80,3 +80,33 @@ def test_set_memory_limit_validates() -> None:
     for bad in (0, -5, 1.5, "1G"):
         with pytest.raises(ValueError, match="nbytes"):
             tc.set_memory_limit(bad)  # type: ignore[arg-type]
+
+
+def test_small_requests_skip_the_available_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an explicit limit only requests above SMALL_REQUEST read the available memory."""
+    reads: list[int] = []
+
+    def one_mebibyte_available() -> int:
+        reads.append(1)
+        return 1 << 20
+
+    monkeypatch.delenv("TRAJCORE_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(_memory, "_available_bytes", one_mebibyte_available)
+    tc.run(PROBLEM, INIT, lr=0.01, steps=100)
+    _memory.check_allocation("small", _memory.SMALL_REQUEST)
+    assert reads == []
+    with pytest.raises(MemoryError, match=r"big: needs 64\.0 MiB, more than the 1\.0 MiB allowed"):
+        _memory.check_allocation("big", _memory.SMALL_REQUEST + 1)
+    assert reads == [1]
+    assert tc.memory_limit() == 1 << 20
+
+
+def test_explicit_limits_apply_to_small_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    tc.set_memory_limit(100)
+    with pytest.raises(MemoryError, match="more than the 100 B allowed"):
+        _memory.check_allocation("tiny", 101)
+    tc.set_memory_limit(None)
+    monkeypatch.setenv("TRAJCORE_MEMORY_LIMIT", "100")
+    with pytest.raises(MemoryError, match="more than the 100 B allowed"):
+        _memory.check_allocation("tiny", 101)
+    _memory.check_allocation("tiny", 100)

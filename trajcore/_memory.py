@@ -3,6 +3,10 @@
 The limit defaults to the memory currently available on the machine (``MemAvailable``), can be set
 for a process with :func:`set_memory_limit` or the ``TRAJCORE_MEMORY_LIMIT`` environment variable
 (bytes, or with a K/M/G suffix), and is checked by every function that builds large arrays.
+
+An explicit limit applies to every request; the available memory is only read for requests above
+``SMALL_REQUEST`` bytes: reading ``/proc/meminfo`` costs more than a short run, and a request of a few
+megabytes is not what exhausts a machine.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ from __future__ import annotations
 import os
 
 __all__ = ["check_allocation", "memory_limit", "set_memory_limit", "format_bytes"]
+
+#: requests up to this many bytes are not checked against the available memory (an explicit limit
+#: still applies)
+SMALL_REQUEST = 64 << 20
 
 _limit_override: int | None = None
 
@@ -41,12 +49,18 @@ def _available_bytes() -> int:
         return 1 << 34
 
 
-def memory_limit() -> int:
-    """Bytes one request may allocate."""
+def _explicit_limit() -> int | None:
+    """The limit set by :func:`set_memory_limit` or ``TRAJCORE_MEMORY_LIMIT``, if any."""
     if _limit_override is not None:
         return _limit_override
     env = os.environ.get("TRAJCORE_MEMORY_LIMIT")
-    return _parse_bytes(env) if env else _available_bytes()
+    return _parse_bytes(env) if env else None
+
+
+def memory_limit() -> int:
+    """Bytes one request may allocate."""
+    limit = _explicit_limit()
+    return _available_bytes() if limit is None else limit
 
 
 def set_memory_limit(nbytes: int | None) -> None:
@@ -67,7 +81,11 @@ def format_bytes(nbytes: float) -> str:
 
 def check_allocation(what: str, nbytes: float) -> None:
     """Raise ``MemoryError`` naming ``what`` and the size when ``nbytes`` exceeds the limit."""
-    limit = memory_limit()
+    limit = _explicit_limit()
+    if limit is None:
+        if nbytes <= SMALL_REQUEST:
+            return
+        limit = _available_bytes()
     if nbytes > limit:
         raise MemoryError(
             f"{what}: needs {format_bytes(nbytes)}, more than the {format_bytes(limit)} allowed "
