@@ -162,8 +162,7 @@ def run(
     B = x0.shape[0]
     width = problem._width_of(x0)
     param_shape = x0.shape[1:]
-    kernel = problem._kernel(width, record.coefficients)
-    pairs = problem.coefficient_pairs(record.coefficients)
+    kernel, pairs, zero_loss = problem._compiled(width, record.coefficients)
 
     n = int(np.prod(param_shape))
     R, K = _record_count(steps, record.every), int(kernel.n_observables)
@@ -178,7 +177,7 @@ def run(
     diverged_at = np.full(B, -1, dtype=np.int64)
     last_perturbation = np.full(B, -1, dtype=np.int64)
     initial_loss = kernel.losses(x, threads)
-    loss_limit = divergence_factor * np.maximum(initial_loss, problem.zero_loss)
+    loss_limit = divergence_factor * np.maximum(initial_loss, zero_loss)
     lr_buffer = lr_values if steps > 0 else np.ones(0)
 
     bar = None

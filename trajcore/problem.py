@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -9,6 +11,36 @@ import numpy as np
 from ._validation import as_float_array
 
 __all__ = ["Problem"]
+
+#: kernels a problem keeps (one per width and coefficient request; the oldest goes first)
+_KERNEL_CACHE_SIZE = 8
+#: serialises insertions and evictions (lookups need no lock)
+_KERNEL_CACHE_LOCK = threading.Lock()
+
+
+def _request_key(request: Any) -> Hashable | None:
+    """A hashable key equal only for coefficient requests that every problem reads alike, or None.
+
+    ``None``, bools and names are their own keys. Index arrays and lists are keyed by the contents of
+    ``np.asarray``, which is how problems read them; lists of group names (``DeepLinearNetwork``) by
+    their strings. Anything else (numbers, sets, generators, ragged or mixed lists) has no key: it
+    is built per call, so its errors are the problem's own.
+    """
+    if request is None or isinstance(request, (bool, str)):
+        return request
+    if not isinstance(request, (np.ndarray, list, tuple)):
+        return None
+    try:
+        array = np.asarray(request)
+    except (ValueError, TypeError):
+        return None
+    if array.dtype.kind == "U":
+        # np.asarray turns numbers among names into strings: only lists of names have a key
+        if not (isinstance(request, np.ndarray) or all(isinstance(name, str) for name in request)):
+            return None
+    elif array.dtype.kind not in "biu":
+        return None
+    return (array.dtype.str, array.shape, array.tobytes())
 
 
 class Problem:
@@ -22,6 +54,10 @@ class Problem:
     * ``loss(params)`` -- NumPy loss, ``(..., *parameter_shape)`` -> ``(...)``;
     * ``zero_loss`` -- loss of the zero model, the scale for divergence detection;
     * ``describe()`` -- JSON-ready metadata (name and sizes).
+
+    A problem is immutable once constructed: :func:`trajcore.run` builds the kernel for a width and a
+    coefficient request once and reuses it (see :meth:`_compiled`), so changing a problem's
+    arrays afterwards would not reach later runs. Build a new problem instead.
     """
 
     #: number of axes of one trajectory's parameters
@@ -50,6 +86,36 @@ class Problem:
         return {"name": self.name}
 
     # -- shared helpers ---------------------------------------------------------------------------
+
+    def _compiled(self, width: int, coefficients: Any) -> tuple[Any, np.ndarray, float]:
+        """``(kernel, pairs, zero_loss)`` of ``_kernel``, ``coefficient_pairs`` and ``zero_loss``, kept.
+
+        Building copies the target and basis into the core and a dense target's ``zero_loss`` reads
+        all of it, which costs more than a short run. Kernels are immutable (their methods are
+        const), so runs in any thread share them. The cache is not pickled (kernels cannot be) and
+        keeps ``_KERNEL_CACHE_SIZE`` entries. The pairs are a fresh array each call: a trajectory may
+        modify its own.
+        """
+        key = _request_key(coefficients)
+        if key is None:
+            return self._kernel(width, coefficients), self.coefficient_pairs(coefficients), self.zero_loss
+        cache: dict[Any, tuple[Any, np.ndarray, float]] = self.__dict__.setdefault("_kernels", {})
+        entry = cache.get((width, key))
+        if entry is None:
+            kernel = self._kernel(width, coefficients)
+            # a copy: coefficient_pairs may return the caller's own index array, which it may reuse
+            entry = (kernel, np.array(self.coefficient_pairs(coefficients)), self.zero_loss)
+            with _KERNEL_CACHE_LOCK:
+                if (width, key) not in cache and len(cache) >= _KERNEL_CACHE_SIZE:
+                    del cache[next(iter(cache))]
+                entry = cache.setdefault((width, key), entry)
+        return entry[0], entry[1].copy(), entry[2]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The problem's attributes without its kernel cache (compiled kernels cannot be pickled)."""
+        state = self.__dict__.copy()
+        state.pop("_kernels", None)
+        return state
 
     def _width_of(self, params: np.ndarray) -> int:
         return int(params.shape[-1])

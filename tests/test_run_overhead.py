@@ -1,0 +1,143 @@
+"""What ``run`` keeps between calls: kernels cached on the problem.
+
+The cache must be invisible: cached runs equal fresh ones, requests with other contents never share
+a kernel, bad requests raise as before, and problems still pickle.
+"""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import trajcore as tc
+from trajcore import problem as problem_module
+
+
+def _smf() -> tc.SymmetricMatrixFactorization:
+    return tc.SymmetricMatrixFactorization.planted(d=8, rank=3, sigma=[4.0, 2.0, 1.0], seed=0)
+
+
+def _arrays(traj: tc.Trajectory) -> list[Any]:
+    return [traj.steps, traj.loss, traj.coefficients, traj.coefficient_pairs, traj.final, traj.diverged_at]
+
+
+def _assert_same_run(a: tc.Trajectory, b: tc.Trajectory) -> None:
+    for x, y in zip(_arrays(a), _arrays(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.metadata == b.metadata
+
+
+def _problems() -> list[tuple[tc.Problem, np.ndarray]]:
+    smf = _smf()
+    dense = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=1, dense=True)
+    amf = tc.AsymmetricMatrixFactorization.planted(m=5, n=4, rank=2, seed=2)
+    tensor = tc.OrthogonalTensorDecomposition.planted(d=5, order=3, rank=2, seed=3)
+    dln = tc.DeepLinearNetwork.planted([3, 4, 2], n=20, seed=4)
+    return [
+        (smf, tc.small_init((8, 4), 0.1, seed=5)),
+        (dense, tc.small_init((2, 6, 3), 0.1, seed=6)),
+        (amf, tc.small_init((9, 3), 0.1, seed=7)),
+        (tensor, tc.small_init((5, 3), 0.3, seed=8)),
+        (dln, dln.small_init(0.3, seed=9)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5), ids=["smf", "dense", "amf", "tensor", "dln"])
+def test_cached_runs_equal_runs_on_a_fresh_problem(index: int) -> None:
+    problem, init = _problems()[index]
+    first = tc.run(problem, init, lr=0.01, steps=30, seed=1)
+    again = tc.run(problem, init, lr=0.01, steps=30, seed=1)
+    fresh = tc.run(_problems()[index][0], init, lr=0.01, steps=30, seed=1)
+    _assert_same_run(first, again)
+    _assert_same_run(first, fresh)
+
+
+def test_one_kernel_per_width_and_request() -> None:
+    problem = _smf()
+    kernel = problem._compiled(4, "signal")[0]
+    assert problem._compiled(4, "signal")[0] is kernel
+    assert problem._compiled(5, "signal")[0] is not kernel
+    assert problem._compiled(4, "all")[0] is not kernel
+    assert problem._compiled(4, True)[0] is not kernel
+    pairs = np.array([[0, 1], [2, 2]])
+    listed = problem._compiled(4, pairs)[0]
+    assert problem._compiled(4, pairs.tolist())[0] is listed
+    assert problem._compiled(4, np.array([[0, 1], [2, 3]]))[0] is not listed
+
+
+def test_cache_is_bounded_and_keeps_what_runs_use() -> None:
+    problem = _smf()
+    for width in range(1, 3 * problem_module._KERNEL_CACHE_SIZE):
+        problem._compiled(width, "signal")
+    assert len(problem.__dict__["_kernels"]) == problem_module._KERNEL_CACHE_SIZE
+    init = tc.small_init((8, 2), 0.1, seed=0)
+    _assert_same_run(tc.run(problem, init, lr=0.01, steps=20), tc.run(_smf(), init, lr=0.01, steps=20))
+
+
+def test_request_arrays_are_keyed_by_their_contents() -> None:
+    """Reusing one index array for another request records the new pairs, not the cached ones."""
+    problem, init = _smf(), tc.small_init((8, 4), 0.1, seed=0)
+    pairs = np.array([[0, 0], [1, 2]], dtype=np.int64)
+    first = tc.run(problem, init, lr=0.01, steps=10, record=tc.Record(coefficients=pairs))
+    pairs[1] = [3, 4]
+    second = tc.run(problem, init, lr=0.01, steps=10, record=tc.Record(coefficients=pairs))
+    np.testing.assert_array_equal(first.coefficient_pairs, [[0, 0], [1, 2]])
+    np.testing.assert_array_equal(second.coefficient_pairs, [[0, 0], [3, 4]])
+    np.testing.assert_allclose(second.coefficients[-1], problem.coefficients(second.final, pairs), rtol=1e-10)
+
+
+def test_trajectories_own_their_pairs() -> None:
+    problem, init = _smf(), tc.small_init((8, 4), 0.1, seed=0)
+    traj = tc.run(problem, init, lr=0.01, steps=5, record=tc.Record(coefficients="diagonal"))
+    traj.coefficient_pairs[:] = -1
+    again = tc.run(problem, init, lr=0.01, steps=5, record=tc.Record(coefficients="diagonal"))
+    np.testing.assert_array_equal(again.coefficient_pairs, np.repeat(np.arange(8), 2).reshape(8, 2))
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "message"),
+    [
+        (1, ValueError, "index pairs must be an integer array"),
+        ("signals", ValueError, "expected 'signal', 'diagonal', 'all'"),
+        ([[0, 1], [2]], ValueError, "inhomogeneous"),
+        ([[0.0, 1.0]], ValueError, "index pairs must be an integer array"),
+        ([[0, 8]], ValueError, r"pair indices must lie in \[0, 8\)"),
+    ],
+)
+def test_bad_requests_raise_after_good_ones_were_cached(request_: Any, error: type, message: str) -> None:
+    problem, init = _smf(), tc.small_init((8, 4), 0.1, seed=0)
+    for good in (True, "signal", [[0, 1]], np.array([[0, 1]])):
+        tc.run(problem, init, lr=0.01, steps=1, record=tc.Record(coefficients=good))
+    with pytest.raises(error, match=message):
+        tc.run(problem, init, lr=0.01, steps=1, record=tc.Record(coefficients=request_))
+
+
+def test_unknown_group_names_raise_after_good_ones_were_cached() -> None:
+    problem = tc.DeepLinearNetwork.planted([3, 4, 2], n=20, seed=0)
+    init = problem.small_init(0.3, seed=1)
+    tc.run(problem, init, lr=0.01, steps=1, record=tc.Record(coefficients=["layer_ranks"]))
+    with pytest.raises(ValueError, match="unknown observable group"):
+        tc.run(problem, init, lr=0.01, steps=1, record=tc.Record(coefficients=["layer_ranks", 1]))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 4], ids=["smf", "dense", "amf", "dln"])
+def test_problems_pickle_without_their_kernels(index: int) -> None:
+    problem, init = _problems()[index]
+    ran = tc.run(problem, init, lr=0.01, steps=10)
+    clone = pickle.loads(pickle.dumps(problem))
+    assert "_kernels" in problem.__dict__ and "_kernels" not in clone.__dict__
+    _assert_same_run(tc.run(clone, init, lr=0.01, steps=10), ran)
+
+
+def test_threads_building_the_same_kernel_agree() -> None:
+    problem = _smf()
+    inits = [tc.small_init((2, 8, 4), 0.1, seed=s) for s in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda x: tc.run(problem, x, lr=0.01, steps=50, n_threads=1), inits))
+    for init, traj in zip(inits, together, strict=True):
+        _assert_same_run(traj, tc.run(_smf(), init, lr=0.01, steps=50, n_threads=1))
+    assert len(problem.__dict__["_kernels"]) == 1
