@@ -141,3 +141,14 @@ def test_threads_building_the_same_kernel_agree() -> None:
     for init, traj in zip(inits, together, strict=True):
         _assert_same_run(traj, tc.run(_smf(), init, lr=0.01, steps=50, n_threads=1))
     assert len(problem.__dict__["_kernels"]) == 1
+
+
+def test_single_runs_drop_the_batch_axis() -> None:
+    problem, init = _smf(), tc.small_init((8, 4), 0.1, seed=0)
+    single = tc.run(problem, init, lr=0.01, steps=7, record=tc.Record(every=3, iterates=True))
+    batch = tc.run(problem, init[None], lr=0.01, steps=7, record=tc.Record(every=3, iterates=True))
+    assert not single.batched and single.diverged_at.shape == ()
+    assert single.metadata["batch"] is None and "batch_index" not in single.metadata
+    assert single.iterates is not None and batch.iterates is not None
+    for a, b in zip([*_arrays(single), single.iterates], [*_arrays(batch[0]), batch.iterates[0]], strict=True):
+        np.testing.assert_array_equal(a, b)

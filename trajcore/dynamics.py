@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,16 +80,26 @@ def _check_run_memory(B: int, R: int, K: int, n: int, steps: int, *, iterates: b
     check_allocation(f"run: record arrays ({shapes})", 8 * words)
 
 
-def _step_sizes(lr: StepSize, steps: int) -> np.ndarray:
+def _step_sizes(lr: StepSize, steps: int) -> tuple[np.ndarray, float | list[float]]:
+    """The ``(steps,)`` step sizes and how metadata records them: one float when constant."""
     if callable(lr):
         values = as_float_array("lr", lr(np.arange(steps)), shape=(steps,))
     elif np.ndim(lr) == 0:
-        values = np.full(steps, as_positive_float("lr", lr))
+        value = as_positive_float("lr", lr)
+        return _filled(steps, value), value
     else:
         values = as_float_array("lr", lr, shape=(steps,))
-    if np.any(values <= 0):
+    if (values <= 0).any():
         raise ValueError("lr: every step size must be > 0")
-    return np.ascontiguousarray(values)
+    values = np.ascontiguousarray(values)
+    return values, float(values[0]) if (values == values[0]).all() else values.tolist()
+
+
+def _filled(shape: int | tuple[int, ...], value: float, dtype: type = np.float64) -> np.ndarray:
+    """``np.full`` without its Python-level dispatch (a few microseconds per run)."""
+    out: np.ndarray = np.empty(shape, dtype)
+    out.fill(value)
+    return out
 
 
 def run(
@@ -164,21 +175,21 @@ def run(
     param_shape = x0.shape[1:]
     kernel, pairs, zero_loss = problem._compiled(width, record.coefficients)
 
-    n = int(np.prod(param_shape))
+    n = math.prod(param_shape)
     R, K = _record_count(steps, record.every), int(kernel.n_observables)
     _check_run_memory(B, R, K, n, steps, iterates=bool(record.iterates), momentum=momentum != 0)
-    lr_values = _step_sizes(lr, steps) if steps > 0 else np.ones(1)
+    # With no steps, lr is neither evaluated nor checked (and recorded as 1).
+    lr_buffer, lr_record = _step_sizes(lr, steps) if steps > 0 else (np.empty(0), 1.0)
     x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
     rec_steps = record_steps(steps, record.every)
-    loss = np.full((B, R), np.nan)
-    observations = np.full((B, R, K), np.nan)
-    iterates = np.full((B, R, n), np.nan) if record.iterates else None
+    loss = _filled((B, R), np.nan)
+    observations = _filled((B, R, K), np.nan)
+    iterates = _filled((B, R, n), np.nan) if record.iterates else None
     velocity = np.zeros((B, n)) if momentum != 0 else None
-    diverged_at = np.full(B, -1, dtype=np.int64)
-    last_perturbation = np.full(B, -1, dtype=np.int64)
+    diverged_at = _filled(B, -1, np.int64)
+    last_perturbation = _filled(B, -1, np.int64)
     initial_loss = kernel.losses(x, threads)
     loss_limit = divergence_factor * np.maximum(initial_loss, zero_loss)
-    lr_buffer = lr_values if steps > 0 else np.ones(0)
 
     bar = None
     if progress:
@@ -229,7 +240,7 @@ def run(
         iterates_out = None
     metadata = {
         "problem": problem.describe(),
-        "lr": float(lr_values[0]) if np.all(lr_values == lr_values[0]) else lr_values.tolist(),
+        "lr": lr_record,
         "steps": steps,
         "seed": seed,
         "noise": noise_to_dict(noise),
@@ -237,11 +248,14 @@ def run(
         "momentum": momentum,
         "trajectory_offset": trajectory_offset,
         "divergence_factor": divergence_factor,
-        "batch": B,
+        "batch": B if batched else None,
         "versions": {"trajcore": config.version(), "numpy": np.__version__},
     }
     final = x.reshape((B, *param_shape))
-    traj = Trajectory(
+    if not batched:  # what Trajectory.__getitem__ would give, without the batch index
+        loss, observations, final, diverged_at = loss[0], observations[0], final[0], diverged_at[0, ...]
+        iterates_out = None if iterates_out is None else iterates_out[0]
+    return Trajectory(
         steps=rec_steps,
         loss=loss,
         coefficients=observations,
@@ -251,4 +265,3 @@ def run(
         diverged_at=diverged_at,
         metadata=metadata,
     )
-    return traj if batched else traj[0]._as_single()
