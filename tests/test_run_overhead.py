@@ -1,4 +1,4 @@
-"""What ``run`` keeps between calls: kernels cached on the problem.
+"""What ``run`` keeps between calls: kernels cached on the problem, BLAS limited per run and restored.
 
 The cache must be invisible: cached runs equal fresh ones, requests with other contents never share
 a kernel, bad requests raise as before, and problems still pickle.
@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import trajcore as tc
+from trajcore import config
 from trajcore import problem as problem_module
 
 
@@ -152,3 +154,64 @@ def test_single_runs_drop_the_batch_axis() -> None:
     assert single.iterates is not None and batch.iterates is not None
     for a, b in zip([*_arrays(single), single.iterates], [*_arrays(batch[0]), batch.iterates[0]], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# -- BLAS threads -------------------------------------------------------------------------------------
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+class _FailingRun(tc.SymmetricMatrixFactorization):
+    """A problem whose kernel raises inside the BLAS-limited part of ``run``."""
+
+    def _kernel(self, width: int, coefficients: Any) -> Any:
+        kernel = super()._kernel(width, coefficients)
+
+        class Failing:
+            n_observables = kernel.n_observables
+            losses = kernel.losses
+
+            def run_chunk(self, *args: Any) -> None:
+                raise RuntimeError("run_chunk failed")
+
+        return Failing()
+
+
+@pytest.fixture
+def two_blas_threads() -> Any:
+    """Every BLAS library at two threads, whatever the environment set."""
+    if not _blas_threads():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_blas_single_threaded_sets_one_and_restores() -> None:
+    with config.blas_single_threaded():
+        assert set(_blas_threads()) == {1}
+        with config.blas_single_threaded():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}
+    assert set(_blas_threads()) == {2}
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_blas_single_threaded_restores_after_an_error() -> None:
+    with pytest.raises(KeyError), config.blas_single_threaded():
+        raise KeyError("inside")
+    assert set(_blas_threads()) == {2}
+    with pytest.raises(RuntimeError, match="run_chunk failed"):
+        tc.run(_FailingRun(V=np.eye(8)[:, :2], sigma=[2.0, 1.0]), np.ones((8, 2)), lr=0.01, steps=3)
+    assert set(_blas_threads()) == {2}
+
+
+@pytest.mark.usefixtures("two_blas_threads")
+def test_concurrent_runs_leave_blas_as_it_was() -> None:
+    problem = _smf()
+    inits = [tc.small_init((8, 4), 0.1, seed=s) for s in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda x: tc.run(problem, x, lr=0.01, steps=200, n_threads=1), inits))
+    assert set(_blas_threads()) == {2}

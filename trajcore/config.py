@@ -37,18 +37,60 @@ def _register_blas() -> None:
 
 _register_blas()
 
-_controller: Any = None
 
-
-def blas_single_threaded() -> Any:
-    """Context manager limiting BLAS to one thread: the core parallelises across trajectories, and a
-    BLAS call inside a trajectory must not depend on (or compete with) the thread count."""
-    global _controller
+@functools.lru_cache(maxsize=1)
+def _blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded by now (NumPy's and SciPy's, which
+    the core calls): finding them scans the process's libraries, so it happens once."""
     from threadpoolctl import ThreadpoolController
 
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+class _SingleThreadedBlas:
+    """Sets every BLAS library that is not at one thread to one, and restores it on exit.
+
+    Per use it costs a get (and, if needed, two sets) per library, where ``threadpoolctl``'s
+    ``limit`` queries every library's full description. Only the libraries it changed are restored:
+    nested uses, and runs in other threads that found BLAS already at one thread, leave it alone.
+    """
+
+    __slots__ = ("_changed",)
+
+    def __init__(self) -> None:
+        self._changed: list[tuple[Any, int]] = []
+
+    def __enter__(self) -> _SingleThreadedBlas:
+        try:
+            for library in _blas_libraries():
+                threads = library.get_num_threads()
+                if threads is not None and threads != 1:
+                    library.set_num_threads(1)
+                    self._changed.append((library, threads))
+        except BaseException:
+            self._restore()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        releases: set[Any] = set()
+        while self._changed:
+            library, threads = self._changed.pop()
+            library.set_num_threads(threads)
+            releases.add(getattr(type(library), "clear_controlling_thread", None))
+        # Recent threadpoolctl lets one thread at a time set OpenBLAS's process-wide pool; as its own
+        # ``limit`` does on exit, the thread gives that up when done (a no-op for another thread's).
+        for release in releases - {None}:
+            release()
+
+
+def blas_single_threaded() -> _SingleThreadedBlas:
+    """Context manager limiting BLAS to one thread: the core parallelises across trajectories, and a
+    BLAS call inside a trajectory must not depend on (or compete with) the thread count."""
+    return _SingleThreadedBlas()
 
 
 def resolve_threads(n_threads: int | None) -> int:
