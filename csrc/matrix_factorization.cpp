@@ -118,10 +118,11 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
 
 // Dense: the residual itself, O(rows cols w). Factored (orthonormal L, R): with P = L^T X, Q = R^T Y,
 // X_perp = X - L P and Y_perp = Y - R Q the residual splits into four mutually orthogonal parts,
-//   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||P Y_perp^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
-// each a sum of non-negative terms computed from (w x w) Gram matrices: O((rows + cols) (rank + w) w).
-double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int64_t w,
-                                           std::vector<double>& scratch) const {
+//   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||Y_perp P^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
+// each a sum of non-negative terms: O((rows + cols) rank w), plus O((rows + cols) w^2) for the last
+// term unless its bound ||X_perp||^2 ||Y_perp||^2 is below the rounding of the other three.
+double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
+                                           const double* left_projection) const {
     if (!factored_) {
         scratch.resize(static_cast<size_t>(rows_ * cols_));
         linalg::gemm_nt(rows_, cols_, w, 1.0, X, w, Y, w, 0.0, scratch.data(), cols_);
@@ -135,34 +136,47 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
     // A symmetric factorization (X == Y, M = V S V^T) has P = Q and X_perp = Y_perp: half the work.
     const bool symmetric = X == Y && left_ == right_;
     const int64_t r = rank_;
-    scratch.resize(static_cast<size_t>(2 * r * w + (rows_ + cols_) * w + r * r + 4 * w * w));
+    scratch.resize(static_cast<size_t>(2 * r * w + (rows_ + cols_) * (w + r) + r * r + 2 * w * w));
     double* P = scratch.data();
     double* Q = symmetric ? P : P + r * w;
     double* Xp = P + 2 * r * w;
     double* Yp = symmetric ? Xp : Xp + rows_ * w;
-    double* D = Xp + (rows_ + cols_) * w;
-    double* gP = D + r * r;
-    double* gQ = symmetric ? gP : gP + w * w;
-    double* gXp = gP + 2 * w * w;
+    double* XpQ = Xp + (rows_ + cols_) * w;  // (rows x r)
+    double* YpP = XpQ + rows_ * r;           // (cols x r)
+    double* D = YpP + cols_ * r;
+    double* gXp = D + r * r;
     double* gYp = symmetric ? gXp : gXp + w * w;
-    gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P, w);
+    if (left_projection != nullptr)
+        std::copy(left_projection, left_projection + r * w, P);
+    else
+        gemm_tn(r, w, rows_, 1.0, left_.data(), r, X, w, 0.0, P, w);
     std::copy(X, X + rows_ * w, Xp);
     gemm_nn(rows_, w, r, -1.0, left_.data(), r, P, w, 1.0, Xp, w);
-    gemm_tn(w, w, r, 1.0, P, w, P, w, 0.0, gP, w);
-    gemm_tn(w, w, rows_, 1.0, Xp, w, Xp, w, 0.0, gXp, w);
     if (!symmetric) {
         gemm_tn(r, w, cols_, 1.0, right_.data(), r, Y, w, 0.0, Q, w);
         std::copy(Y, Y + cols_ * w, Yp);
         gemm_nn(cols_, w, r, -1.0, right_.data(), r, Q, w, 1.0, Yp, w);
-        gemm_tn(w, w, r, 1.0, Q, w, Q, w, 0.0, gQ, w);
-        gemm_tn(w, w, cols_, 1.0, Yp, w, Yp, w, 0.0, gYp, w);
     }
     linalg::gemm_nt(r, r, w, 1.0, P, w, Q, w, 0.0, D, r);
-    double total = 0.0;
     for (int64_t i = 0; i < r; ++i) D[i * r + i] -= weights_[i];
-    for (int64_t i = 0; i < r * r; ++i) total += D[i] * D[i];
-    const int64_t ww = w * w;
-    total += linalg::dot(ww, gP, gYp) + linalg::dot(ww, gXp, gQ) + linalg::dot(ww, gXp, gYp);
+    double total = linalg::dot(r * r, D, D);
+    linalg::gemm_nt(rows_, r, w, 1.0, Xp, w, Q, w, 0.0, XpQ, r);
+    const double xq = linalg::dot(rows_ * r, XpQ, XpQ);
+    if (symmetric) {
+        total += 2.0 * xq;
+    } else {
+        linalg::gemm_nt(cols_, r, w, 1.0, Yp, w, P, w, 0.0, YpP, r);
+        total += xq + linalg::dot(cols_ * r, YpP, YpP);
+    }
+    // ||X_perp Y_perp^T||^2 <= ||X_perp||^2 ||Y_perp||^2: skipped when that bound is below the
+    // rounding of the sum so far (relative 1e-16 < eps), so the result is unchanged to rounding.
+    const double xp2 = linalg::dot(rows_ * w, Xp, Xp);
+    const double bound = xp2 * (symmetric ? xp2 : linalg::dot(cols_ * w, Yp, Yp));
+    if (bound > 1e-16 * total) {
+        linalg::gram(w, rows_, Xp, w, gXp, w);
+        if (!symmetric) linalg::gram(w, cols_, Yp, w, gYp, w);
+        total += linalg::dot(w * w, gXp, gYp);
+    }
     return total;
 }
 
@@ -193,8 +207,16 @@ void PairProjector::project(const double* X, const double* Y, int64_t w, double*
         gemm_tn(q_right_, w, rows_y_, 1.0, right_.data(), q_right_, Y, w, 0.0, Qw, w);
         Q = Qw;
     }
+    project_from(P, Q, w, out);
+}
+
+void PairProjector::project_from(const double* P, const double* Q, int64_t w, double* out) const {
     const int64_t K = size();
     for (int64_t k = 0; k < K; ++k) out[k] = linalg::dot(w, P + pairs_[2 * k] * w, Q + pairs_[2 * k + 1] * w);
+}
+
+bool PairProjector::left_basis_is(const double* basis, int64_t columns) const {
+    return columns == q_left_ && std::equal(left_.begin(), left_.end(), basis);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,7 +224,8 @@ void PairProjector::project(const double* X, const double* Y, int64_t w, double*
 
 SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
                                                                        PairProjector projector)
-    : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)) {
+    : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)),
+      projector_is_signal_(target_.is_factored() && projector_.left_basis_is(target_.left(), target_.rank())) {
     require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
     require(width > 0, "symmetric factorization: width must be positive");
     checked_size(d_, w_, "symmetric factorization state");
@@ -221,7 +244,7 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
 }
 
 double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
-    gemm_tn(w_, w_, d_, 1.0, U, w_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
+    linalg::gram(w_, d_, U, w_, ws.gram.data(), w_);  // U^T U: O(d w^2)
     double cross = 0.0;                                                // <U, M U>
     if (target_.is_factored()) {
         // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
@@ -279,9 +302,15 @@ double SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
                                                    double gradient_loss) const {
-    projector_.project(U, U, w_, out, ws.projection);
+    // After loss_and_grad at U the workspace holds V^T U (factored target): the signal coefficients
+    // and the accurate loss start from it.
+    const double* signal = std::isfinite(gradient_loss) && target_.is_factored() ? ws.signal.data() : nullptr;
+    if (signal != nullptr && projector_is_signal_)
+        projector_.project_from(signal, signal, w_, out);
+    else
+        projector_.project(U, U, w_, out, ws.projection);
     if (std::isfinite(gradient_loss) && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
-    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch);
+    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch, signal);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,8 +337,8 @@ AsymmetricMatrixFactorizationKernel::Workspace AsymmetricMatrixFactorizationKern
 double AsymmetricMatrixFactorizationKernel::loss_parts(const double* XY, Workspace& ws) const {
     const double* X = XY;
     const double* Y = XY + m_ * w_;
-    gemm_tn(w_, w_, m_, 1.0, X, w_, X, w_, 0.0, ws.gram_x.data(), w_);
-    gemm_tn(w_, w_, n_, 1.0, Y, w_, Y, w_, 0.0, ws.gram_y.data(), w_);
+    linalg::gram(w_, m_, X, w_, ws.gram_x.data(), w_);
+    linalg::gram(w_, n_, Y, w_, ws.gram_y.data(), w_);
     target_.times(Y, w_, ws.m_y.data(), ws.scratch);
     target_.transpose_times(X, w_, ws.mt_x.data(), ws.scratch);
     // ||X Y^T||^2 = tr((X^T X)(Y^T Y)) = sum_ij Gx_ij Gy_ij (both symmetric).

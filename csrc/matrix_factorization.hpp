@@ -45,8 +45,10 @@ public:
     // out (cols x w) = M^T Z for Z (rows x w).
     void transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
     // ||X Y^T - M||_F^2 for X (rows x w), Y (cols x w), accurate to rounding of the residual itself
-    // (no cancellation against ||M||^2). Factored form needs orthonormal left/right factors.
-    double residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch) const;
+    // (no cancellation against ||M||^2). Factored form needs orthonormal left/right factors;
+    // left_projection, when given, is left^T X (rank x w), already computed.
+    double residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
+                                 const double* left_projection = nullptr) const;
 
 private:
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;
@@ -67,6 +69,10 @@ public:
     int64_t size() const { return static_cast<int64_t>(pairs_.size() / 2); }
     // X (rows_x x w), Y (rows_y x w); scratch grows as needed.
     void project(const double* X, const double* Y, int64_t w, double* out, std::vector<double>& scratch) const;
+    // The same from P = L^T X (q_left x w) and Q = R^T Y (q_right x w).
+    void project_from(const double* P, const double* Q, int64_t w, double* out) const;
+    // Whether L is exactly `basis` (rows_x x columns).
+    bool left_basis_is(const double* basis, int64_t columns) const;
 
 private:
     int64_t rows_x_ = 0, q_left_ = 0, rows_y_ = 0, q_right_ = 0;
@@ -108,6 +114,7 @@ private:
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;
+    bool projector_is_signal_;  // projecting on V itself: coefficients come from ws.signal = V^T U
 };
 
 class AsymmetricMatrixFactorizationKernel {

@@ -23,6 +23,8 @@ StepSize = float | np.ndarray | Callable[[np.ndarray], Any]
 
 #: a chunk of steps handed to C++ at a time aims at this many seconds (Ctrl-C and progress in between)
 _CHUNK_SECONDS = 0.1
+#: ... and grows by at most this factor from one chunk to the next
+_CHUNK_GROWTH = 64
 
 
 @dataclass(frozen=True)
@@ -228,9 +230,10 @@ def run(
             t = t_end
             if t >= steps:
                 break
-            # Grow or shrink the chunk so each call lasts about _CHUNK_SECONDS.
+            # Grow or shrink the chunk so each call lasts about _CHUNK_SECONDS. The first step is the
+            # slowest (cold caches), so the rate it gives is safe to grow by a large factor.
             rate = done / max(elapsed, 1e-6)
-            chunk = int(min(max(1, rate * _CHUNK_SECONDS), 4 * max(chunk, 1), steps - t))
+            chunk = int(min(max(1, rate * _CHUNK_SECONDS), _CHUNK_GROWTH * max(chunk, 1), steps - t))
     if bar is not None:
         bar.close()
 
