@@ -40,13 +40,16 @@ def compare(report: Report) -> None:
     problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
     U0 = tc.small_init((20, 20), 5e-7, seed=1)
     record = tc.Record(every=1, coefficients="signal")
-    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=7)
+    # A run lasts about a millisecond: many repeats, so that the median is not one noisy sample.
+    t_tc = median_time(
+        lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=51, warmup=5
+    )
     t_batches = [_dense_batch_time(B, d, w, 100) for B, d, w, _ in BATCHES]
     per_step = [_factored_step_time(d) for d in (5000, 10000, 20000)]
 
     # 1. Reference setting, one trajectory, signal coefficients every step.
     jax, jnp = jax_x64()
-    t_np = median_time(lambda: numpy_reference_loop(problem.V, problem.sigma, U0, 0.04, 500), repeat=3)
+    t_np = median_time(lambda: numpy_reference_loop(problem.V, problem.sigma, U0, 0.04, 500), repeat=21, warmup=2)
     report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "NumPy loop", t_tc, t_np, 10.0)
     if jax is None:
         report.skip(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", "jax missing")
@@ -64,7 +67,7 @@ def compare(report: Report) -> None:
 
         Uj = jnp.asarray(U0)
         jax.block_until_ready(scan_run(Uj))
-        t_jax = median_time(lambda: jax.block_until_ready(scan_run(Uj)), repeat=7)
+        t_jax = median_time(lambda: jax.block_until_ready(scan_run(Uj)), repeat=51, warmup=5)
         report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
 
     # 2./3. Dense batches against the best algebraic batched form.
@@ -78,11 +81,17 @@ def compare(report: Report) -> None:
     report.fact("factored: time ratio per doubling of d (linear = 2.0)", [round(g, 2) for g in growth])
 
 
-def _factored_step_time(d: int, steps: int = 50) -> float:
+def _factored_step_time(d: int, short: int = 20, long: int = 120) -> float:
+    """Marginal time of one step: runs of two lengths, so the per-run setup (O(d) as well: the
+    initial loss, copies of the iterate) does not count as stepping."""
     problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=5, seed=0)
     U0 = tc.small_init((d, 10), 1e-3, seed=1)
-    rec = tc.Record(every=steps, coefficients="signal")
-    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, n_threads=1), repeat=5) / steps
+
+    def run(steps: int) -> float:
+        rec = tc.Record(every=steps, coefficients="signal")
+        return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, n_threads=1), repeat=7)
+
+    return (run(long) - run(short)) / (long - short)
 
 
 def _dense_batch_time(B: int, d: int, w: int, steps: int) -> float:

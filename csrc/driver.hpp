@@ -198,13 +198,19 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
         if (state.diverged_at[b] >= 0) continue;
         try {
             auto workspace = problem.workspace();
-            std::vector<double> grad(static_cast<size_t>(fused ? 0 : n)), spare(static_cast<size_t>(n));
-            // x and next alternate between the caller's row and `spare` (no copy per step); the
-            // last finite iterate is copied back to the caller's row at the end.
+            // The chunk runs in thread-private buffers: x and next alternate between two of them
+            // (no copy per step), and the caller's rows are read here and written back at the end.
+            // Writing the caller's rows every step would share the cache lines at the row
+            // boundaries with the neighbouring trajectories, which the other threads run.
             double* const home = state.x + b * n;
-            double* x = home;
-            double* next = spare.data();
-            double* velocity = state.velocity ? state.velocity + b * n : nullptr;
+            double* const home_velocity = state.velocity ? state.velocity + b * n : nullptr;
+            std::vector<double> grad(static_cast<size_t>(fused ? 0 : n));
+            std::vector<double> buffers(static_cast<size_t>((home_velocity ? 3 : 2) * n));
+            double* x = buffers.data();
+            double* next = x + n;
+            double* velocity = home_velocity ? next + n : nullptr;
+            std::copy(home, home + n, x);
+            if (velocity) std::copy(home_velocity, home_velocity + n, velocity);
             int64_t record = first_record;
             auto record_if_due = [&](int64_t t, double gradient_loss) {
                 if (record < R && spec.record_steps[record] == t) {
@@ -257,7 +263,8 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 std::swap(x, next);
             }
             if (healthy && spec.t1 == spec.total_steps) record_if_due(spec.t1, std::nan(""));
-            if (x != home) std::copy(x, x + n, home);
+            std::copy(x, x + n, home);
+            if (velocity) std::copy(velocity, velocity + n, home_velocity);
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

@@ -122,19 +122,19 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
     dispatch().gemm(m, n, k, alpha, A, lda, 1, transposed.data(), n, beta, C, ldc);
 }
 
-void gram(int64_t n, int64_t k, const double* A, int64_t lda, double* C, int64_t ldc) {
+void gram(int64_t n, int64_t k, const double* A, int64_t lda, double beta, double* C, int64_t ldc) {
     if (n == 0) return;
     // Row blocks of 8 from the diagonal on save work once there are a few of them; below that the
     // extra calls cost more than the skipped lower blocks.
     constexpr int64_t kRows = 8;
     const bool blas = blas_dgemm.load(std::memory_order_relaxed) != nullptr && n * n * k >= blas_threshold();
     if (blas || n < 3 * kRows) {
-        gemm_tn(n, n, k, 1.0, A, lda, A, lda, 0.0, C, ldc);
+        gemm_tn(n, n, k, 1.0, A, lda, A, lda, beta, C, ldc);
         return;
     }
     for (int64_t i0 = 0; i0 < n; i0 += kRows) {
         const int64_t rows = std::min(kRows, n - i0);
-        dispatch().gemm(rows, n - i0, k, 1.0, A + i0, 1, lda, A + i0, lda, 0.0, C + i0 * ldc + i0, ldc);
+        dispatch().gemm(rows, n - i0, k, 1.0, A + i0, 1, lda, A + i0, lda, beta, C + i0 * ldc + i0, ldc);
     }
     for (int64_t i = kRows; i < n; ++i)
         for (int64_t j = 0; j < (i / kRows) * kRows; ++j) C[i * ldc + j] = C[j * ldc + i];

@@ -22,9 +22,9 @@ void gemm_tn(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
 void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int64_t lda,
              const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
-// C(n x n) = A^T A with A stored (k x n). For n >= 24 only the blocks on and above the diagonal
-// are computed (about (n + 8) / 2n of gemm_tn's work) and mirrored below.
-void gram(int64_t n, int64_t k, const double* A, int64_t lda, double* C, int64_t ldc);
+// C(n x n) = A^T A + beta * C with A stored (k x n), C symmetric. For n >= 24 only the blocks on
+// and above the diagonal are computed (about (n + 8) / 2n of gemm_tn's work) and mirrored below.
+void gram(int64_t n, int64_t k, const double* A, int64_t lda, double beta, double* C, int64_t ldc);
 
 // Sum of x[i] * y[i] (vectorised; a fixed summation order, so deterministic on a given machine).
 double dot(int64_t n, const double* x, const double* y);

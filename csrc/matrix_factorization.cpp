@@ -173,8 +173,8 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
     const double xp2 = linalg::dot(rows_ * w, Xp, Xp);
     const double bound = xp2 * (symmetric ? xp2 : linalg::dot(cols_ * w, Yp, Yp));
     if (bound > 1e-16 * total) {
-        linalg::gram(w, rows_, Xp, w, gXp, w);
-        if (!symmetric) linalg::gram(w, cols_, Yp, w, gYp, w);
+        linalg::gram(w, rows_, Xp, w, 0.0, gXp, w);
+        if (!symmetric) linalg::gram(w, cols_, Yp, w, 0.0, gYp, w);
         total += linalg::dot(w * w, gXp, gYp);
     }
     return total;
@@ -243,19 +243,28 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
     return ws;
 }
 
+// Rows of U per block of the factored loss_parts: U^T U and V^T U read each block while it is in L1.
+constexpr int64_t kProductRows = 256;
+
 double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
-    linalg::gram(w_, d_, U, w_, ws.gram.data(), w_);  // U^T U: O(d w^2)
-    double cross = 0.0;                                                // <U, M U>
+    double cross = 0.0;  // <U, M U>
     if (target_.is_factored()) {
-        // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
         const int64_t r = target_.rank();
-        gemm_tn(r, w_, d_, 1.0, target_.left(), r, U, w_, 0.0, ws.signal.data(), w_);  // O(d r w)
+        const double* V = target_.left();
+        for (int64_t i0 = 0; i0 < d_; i0 += kProductRows) {
+            const int64_t rows = std::min(kProductRows, d_ - i0);
+            const double beta = i0 == 0 ? 0.0 : 1.0;
+            linalg::gram(w_, rows, U + i0 * w_, w_, beta, ws.gram.data(), w_);                     // O(d w^2)
+            gemm_tn(r, w_, rows, 1.0, V + i0 * r, r, U + i0 * w_, w_, beta, ws.signal.data(), w_);  // O(d r w)
+        }
+        // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
         for (int64_t k = 0; k < r; ++k) {
             const double* p = ws.signal.data() + k * w_;
             cross += target_.weights()[k] * linalg::dot(w_, p, p);
         }
     } else {
-        target_.times(U, w_, target_times_u, ws.scratch);  // O(d^2 w)
+        linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
+        target_.times(U, w_, target_times_u, ws.scratch);      // O(d^2 w)
         cross = linalg::dot(d_ * w_, U, target_times_u);
     }
     const double gram2 = linalg::dot(w_ * w_, ws.gram.data(), ws.gram.data());
@@ -337,8 +346,8 @@ AsymmetricMatrixFactorizationKernel::Workspace AsymmetricMatrixFactorizationKern
 double AsymmetricMatrixFactorizationKernel::loss_parts(const double* XY, Workspace& ws) const {
     const double* X = XY;
     const double* Y = XY + m_ * w_;
-    linalg::gram(w_, m_, X, w_, ws.gram_x.data(), w_);
-    linalg::gram(w_, n_, Y, w_, ws.gram_y.data(), w_);
+    linalg::gram(w_, m_, X, w_, 0.0, ws.gram_x.data(), w_);
+    linalg::gram(w_, n_, Y, w_, 0.0, ws.gram_y.data(), w_);
     target_.times(Y, w_, ws.m_y.data(), ws.scratch);
     target_.transpose_times(X, w_, ws.mt_x.data(), ws.scratch);
     // ||X Y^T||^2 = tr((X^T X)(Y^T Y)) = sum_ij Gx_ij Gy_ij (both symmetric).
