@@ -70,15 +70,19 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     return t;
 }
 
-// M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
 // out (n x w) = T^T, for T (w x n) row-major.
 static void transpose_into(const double* T, int64_t w, int64_t n, double* out) {
     for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < w; ++k) out[i * w + k] = T[k * n + i];
 }
 
+bool TargetMatrix::narrow(int64_t w) const {
+    return !factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize;
+}
+
+// M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
 void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
-    if (!factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize) {
+    if (narrow(w)) {
         // (M Z)^T = Z^T M^T, and M^T is M when M is symmetric.
         const double* mt = dense_transposed_.empty() ? dense_.data() : dense_transposed_.data();
         scratch.resize(static_cast<size_t>(w * rows_));
@@ -98,7 +102,7 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
 }
 
 void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
-    if (!factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize) {
+    if (narrow(w)) {
         // (M^T Z)^T = Z^T M.
         scratch.resize(static_cast<size_t>(w * cols_));
         gemm_tn(w, cols_, rows_, 1.0, Z, w, dense_.data(), cols_, 0.0, scratch.data(), cols_);
@@ -311,8 +315,8 @@ double SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
                                                    double gradient_loss) const {
-    // After loss_and_grad at U the workspace holds V^T U (factored target): the signal coefficients
-    // and the accurate loss start from it.
+    // When the driver has just computed the step from U, the workspace holds V^T U (factored
+    // target): the signal coefficients and the accurate loss start from it.
     const double* signal = std::isfinite(gradient_loss) && target_.is_factored() ? ws.signal.data() : nullptr;
     if (signal != nullptr && projector_is_signal_)
         projector_.project_from(signal, signal, w_, out);

@@ -2,6 +2,8 @@
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
 //   M U costs O(d^2 w) for a dense M and O(d r w) for M = V diag(sigma) V^T given as (V, sigma).
+//   A plain step is U (I - lr U^T U) + lr M U, written without a gradient array; for a factored M,
+//   M U = V (sigma * V^T U) and <U, M U> = sum_k sigma_k |(V^T U)_k|^2 come from V^T U alone.
 //   The gradient's loss is the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2) from the products the
 //   gradient needs anyway; its rounding error is about eps (||U^T U||^2 + ||M||^2). The recorded loss
 //   reuses it while it is at least kGramTrust times that scale (relative error below ~1e-11) and
@@ -51,6 +53,8 @@ public:
                                  const double* left_projection = nullptr) const;
 
 private:
+    // Whether a product with w columns runs transposed (small dense M, w <= kNarrowWidth).
+    bool narrow(int64_t w) const;
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;
     bool factored_ = false;
     std::vector<double> dense_;                   // (rows x cols)

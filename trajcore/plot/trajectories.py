@@ -63,7 +63,8 @@ def coefficients(
         ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("|coefficient|" if logy else "coefficient")
-    ax.legend(fontsize="small")
+    if which:  # no coefficients recorded: nothing to name
+        ax.legend(fontsize="small")
     return ax
 
 
