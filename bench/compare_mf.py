@@ -41,9 +41,7 @@ def compare(report: Report) -> None:
     U0 = tc.small_init((20, 20), 5e-7, seed=1)
     record = tc.Record(every=1, coefficients="signal")
     # A run lasts about a millisecond: many repeats, so that the median is not one noisy sample.
-    t_tc = median_time(
-        lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=51, warmup=5
-    )
+    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=51, warmup=5)
     t_batches = [_dense_batch_time(B, d, w, 100) for B, d, w, _ in BATCHES]
     per_step = [_factored_step_time(d) for d in (5000, 10000, 20000)]
 

@@ -15,9 +15,9 @@
 //   double observe(const double* x, double* out, Workspace&[, double gradient_loss])
 //                             -- noise-free loss at x (accurate to ~1e-10 relative), observables into
 //                                out. With the optional fourth argument: when the driver has just
-//                                called loss_and_grad at the same x, gradient_loss is the loss it
-//                                returned and the workspace still holds its products, which observe
-//                                may reuse; otherwise it is NaN.
+//                                called loss_and_grad (or loss_and_step) at the same x,
+//                                gradient_loss is the loss it returned and the workspace still
+//                                holds its products, which observe may reuse; otherwise it is NaN.
 // and optionally
 //   void post_step(double* x, Workspace&, const StepContext&)
 //                             -- problem-level changes after the update (e.g. imputation)
@@ -25,7 +25,8 @@
 //                             -- loss at x as loss_and_grad returns it, and next = x - lr * grad in
 //                                fewer passes over memory (the gradient is never stored); it leaves
 //                                the workspace as loss_and_grad does, for observe. The driver uses it
-//                                for plain steps: no momentum and no noise that reads the gradient.
+//                                whenever there is no momentum (perturbed GD then reads the
+//                                gradient's norm off the displacement, |x - next| / lr).
 #pragma once
 #include <algorithm>
 #include <cmath>
