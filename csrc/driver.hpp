@@ -21,10 +21,15 @@
 // and optionally
 //   void post_step(double* x, Workspace&, const StepContext&)
 //                             -- problem-level changes after the update (e.g. imputation)
-//   double loss_and_step(const double* x, double lr, double* next, Workspace&, const StepContext&)
-//                             -- loss at x as loss_and_grad returns it, and next = x - lr * grad in
-//                                fewer passes over memory (the gradient is never stored); it leaves
-//                                the workspace as loss_and_grad does, for observe. The driver uses it
+//   StepResult loss_and_step(const double* x, double lr, double* next, bool next_is_final,
+//                            Workspace&, const StepContext&)
+//                             -- loss at x as loss_and_grad returns it, next = x - lr * grad in fewer
+//                                passes over memory (the gradient is never stored), and whether next
+//                                is finite; it leaves the workspace as loss_and_grad does, for
+//                                observe. next_is_final says nothing changes next before the next
+//                                call (no noise, no post_step): the problem may then prepare next's
+//                                products on the way, for a following call at next, as long as the
+//                                results are the same bits as without them. The driver uses it
 //                                whenever there is no momentum (perturbed GD then reads the
 //                                gradient's norm off the displacement, |x - next| / lr).
 #pragma once
@@ -53,6 +58,11 @@ struct StepContext {
     uint64_t trajectory;  // global index: trajectory_offset + position in the batch
     int64_t step;
     const std::vector<NoiseTerm>* noise;
+};
+
+struct StepResult {
+    double loss;       // at x
+    bool next_finite;  // every entry of next is finite
 };
 
 struct RunSpec {
@@ -101,7 +111,7 @@ template <class P, class = void>
 struct has_loss_and_step : std::false_type {};
 template <class P>
 struct has_loss_and_step<P, std::void_t<decltype(std::declval<const P&>().loss_and_step(
-                                std::declval<const double*>(), 0.0, std::declval<double*>(),
+                                std::declval<const double*>(), 0.0, std::declval<double*>(), false,
                                 std::declval<typename P::Workspace&>(), std::declval<const StepContext&>()))>>
     : std::true_type {};
 
@@ -191,6 +201,8 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
     const bool fused = has_loss_and_step<Problem>::value && spec.momentum == 0.0 && state.velocity == nullptr;
     bool needs_gradient_norm = false;
     for (const NoiseTerm& term : spec.noise) needs_gradient_norm |= term.kind == NoiseKind::perturbed_gd;
+    // Nothing changes next after loss_and_step: its finiteness check stands.
+    const bool next_is_final = spec.noise.empty() && !has_post_step<Problem>::value;
 
 #ifdef TRAJCORE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -226,9 +238,15 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 const StepContext ctx{spec.seed, static_cast<uint64_t>(spec.trajectory_offset + b), t, &spec.noise};
                 const double lr = spec.lr[t];
                 double loss;
+                bool next_known_finite = false;
                 if constexpr (has_loss_and_step<Problem>::value) {
-                    loss = fused ? problem.loss_and_step(x, lr, next, workspace, ctx)
-                                 : problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                    if (fused) {
+                        const StepResult step = problem.loss_and_step(x, lr, next, next_is_final, workspace, ctx);
+                        loss = step.loss;
+                        next_known_finite = next_is_final && step.next_finite;
+                    } else {
+                        loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
+                    }
                 } else {
                     loss = problem.loss_and_grad(x, grad.data(), workspace, ctx);
                 }
@@ -256,7 +274,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 }
                 apply_parameter_noise(spec, ctx, gradient_norm, lr, next, n, state.last_perturbation + b);
                 if constexpr (has_post_step<Problem>::value) problem.post_step(next, workspace, ctx);
-                if (!all_finite(next, n)) {
+                if (!next_known_finite && !all_finite(next, n)) {
                     state.diverged_at[b] = t + 1;
                     healthy = false;
                     break;

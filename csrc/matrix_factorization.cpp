@@ -241,76 +241,105 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
     ws.gram.resize(static_cast<size_t>(w_ * w_));
     ws.mix.resize(static_cast<size_t>(w_ * w_));
     if (target_.is_factored()) {
+        ws.next_gram.resize(static_cast<size_t>(w_ * w_));
         ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
+        ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
     }
     return ws;
 }
 
-// Rows of U per block of the factored loss_parts: U^T U and V^T U read each block while it is in L1.
-constexpr int64_t kProductRows = 256;
+// Rows per block of the factored target's passes over U: the products of a block meet while it is
+// in L1. One block size for both passes, so the products come out the same bits whichever pass
+// computed them.
+constexpr int64_t kBlockRows = 128;
+
+// Adds a block's share to U^T U and V^T U (the first block sets them): U_block (rows x w), V_block (rows x r).
+void SymmetricMatrixFactorizationKernel::add_block_products(const double* U_block, const double* V_block,
+                                                            int64_t rows, bool first, double* gram,
+                                                            double* signal) const {
+    const double beta = first ? 0.0 : 1.0;
+    linalg::gram(w_, rows, U_block, w_, beta, gram, w_);                                          // O(rows w^2)
+    gemm_tn(target_.rank(), w_, rows, 1.0, V_block, target_.rank(), U_block, w_, beta, signal, w_);  // O(rows r w)
+}
 
 double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
-    double cross = 0.0;  // <U, M U>
     if (target_.is_factored()) {
         const int64_t r = target_.rank();
-        const double* V = target_.left();
-        for (int64_t i0 = 0; i0 < d_; i0 += kProductRows) {
-            const int64_t rows = std::min(kProductRows, d_ - i0);
-            const double beta = i0 == 0 ? 0.0 : 1.0;
-            linalg::gram(w_, rows, U + i0 * w_, w_, beta, ws.gram.data(), w_);                     // O(d w^2)
-            gemm_tn(r, w_, rows, 1.0, V + i0 * r, r, U + i0 * w_, w_, beta, ws.signal.data(), w_);  // O(d r w)
-        }
+        for (int64_t i0 = 0; i0 < d_; i0 += kBlockRows)
+            add_block_products(U + i0 * w_, target_.left() + i0 * r, std::min(kBlockRows, d_ - i0), i0 == 0,
+                               ws.gram.data(), ws.signal.data());
+        return loss_from_products(ws, 0.0);
+    }
+    linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
+    target_.times(U, w_, target_times_u, ws.scratch);      // O(d^2 w)
+    return loss_from_products(ws, linalg::dot(d_ * w_, U, target_times_u));
+}
+
+double SymmetricMatrixFactorizationKernel::loss_from_products(Workspace& ws, double cross) const {
+    if (target_.is_factored()) {
         // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
-        for (int64_t k = 0; k < r; ++k) {
+        for (int64_t k = 0; k < target_.rank(); ++k) {
             const double* p = ws.signal.data() + k * w_;
             cross += target_.weights()[k] * linalg::dot(w_, p, p);
         }
-    } else {
-        linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
-        target_.times(U, w_, target_times_u, ws.scratch);      // O(d^2 w)
-        cross = linalg::dot(d_ * w_, U, target_times_u);
     }
     const double gram2 = linalg::dot(w_ * w_, ws.gram.data(), ws.gram.data());
     ws.loss_scale = gram2 + target_.frobenius_squared();
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
 }
 
-// Rows of `out` per block in the factored form: both products of a block meet while it is in L1.
-constexpr int64_t kCombineRows = 64;
-
-void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws) const {
+bool SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws,
+                                                 bool prepare_next) const {
     if (!target_.is_factored()) {
         gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
-        return;
+        return linalg::all_finite(d_ * w_, out);
     }
     // M U = V (S V^T U): out = U A + V C with C = c S (V^T U), (r x w).
     const int64_t r = target_.rank();
     for (int64_t k = 0; k < r; ++k)
         for (int64_t j = 0; j < w_; ++j) ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
-    for (int64_t i0 = 0; i0 < d_; i0 += kCombineRows) {
-        const int64_t rows = std::min(kCombineRows, d_ - i0);
-        gemm_nn(rows, w_, w_, 1.0, U + i0 * w_, w_, ws.mix.data(), w_, 0.0, out + i0 * w_, w_);
-        gemm_nn(rows, w_, r, 1.0, target_.left() + i0 * r, r, ws.signal_mix.data(), w_, 1.0, out + i0 * w_, w_);
+    bool finite = true;
+    for (int64_t i0 = 0; i0 < d_; i0 += kBlockRows) {
+        const int64_t rows = std::min(kBlockRows, d_ - i0);
+        double* block = out + i0 * w_;
+        const double* V_block = target_.left() + i0 * r;
+        gemm_nn(rows, w_, w_, 1.0, U + i0 * w_, w_, ws.mix.data(), w_, 0.0, block, w_);
+        gemm_nn(rows, w_, r, 1.0, V_block, r, ws.signal_mix.data(), w_, 1.0, block, w_);
+        finite = linalg::all_finite(rows * w_, block) && finite;
+        if (prepare_next) add_block_products(block, V_block, rows, i0 == 0, ws.next_gram.data(), ws.next_signal.data());
     }
+    return finite;
 }
 
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
                                                          const StepContext&) const {
     const double loss = loss_parts(U, ws, grad);
+    ws.products_of_next = nullptr;
     std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
-    combine(U, -1.0, grad, ws);  // U (U^T U) - M U
+    combine(U, -1.0, grad, ws, false);  // U (U^T U) - M U
     return loss;
 }
 
-double SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double lr, double* next, Workspace& ws,
-                                                         const StepContext&) const {
-    const double loss = loss_parts(U, ws, next);
-    // U - lr (U G - M U) = U (I - lr G) + lr M U: one pass over U instead of gradient, then step.
+StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double lr, double* next,
+                                                             bool next_is_final, Workspace& ws,
+                                                             const StepContext&) const {
+    double loss;
+    if (ws.products_of_next == U) {  // the previous step already computed U^T U and V^T U
+        std::swap(ws.gram, ws.next_gram);
+        std::swap(ws.signal, ws.next_signal);
+        loss = loss_from_products(ws, 0.0);
+    } else {
+        loss = loss_parts(U, ws, next);
+    }
+    // U - lr (U G - M U) = U (I - lr G) + lr M U: one pass over U instead of gradient, then step;
+    // with a factored target the same pass computes next's products for the following step.
     for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
     for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
-    combine(U, lr, next, ws);
-    return loss;
+    const bool prepare = next_is_final && target_.is_factored();
+    const bool finite = combine(U, lr, next, ws, prepare);
+    ws.products_of_next = prepare ? next : nullptr;
+    return {loss, finite};
 }
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,

@@ -95,6 +95,10 @@ public:
         std::vector<double> signal;  // (r x w) V^T U, factored target
         std::vector<double> mix;     // (w x w) and (r x w): the two factors of `combine`
         std::vector<double> signal_mix;
+        // Factored target: U^T U and V^T U of the last step's result, and that result's address
+        // (nullptr when they are not ready).
+        std::vector<double> next_gram, next_signal;
+        const double* products_of_next = nullptr;
         std::vector<double> scratch, projection;
         double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
     };
@@ -105,16 +109,23 @@ public:
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
-    double loss_and_step(const double* U, double lr, double* next, Workspace& ws, const StepContext& ctx) const;
+    StepResult loss_and_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws,
+                             const StepContext& ctx) const;
     double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
 
 private:
     // Fills ws.gram = U^T U, and ws.signal = V^T U (factored) or target_times_u = M U (dense, a
     // (d x w) buffer of the caller's); returns the Gram-form loss.
     double loss_parts(const double* U, Workspace& ws, double* target_times_u) const;
+    // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense target, 0 else.
+    double loss_from_products(Workspace& ws, double cross) const;
+    void add_block_products(const double* U_block, const double* V_block, int64_t rows, bool first, double* gram,
+                            double* signal) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
-    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr.
-    void combine(const double* U, double c, double* out, Workspace& ws) const;
+    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. Returns
+    // whether out is finite; with prepare_next (factored target) also fills ws.next_gram and
+    // ws.next_signal with out's products.
+    bool combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next) const;
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;

@@ -126,7 +126,8 @@ def _reference_statistics(s: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _reference_crossing(b: np.ndarray, q: float) -> int:
-    level = q * b[-1]
+    with np.errstate(invalid="ignore"):  # inf * 0 is a NaN level, which no value reaches
+        level = q * b[-1]
     hits = np.flatnonzero(b >= level) if b[-1] >= 0 else np.flatnonzero(b <= level)
     return int(hits[0]) if hits.size else -1
 
