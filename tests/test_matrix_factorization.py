@@ -44,6 +44,41 @@ def test_symmetric_matches_numpy_reference(dense, batched, recording):
     np.testing.assert_array_equal(traj.steps, reference.record_grid(steps, every))
 
 
+@pytest.mark.parametrize(
+    "dense, d, width",
+    [(False, 300, 26), (False, 300, 10), (True, 40, 26)],
+    ids=["factored-blocks-wide", "factored-blocks-tail", "dense-wide"],
+)
+def test_symmetric_kernel_paths_match_numpy_reference(dense, d, width):
+    """Shapes the reference test above does not reach: several row blocks of a factored target,
+    widths past the symmetric Gram product's blocking (>= 24) and with a 2-column vector tail."""
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=3, sigma=[3.0, 2.0, 1.0], seed=5, dense=dense)
+    U0 = tc.small_init((d, width), 0.02, seed=6)
+    steps, lr = 60, 0.05
+    traj = tc.run(problem, U0, lr=lr, steps=steps, record=tc.Record(every=1, coefficients="signal"))
+    pairs = problem.coefficient_pairs("signal")
+    loss, coefs, final = smf_reference_for(problem, U0, lr, steps, 1, pairs)
+    assert rel_err(traj.final, final) < 1e-10
+    assert rel_err(traj.loss, loss) < 1e-10
+    assert rel_err(traj.coefficients, coefs) < 1e-10
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
+def test_a_run_continued_from_its_final_state_is_the_same_run(dense):
+    """Where a run is cut does not change a bit: a factored step prepares the next iterate's products
+    on the way, and they must equal the ones a fresh start computes."""
+    problem = tc.SymmetricMatrixFactorization.planted(d=300, rank=3, seed=5, dense=dense)
+    U0 = tc.small_init((300, 12), 0.02, seed=6)
+    record = tc.Record(every=10, coefficients="signal")
+    whole = tc.run(problem, U0, lr=0.05, steps=50, record=record)
+    first = tc.run(problem, U0, lr=0.05, steps=20, record=record)
+    rest = tc.run(problem, first.final, lr=0.05, steps=30, record=record)
+    np.testing.assert_array_equal(whole.final, rest.final)
+    # records from step 20 on (a run's own last record takes the loss without the step's products)
+    np.testing.assert_array_equal(whole.loss[2:], rest.loss)
+    np.testing.assert_array_equal(whole.coefficients[2:], rest.coefficients)
+
+
 @pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
 def test_asymmetric_matches_numpy_reference(dense):
     problem = tc.AsymmetricMatrixFactorization.planted(7, 10, 3, s=[5.0, 2.0, 1.0], seed=1, dense=dense)
