@@ -10,7 +10,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,14 @@ class Report:
         }
         with open(path, "w") as fh:
             json.dump(data, fh, indent=2, default=float)
+
+    def merge_json(self, path: str) -> None:
+        """Append the rows and facts another process wrote with :meth:`to_json` (without printing)."""
+        with open(path) as fh:
+            data = json.load(fh)
+        names = {f.name for f in fields(Row)}
+        self.rows.extend(Row(**{k: v for k, v in row.items() if k in names}) for row in data["rows"])
+        self.facts.update(data["facts"])
 
 
 def jax_x64() -> tuple[Any, Any]:
