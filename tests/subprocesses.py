@@ -8,6 +8,8 @@ since ``python -m``/``-c`` put the working directory first on ``sys.path``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import trajcore
@@ -22,3 +24,20 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_HOME), str(TESTS), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
+
+
+def experiments_env(**extra: str) -> dict[str, str]:
+    """:func:`child_env` with the test experiments (``tiny_experiments``) registered."""
+    return child_env(TRAJCORE_EXPERIMENTS="tiny_experiments", **extra)
+
+
+def run_cli(*args: str, module: str = "trajcore.cli", **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> *args`` in a child with the test experiments registered; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=experiments_env(**extra_env),
+        cwd=TESTS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

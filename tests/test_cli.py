@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_experiments  # noqa: F401  (registers tiny_smf, a flagship test experiment)
-from subprocesses import TESTS, child_env
+from subprocesses import run_cli
 
 from trajcore.cli import main
 from trajcore.experiments import get, registry
@@ -25,10 +24,6 @@ from trajcore.experiments.settings import (
     parse_value,
     type_name,
 )
-
-
-def _env() -> dict[str, str]:
-    return child_env(TRAJCORE_EXPERIMENTS="tiny_experiments")
 
 
 def _references(index: Path) -> list[str]:
@@ -79,27 +74,13 @@ def test_demo_writes_a_report_whose_checks_pass(tmp_path, capsys):
 
 def test_demo_from_a_subprocess_prints_where_the_report_is(tmp_path):
     out = tmp_path / "report"
-    proc = subprocess.run(
-        [sys.executable, "-m", "trajcore.cli", "demo", "--only", "tiny_smf", "--out", str(out)],
-        env=_env(),
-        cwd=TESTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("demo", "--only", "tiny_smf", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f"report: {(out / 'index.html').resolve()}"
     assert "\r" not in proc.stderr  # not a terminal: no progress bars
     metrics = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]
     assert all(metrics["checks"].values())
-    quiet = subprocess.run(
-        [sys.executable, "-m", "trajcore", "-q", "demo", "--only", "tiny_smf", "--out", str(out)],
-        env=_env(),
-        cwd=TESTS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    quiet = run_cli("-q", "demo", "--only", "tiny_smf", "--out", str(out), module="trajcore")
     assert quiet.returncode == 0 and quiet.stdout.strip().splitlines() == [f"report: {(out / 'index.html').resolve()}"]
 
 
@@ -168,9 +149,7 @@ def test_help_list_info_and_version(capsys):
     info = capsys.readouterr().out
     assert info.startswith("trajcore ") and "OpenMP" in info
     assert main(["--version"]) == 0
-    proc = subprocess.run(
-        [sys.executable, "-m", "trajcore", "--version"], env=_env(), cwd=TESTS, capture_output=True, text=True
-    )
+    proc = run_cli("--version", module="trajcore")
     assert proc.returncode == 0 and proc.stdout.startswith("trajcore ")
 
 

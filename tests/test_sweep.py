@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_experiments  # registers tiny_smf
-from subprocesses import TESTS, child_env
+from subprocesses import TESTS, experiments_env, run_cli
 
 from trajcore.cli import main
 from trajcore.experiments import get
@@ -41,10 +41,6 @@ steps = 300
 alpha = [1e-2, 1e-3, 1e-4, 1e-5]
 seed = { range = [0, 50] }
 """
-
-
-def _env(**extra: str) -> dict[str, str]:
-    return child_env(TRAJCORE_EXPERIMENTS="tiny_experiments", **extra)
 
 
 def _store_files(root: Path) -> dict[str, bytes]:
@@ -211,7 +207,7 @@ def test_dask_cluster_and_command_line_give_the_reference_store(tmp_path, monkey
     reference = reference_200[0]
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(SPEC_200)
-    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])  # the worker processes import the test experiment
+    monkeypatch.setenv("PYTHONPATH", experiments_env()["PYTHONPATH"])  # the worker processes import the test experiment
     monkeypatch.setenv("TRAJCORE_TEST_LOG", str(tmp_path / "dask.log"))  # inherited by the workers
     with distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
@@ -229,14 +225,7 @@ def test_dask_cluster_and_command_line_give_the_reference_store(tmp_path, monkey
 
         cli_store = tmp_path / "cli"
         command = ["sweep", str(spec_file), "--scheduler", address, "--out", str(cli_store)]
-        proc = subprocess.run(
-            [sys.executable, "-m", "trajcore.cli", *command],
-            env=_env(),
-            cwd=TESTS,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_cli(*command)
         assert proc.returncode == 0, proc.stderr
         assert "200 computed" in proc.stdout
         assert _store_files(cli_store) == reference
@@ -254,9 +243,6 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
     out = tmp_path / "killed"
     first_log = tmp_path / "first.log"
     args = [
-        sys.executable,
-        "-m",
-        "trajcore",
         "sweep",
         str(spec_file),
         "--out",
@@ -267,8 +253,8 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
         "1",
     ]
     proc = subprocess.Popen(
-        args,
-        env=_env(TRAJCORE_TEST_LOG=str(first_log)),
+        [sys.executable, "-m", "trajcore", *args],
+        env=experiments_env(TRAJCORE_TEST_LOG=str(first_log)),
         cwd=TESTS,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -289,9 +275,7 @@ def test_a_sweep_killed_halfway_resumes_without_loss_or_repetition(tmp_path):
     assert len(set(_logged_ids(first_log))) == len(_logged_ids(first_log))  # nothing ran twice in pass 1
 
     second_log = tmp_path / "second.log"
-    rerun = subprocess.run(
-        [*args], env=_env(TRAJCORE_TEST_LOG=str(second_log)), cwd=TESTS, capture_output=True, text=True, timeout=120
-    )
+    rerun = run_cli(*args, module="trajcore", TRAJCORE_TEST_LOG=str(second_log))
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(stored_after_kill)} already stored" in rerun.stdout
     second = _logged_ids(second_log)
