@@ -62,7 +62,7 @@ struct StepContext {
 
 struct StepResult {
     double loss;       // at x
-    bool next_finite;  // every entry of next is finite
+    bool next_finite;  // every entry of next is finite (only read when next_is_final)
 };
 
 struct RunSpec {

@@ -289,27 +289,27 @@ double SymmetricMatrixFactorizationKernel::loss_from_products(Workspace& ws, dou
     return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
 }
 
-bool SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws,
-                                                 bool prepare_next) const {
+void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws,
+                                                 bool prepare_next, bool* finite) const {
     if (!target_.is_factored()) {
         gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
-        return linalg::all_finite(d_ * w_, out);
+        if (finite) *finite = linalg::all_finite(d_ * w_, out);
+        return;
     }
     // M U = V (S V^T U): out = U A + V C with C = c S (V^T U), (r x w).
     const int64_t r = target_.rank();
     for (int64_t k = 0; k < r; ++k)
         for (int64_t j = 0; j < w_; ++j) ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
-    bool finite = true;
+    if (finite) *finite = true;
     for (int64_t i0 = 0; i0 < d_; i0 += kBlockRows) {
         const int64_t rows = std::min(kBlockRows, d_ - i0);
         double* block = out + i0 * w_;
         const double* V_block = target_.left() + i0 * r;
         gemm_nn(rows, w_, w_, 1.0, U + i0 * w_, w_, ws.mix.data(), w_, 0.0, block, w_);
         gemm_nn(rows, w_, r, 1.0, V_block, r, ws.signal_mix.data(), w_, 1.0, block, w_);
-        finite = linalg::all_finite(rows * w_, block) && finite;
+        if (finite) *finite = linalg::all_finite(rows * w_, block) && *finite;
         if (prepare_next) add_block_products(block, V_block, rows, i0 == 0, ws.next_gram.data(), ws.next_signal.data());
     }
-    return finite;
 }
 
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
@@ -317,7 +317,7 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
     const double loss = loss_parts(U, ws, grad);
     ws.products_of_next = nullptr;
     std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
-    combine(U, -1.0, grad, ws, false);  // U (U^T U) - M U
+    combine(U, -1.0, grad, ws, false, nullptr);  // U (U^T U) - M U
     return loss;
 }
 
@@ -336,8 +336,10 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
     // with a factored target the same pass computes next's products for the following step.
     for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
     for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
+    // Only a final next is worth checking here: noise or post_step would change it afterwards.
     const bool prepare = next_is_final && target_.is_factored();
-    const bool finite = combine(U, lr, next, ws, prepare);
+    bool finite = false;
+    combine(U, lr, next, ws, prepare, next_is_final ? &finite : nullptr);
     ws.products_of_next = prepare ? next : nullptr;
     return {loss, finite};
 }

@@ -122,10 +122,10 @@ private:
     void add_block_products(const double* U_block, const double* V_block, int64_t rows, bool first, double* gram,
                             double* signal) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
-    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. Returns
-    // whether out is finite; with prepare_next (factored target) also fills ws.next_gram and
-    // ws.next_signal with out's products.
-    bool combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next) const;
+    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
+    // `finite`, reports whether out is finite (checked block by block while in L1); with
+    // prepare_next (factored target) also fills ws.next_gram and ws.next_signal with out's products.
+    void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;
