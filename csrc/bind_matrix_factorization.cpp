@@ -32,17 +32,50 @@ static std::vector<int64_t> copy_pairs(const py::array_t<int64_t, py::array::c_s
 void bind_matrix_factorization(py::module_& m) {
     py::class_<SymmetricMatrixFactorizationKernel> smf(m, "SymmetricMatrixFactorizationKernel");
     smf.def(py::init([](int64_t d, int64_t width, py::object dense, py::object V, py::object sigma,
-                        const ConstArray& basis, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs) {
+                        const ConstArray& basis, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs,
+                        py::object diagonal) {
                 require(basis.ndim() == 2 && basis.shape(0) == d, "basis: expected shape (d, q)");
                 const int64_t q = basis.shape(1);
-                TargetMatrix target = make_target(d, d, dense, V, sigma, V);
+                TargetMatrix target = diagonal.is_none()
+                                          ? make_target(d, d, dense, V, sigma, V)
+                                          : TargetMatrix::diagonal(d, copy_vector(diagonal.cast<ConstArray>(), d, "diagonal"));
                 PairProjector projector(d, q, copy_vector(basis, d * q, "basis"), d, q,
                                         copy_vector(basis, d * q, "basis"), copy_pairs(pairs), true);
                 return SymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector));
             }),
             py::arg("d"), py::arg("width"), py::arg("dense") = py::none(), py::arg("V") = py::none(),
-            py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"));
+            py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"), py::arg("diagonal") = py::none());
     bind_run_chunk<SymmetricMatrixFactorizationKernel>(smf);
+
+    m.def(
+        "change_basis",
+        [](const ConstArray& Q, const ConstArray& X, bool transpose, int n_threads) {
+            require(Q.ndim() == 2 && Q.shape(0) == Q.shape(1), "Q: expected a square matrix");
+            require(X.ndim() == 3 && X.shape(1) == Q.shape(0), "X: expected shape (B, n, w) with n = Q's order");
+            require(n_threads >= 1 && n_threads <= max_run_threads, "n_threads: expected 1 to 1024 threads");
+            const int64_t B = X.shape(0), n = X.shape(1), w = X.shape(2);
+            py::array_t<double> out({B, n, w});
+            const double* q = Q.data();
+            const double* x = X.data();
+            double* o = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                const int threads = resolve_threads(n_threads, B);
+                (void)threads;
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+                for (int64_t b = 0; b < B; ++b) {
+                    if (transpose)
+                        linalg::gemm_tn(n, w, n, 1.0, q, n, x + b * n * w, w, 0.0, o + b * n * w, w);
+                    else
+                        linalg::gemm_nn(n, w, n, 1.0, q, n, x + b * n * w, w, 0.0, o + b * n * w, w);
+                }
+            }
+            return out;
+        },
+        py::arg("Q"), py::arg("X"), py::arg("transpose"), py::arg("n_threads") = 1,
+        "Q^T X_b (transpose) or Q X_b for each X_b of X (B, n, w): parameters into or out of the basis Q (n, n).");
 
     py::class_<AsymmetricMatrixFactorizationKernel> amf(m, "AsymmetricMatrixFactorizationKernel");
     amf.def(py::init([](int64_t rows, int64_t cols, int64_t width, py::object dense, py::object A, py::object s,

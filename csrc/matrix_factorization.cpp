@@ -48,7 +48,7 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     t.rows_ = rows;
     t.cols_ = cols;
     t.rank_ = rank;
-    t.factored_ = true;
+    t.form_ = Form::factored;
     t.left_ = std::move(left);
     t.weights_ = std::move(weights);
     t.right_ = std::move(right);
@@ -70,6 +70,20 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     return t;
 }
 
+TargetMatrix TargetMatrix::diagonal(int64_t n, std::vector<double> values) {
+    require(n > 0, "target: dimensions must be positive");
+    require(static_cast<int64_t>(values.size()) == n, "target: diagonal size mismatch");
+    TargetMatrix t;
+    t.rows_ = t.cols_ = n;
+    t.form_ = Form::diagonal;
+    t.weights_ = std::move(values);
+    for (int64_t i = 0; i < n; ++i) {
+        t.frobenius_squared_ += t.weights_[i] * t.weights_[i];
+        if (t.weights_[i] != 0.0) t.rank_ = i + 1;
+    }
+    return t;
+}
+
 // out (n x w) = T^T, for T (w x n) row-major.
 static void transpose_into(const double* T, int64_t w, int64_t n, double* out) {
     for (int64_t i = 0; i < n; ++i)
@@ -77,11 +91,22 @@ static void transpose_into(const double* T, int64_t w, int64_t n, double* out) {
 }
 
 bool TargetMatrix::narrow(int64_t w) const {
-    return !factored_ && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize;
+    return form_ == Form::dense && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize;
+}
+
+void TargetMatrix::diagonal_times(const double* Z, int64_t w, double* out) const {
+    for (int64_t i = 0; i < rows_; ++i) {
+        const double weight = i < rank_ ? weights_[i] : 0.0;
+        for (int64_t j = 0; j < w; ++j) out[i * w + j] = weight * Z[i * w + j];
+    }
 }
 
 // M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
 void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (form_ == Form::diagonal) {
+        diagonal_times(Z, w, out);
+        return;
+    }
     if (narrow(w)) {
         // (M Z)^T = Z^T M^T, and M^T is M when M is symmetric.
         const double* mt = dense_transposed_.empty() ? dense_.data() : dense_transposed_.data();
@@ -90,7 +115,7 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
         transpose_into(scratch.data(), w, rows_, out);
         return;
     }
-    if (!factored_) {
+    if (form_ == Form::dense) {
         gemm_nn(rows_, w, cols_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
         return;
     }
@@ -102,6 +127,10 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
 }
 
 void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
+    if (form_ == Form::diagonal) {
+        diagonal_times(Z, w, out);
+        return;
+    }
     if (narrow(w)) {
         // (M^T Z)^T = Z^T M.
         scratch.resize(static_cast<size_t>(w * cols_));
@@ -109,7 +138,7 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
         transpose_into(scratch.data(), w, cols_, out);
         return;
     }
-    if (!factored_) {
+    if (form_ == Form::dense) {
         gemm_tn(cols_, w, rows_, 1.0, dense_.data(), cols_, Z, w, 0.0, out, w);
         return;
     }
@@ -120,14 +149,33 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
     gemm_nn(cols_, w, rank_, 1.0, right_.data(), rank_, scratch.data(), w, 0.0, out, w);
 }
 
+// total + ||X_perp Y_perp^T||^2 for X_perp (rows_x x w) and Y_perp (rows_y x w), through
+// <X_perp^T X_perp, Y_perp^T Y_perp>, O((rows_x + rows_y) w^2) -- skipped when its bound
+// ||X_perp||^2 ||Y_perp||^2 is below the rounding of `total` (relative 1e-16 < eps), so the result
+// is unchanged to rounding. grams: 2 w^2 scratch.
+static double add_perp_term(double total, const double* Xp, int64_t rows_x, const double* Yp, int64_t rows_y,
+                            int64_t w, double* grams) {
+    const bool symmetric = Xp == Yp;
+    const double xp2 = linalg::dot(rows_x * w, Xp, Xp);
+    const double bound = xp2 * (symmetric ? xp2 : linalg::dot(rows_y * w, Yp, Yp));
+    if (bound <= 1e-16 * total) return total;
+    double* gXp = grams;
+    double* gYp = symmetric ? gXp : gXp + w * w;
+    linalg::gram(w, rows_x, Xp, w, 0.0, gXp, w);
+    if (!symmetric) linalg::gram(w, rows_y, Yp, w, 0.0, gYp, w);
+    return total + linalg::dot(w * w, gXp, gYp);
+}
+
 // Dense: the residual itself, O(rows cols w). Factored (orthonormal L, R): with P = L^T X, Q = R^T Y,
 // X_perp = X - L P and Y_perp = Y - R Q the residual splits into four mutually orthogonal parts,
 //   ||X Y^T - M||^2 = ||P Q^T - S||^2 + ||Y_perp P^T||^2 + ||X_perp Q^T||^2 + ||X_perp Y_perp^T||^2,
 // each a sum of non-negative terms: O((rows + cols) rank w), plus O((rows + cols) w^2) for the last
-// term unless its bound ||X_perp||^2 ||Y_perp||^2 is below the rounding of the other three.
+// term (see add_perp_term). Diagonal: the same split with P = X_S, the rows in the support, and
+// X_perp the rows after it.
 double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
-                                           const double* left_projection) const {
-    if (!factored_) {
+                                           const double* left_projection, const double* perp_gram) const {
+    if (form_ == Form::diagonal) return diagonal_residual_norm_squared(X, Y, w, scratch, perp_gram);
+    if (form_ == Form::dense) {
         scratch.resize(static_cast<size_t>(rows_ * cols_));
         linalg::gemm_nt(rows_, cols_, w, 1.0, X, w, Y, w, 0.0, scratch.data(), cols_);
         double total = 0.0;
@@ -148,8 +196,7 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
     double* XpQ = Xp + (rows_ + cols_) * w;  // (rows x r)
     double* YpP = XpQ + rows_ * r;           // (cols x r)
     double* D = YpP + cols_ * r;
-    double* gXp = D + r * r;
-    double* gYp = symmetric ? gXp : gXp + w * w;
+    double* grams = D + r * r;
     if (left_projection != nullptr)
         std::copy(left_projection, left_projection + r * w, P);
     else
@@ -172,16 +219,43 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
         linalg::gemm_nt(cols_, r, w, 1.0, Yp, w, P, w, 0.0, YpP, r);
         total += xq + linalg::dot(cols_ * r, YpP, YpP);
     }
-    // ||X_perp Y_perp^T||^2 <= ||X_perp||^2 ||Y_perp||^2: skipped when that bound is below the
-    // rounding of the sum so far (relative 1e-16 < eps), so the result is unchanged to rounding.
-    const double xp2 = linalg::dot(rows_ * w, Xp, Xp);
-    const double bound = xp2 * (symmetric ? xp2 : linalg::dot(cols_ * w, Yp, Yp));
-    if (bound > 1e-16 * total) {
-        linalg::gram(w, rows_, Xp, w, 0.0, gXp, w);
-        if (!symmetric) linalg::gram(w, cols_, Yp, w, 0.0, gYp, w);
-        total += linalg::dot(w * w, gXp, gYp);
+    return add_perp_term(total, Xp, rows_, Yp, cols_, w, grams);
+}
+
+double TargetMatrix::diagonal_residual_norm_squared(const double* X, const double* Y, int64_t w,
+                                                    std::vector<double>& scratch, const double* perp_gram) const {
+    const bool symmetric = X == Y;
+    const int64_t s = rank_, p = rows_ - rank_;  // rows in the support, rows after it
+    scratch.resize(static_cast<size_t>(s * s + 2 * p * s + 2 * w * w));
+    double* D = scratch.data();    // (s x s)  X_S Y_S^T - S
+    double* C = D + s * s;         // (p x s)  X_perp Y_S^T, then (p x s) Y_perp X_S^T
+    double* grams = C + 2 * p * s;
+    linalg::gemm_nt(s, s, w, 1.0, X, w, Y, w, 0.0, D, s);
+    for (int64_t i = 0; i < s; ++i) D[i * s + i] -= weights_[i];
+    double total = linalg::dot(s * s, D, D);
+    linalg::gemm_nt(p, s, w, 1.0, X + s * w, w, Y, w, 0.0, C, s);
+    const double xq = linalg::dot(p * s, C, C);
+    if (symmetric) {
+        total += 2.0 * xq;
+    } else {
+        linalg::gemm_nt(p, s, w, 1.0, Y + s * w, w, X, w, 0.0, C + p * s, s);
+        total += xq + linalg::dot(p * s, C + p * s, C + p * s);
     }
-    return total;
+    if (perp_gram != nullptr && symmetric) return total + linalg::dot(w * w, perp_gram, perp_gram);
+    return add_perp_term(total, X + s * w, p, Y + s * w, p, w, grams);
+}
+
+// Whether every column of basis (rows x q) is a coordinate axis e_i; rows[c] = i of column c.
+static bool axis_rows(const std::vector<double>& basis, int64_t rows, int64_t q, std::vector<int64_t>& out) {
+    out.assign(static_cast<size_t>(q), -1);
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < q; ++c) {
+            const double v = basis[i * q + c];
+            if (v == 0.0) continue;
+            if (v != 1.0 || out[c] >= 0) return false;
+            out[c] = i;
+        }
+    return std::find(out.begin(), out.end(), -1) == out.end();
 }
 
 PairProjector::PairProjector(int64_t rows_x, int64_t q_left, std::vector<double> left, int64_t rows_y,
@@ -196,12 +270,24 @@ PairProjector::PairProjector(int64_t rows_x, int64_t q_left, std::vector<double>
         require(pairs_[k] >= 0 && pairs_[k] < q_left && pairs_[k + 1] >= 0 && pairs_[k + 1] < q_right,
                 "coefficient pair index out of range");
     require(!same_side || (rows_x == rows_y && q_left == q_right), "basis: same-side projector needs equal shapes");
+    std::vector<int64_t> left_rows, right_rows;
+    axes_ = axis_rows(left_, rows_x, q_left, left_rows) && axis_rows(right_, rows_y, q_right, right_rows);
+    if (axes_) {
+        for (size_t k = 0; k < pairs_.size(); k += 2) {
+            pairs_[k] = left_rows[pairs_[k]];
+            pairs_[k + 1] = right_rows[pairs_[k + 1]];
+        }
+    }
 }
 
 // O(w (rows_x q_left + rows_y q_right) + K w).
 void PairProjector::project(const double* X, const double* Y, int64_t w, double* out,
                             std::vector<double>& scratch) const {
     if (pairs_.empty()) return;
+    if (axes_) {  // the pairs index rows of X and Y themselves
+        project_from(X, Y, w, out);
+        return;
+    }
     scratch.resize(static_cast<size_t>((q_left_ + (same_side_ ? 0 : q_right_)) * w));
     double* P = scratch.data();
     gemm_tn(q_left_, w, rows_x_, 1.0, left_.data(), q_left_, X, w, 0.0, P, w);
@@ -220,7 +306,7 @@ void PairProjector::project_from(const double* P, const double* Q, int64_t w, do
 }
 
 bool PairProjector::left_basis_is(const double* basis, int64_t columns) const {
-    return columns == q_left_ && std::equal(left_.begin(), left_.end(), basis);
+    return !axes_ && columns == q_left_ && std::equal(left_.begin(), left_.end(), basis);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,31 +331,69 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
         ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
+    } else if (target_.is_diagonal()) {
+        ws.next_gram.resize(static_cast<size_t>(w_ * w_));
+        ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
+        ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
     }
     return ws;
 }
 
-// Rows per block of the factored target's passes over U: the products of a block meet while it is
-// in L1. One block size for both passes, so the products come out the same bits whichever pass
-// computed them.
+SymmetricMatrixFactorizationKernel::Products SymmetricMatrixFactorizationKernel::products(Workspace& ws) {
+    return {ws.gram.data(), ws.signal.data(), ws.perp_gram.data(), &ws.cross};
+}
+
+SymmetricMatrixFactorizationKernel::Products SymmetricMatrixFactorizationKernel::next_products(Workspace& ws) {
+    return {ws.next_gram.data(), ws.next_signal.data(), ws.next_perp_gram.data(), &ws.next_cross};
+}
+
+// Rows per block of the passes over U (factored or diagonal target): the products of a block meet
+// while it is in L1. The same blocks, in the same order, for every pass, so the products come out
+// the same bits whichever pass computed them.
 constexpr int64_t kBlockRows = 128;
 
-// Adds a block's share to U^T U and V^T U (the first block sets them): U_block (rows x w), V_block (rows x r).
-void SymmetricMatrixFactorizationKernel::add_block_products(const double* U_block, const double* V_block,
-                                                            int64_t rows, bool first, double* gram,
-                                                            double* signal) const {
+template <class F>
+void SymmetricMatrixFactorizationKernel::for_each_block(F&& f) const {
+    // A diagonal target's rows outside the support come first: their Gram matrix, needed for the
+    // accurate loss, is then complete on the way to U^T U.
+    const int64_t split = target_.is_diagonal() ? target_.rank() : 0;
+    bool first = true;
+    for (const auto& [begin, end] : {std::pair{split, d_}, std::pair{int64_t{0}, split}})
+        for (int64_t i0 = begin; i0 < end; i0 += kBlockRows) {
+            f(i0, std::min(kBlockRows, end - i0), first);
+            first = false;
+        }
+}
+
+void SymmetricMatrixFactorizationKernel::add_block_products(const double* U_block, int64_t i0, int64_t rows,
+                                                            bool first, const Products& p) const {
     const double beta = first ? 0.0 : 1.0;
-    linalg::gram(w_, rows, U_block, w_, beta, gram, w_);                                          // O(rows w^2)
-    gemm_tn(target_.rank(), w_, rows, 1.0, V_block, target_.rank(), U_block, w_, beta, signal, w_);  // O(rows r w)
+    linalg::gram(w_, rows, U_block, w_, beta, p.gram, w_);  // O(rows w^2)
+    if (target_.is_factored()) {                           // V^T U: O(rows r w)
+        const int64_t r = target_.rank();
+        gemm_tn(r, w_, rows, 1.0, target_.left() + i0 * r, r, U_block, w_, beta, p.signal, w_);
+        return;
+    }
+    const int64_t support = target_.rank();
+    if (first) *p.cross = 0.0;
+    // sum_i m_i |U_i|^2, inline: rows are short, a call per row would cost more than its work.
+    for (int64_t i = i0; i < std::min(i0 + rows, support); ++i) {
+        const double* row = U_block + (i - i0) * w_;
+        double norm2 = 0.0;
+        for (int64_t j = 0; j < w_; ++j) norm2 += row[j] * row[j];
+        *p.cross += target_.weights()[i] * norm2;
+    }
+    if (i0 >= support && i0 + rows == d_)  // the last block outside the support
+        std::copy(p.gram, p.gram + w_ * w_, p.perp_gram);
+    else if (first && support == d_)  // no rows outside the support
+        std::fill(p.perp_gram, p.perp_gram + w_ * w_, 0.0);
 }
 
 double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
-    if (target_.is_factored()) {
-        const int64_t r = target_.rank();
-        for (int64_t i0 = 0; i0 < d_; i0 += kBlockRows)
-            add_block_products(U + i0 * w_, target_.left() + i0 * r, std::min(kBlockRows, d_ - i0), i0 == 0,
-                               ws.gram.data(), ws.signal.data());
-        return loss_from_products(ws, 0.0);
+    if (target_.is_factored() || target_.is_diagonal()) {
+        const Products p = products(ws);
+        for_each_block([&](int64_t i0, int64_t rows, bool first) { add_block_products(U + i0 * w_, i0, rows, first, p); });
+        return loss_from_products(ws, target_.is_diagonal() ? ws.cross : 0.0);
     }
     linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
     target_.times(U, w_, target_times_u, ws.scratch);      // O(d^2 w)
@@ -291,25 +415,35 @@ double SymmetricMatrixFactorizationKernel::loss_from_products(Workspace& ws, dou
 
 void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws,
                                                  bool prepare_next, bool* finite) const {
-    if (!target_.is_factored()) {
+    if (!target_.is_factored() && !target_.is_diagonal()) {
         gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
         if (finite) *finite = linalg::all_finite(d_ * w_, out);
         return;
     }
-    // M U = V (S V^T U): out = U A + V C with C = c S (V^T U), (r x w).
+    // Factored: M U = V (S V^T U), so out = U A + V C with C = c S (V^T U), (r x w).
+    // Diagonal: out_i = U_i A + c m_i U_i.
     const int64_t r = target_.rank();
-    for (int64_t k = 0; k < r; ++k)
-        for (int64_t j = 0; j < w_; ++j) ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
+    if (target_.is_factored())
+        for (int64_t k = 0; k < r; ++k)
+            for (int64_t j = 0; j < w_; ++j)
+                ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
     if (finite) *finite = true;
-    for (int64_t i0 = 0; i0 < d_; i0 += kBlockRows) {
-        const int64_t rows = std::min(kBlockRows, d_ - i0);
+    const Products next = next_products(ws);
+    for_each_block([&](int64_t i0, int64_t rows, bool first) {
         double* block = out + i0 * w_;
-        const double* V_block = target_.left() + i0 * r;
-        gemm_nn(rows, w_, w_, 1.0, U + i0 * w_, w_, ws.mix.data(), w_, 0.0, block, w_);
-        gemm_nn(rows, w_, r, 1.0, V_block, r, ws.signal_mix.data(), w_, 1.0, block, w_);
+        const double* U_block = U + i0 * w_;
+        gemm_nn(rows, w_, w_, 1.0, U_block, w_, ws.mix.data(), w_, 0.0, block, w_);
+        if (target_.is_factored()) {
+            gemm_nn(rows, w_, r, 1.0, target_.left() + i0 * r, r, ws.signal_mix.data(), w_, 1.0, block, w_);
+        } else {
+            for (int64_t i = i0; i < std::min(i0 + rows, r); ++i) {
+                const double m = c * target_.weights()[i];
+                for (int64_t j = 0; j < w_; ++j) block[(i - i0) * w_ + j] += m * U_block[(i - i0) * w_ + j];
+            }
+        }
         if (finite) *finite = linalg::all_finite(rows * w_, block) && *finite;
-        if (prepare_next) add_block_products(block, V_block, rows, i0 == 0, ws.next_gram.data(), ws.next_signal.data());
-    }
+        if (prepare_next) add_block_products(block, i0, rows, first, next);
+    });
 }
 
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
@@ -325,10 +459,12 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
                                                              bool next_is_final, Workspace& ws,
                                                              const StepContext&) const {
     double loss;
-    if (ws.products_of_next == U) {  // the previous step already computed U^T U and V^T U
+    if (ws.products_of_next == U) {  // the previous step already computed U's products
         std::swap(ws.gram, ws.next_gram);
         std::swap(ws.signal, ws.next_signal);
-        loss = loss_from_products(ws, 0.0);
+        std::swap(ws.perp_gram, ws.next_perp_gram);
+        std::swap(ws.cross, ws.next_cross);
+        loss = loss_from_products(ws, target_.is_diagonal() ? ws.cross : 0.0);
     } else {
         loss = loss_parts(U, ws, next);
     }
@@ -337,7 +473,7 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
     for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
     for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
     // Only a final next is worth checking here: noise or post_step would change it afterwards.
-    const bool prepare = next_is_final && target_.is_factored();
+    const bool prepare = next_is_final && (target_.is_factored() || target_.is_diagonal());
     bool finite = false;
     combine(U, lr, next, ws, prepare, next_is_final ? &finite : nullptr);
     ws.products_of_next = prepare ? next : nullptr;
@@ -354,7 +490,9 @@ double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out,
     else
         projector_.project(U, U, w_, out, ws.projection);
     if (std::isfinite(gradient_loss) && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
-    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch, signal);
+    // ... and U_perp^T U_perp (diagonal target).
+    const double* perp_gram = std::isfinite(gradient_loss) && target_.is_diagonal() ? ws.perp_gram.data() : nullptr;
+    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch, signal, perp_gram);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Step kernels of symmetric and asymmetric matrix factorization (PAPERS.md section 2).
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
-//   M U costs O(d^2 w) for a dense M and O(d r w) for M = V diag(sigma) V^T given as (V, sigma).
+//   M U costs O(d^2 w) for a dense M, O(d r w) for M = V diag(sigma) V^T given as (V, sigma), and
+//   O(d w) for a diagonal M: the same problem in the target's eigenbasis (U -> O^T U), which is how
+//   Python runs with coordinates="eigenbasis".
 //   A plain step is U (I - lr U^T U) + lr M U, written without a gradient array; for a factored M,
 //   M U = V (sigma * V^T U) and <U, M U> = sum_k sigma_k |(V^T U)_k|^2 come from V^T U alone.
 //   The gradient's loss is the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2) from the products the
@@ -24,19 +26,23 @@
 
 namespace trajcore {
 
-// A target matrix (rows x cols), dense or factored as left diag(weights) right^T.
+// A target matrix (rows x cols): dense, factored as left diag(weights) right^T, or square diagonal.
 class TargetMatrix {
 public:
     TargetMatrix() = default;
     static TargetMatrix dense(int64_t rows, int64_t cols, std::vector<double> values);
     static TargetMatrix factored(int64_t rows, int64_t cols, int64_t rank, std::vector<double> left,
                                  std::vector<double> weights, std::vector<double> right);
+    // diag(values) (n x n); its support is the prefix of rows before the last non-zero value.
+    static TargetMatrix diagonal(int64_t n, std::vector<double> values);
 
     int64_t rows() const { return rows_; }
     int64_t cols() const { return cols_; }
+    // Factored: the rank; diagonal: the support (the rows from it on have a zero diagonal).
     int64_t rank() const { return rank_; }
-    bool is_factored() const { return factored_; }
-    // Factored form only: left (rows x rank), weights (rank), right (cols x rank).
+    bool is_factored() const { return form_ == Form::factored; }
+    bool is_diagonal() const { return form_ == Form::diagonal; }
+    // Factored form: left (rows x rank), weights (rank), right (cols x rank); diagonal: weights (rows).
     const double* left() const { return left_.data(); }
     const double* weights() const { return weights_.data(); }
     const double* right() const { return right_.data(); }
@@ -48,18 +54,24 @@ public:
     void transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const;
     // ||X Y^T - M||_F^2 for X (rows x w), Y (cols x w), accurate to rounding of the residual itself
     // (no cancellation against ||M||^2). Factored form needs orthonormal left/right factors;
-    // left_projection, when given, is left^T X (rank x w), already computed.
+    // left_projection, when given, is left^T X (rank x w), already computed. Diagonal form:
+    // perp_gram, when given, is X_perp^T X_perp (w x w) of the rows outside the support, X == Y.
     double residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
-                                 const double* left_projection = nullptr) const;
+                                 const double* left_projection = nullptr, const double* perp_gram = nullptr) const;
 
 private:
+    enum class Form { dense, factored, diagonal };
     // Whether a product with w columns runs transposed (small dense M, w <= kNarrowWidth).
     bool narrow(int64_t w) const;
+    // out (rows x w) = diag(weights) Z, zero outside the support.
+    void diagonal_times(const double* Z, int64_t w, double* out) const;
+    double diagonal_residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
+                                          const double* perp_gram) const;
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;
-    bool factored_ = false;
+    Form form_ = Form::dense;
     std::vector<double> dense_;                   // (rows x cols)
     std::vector<double> dense_transposed_;        // (cols x rows) for narrow products; empty if M^T == M
-    std::vector<double> left_, weights_, right_;  // (rows x rank), (rank), (cols x rank)
+    std::vector<double> left_, weights_, right_;  // (rows x rank), (rank or rows), (cols x rank)
     double frobenius_squared_ = 0.0;
 };
 
@@ -83,6 +95,9 @@ private:
     std::vector<double> left_, right_;
     std::vector<int64_t> pairs_;
     bool same_side_ = false;  // X == Y and L == R: project once
+    // When every column of L and R is a coordinate axis (as in the eigenbasis coordinates), the
+    // rows of X and Y they pick: pairs_ index these rows and projecting is free.
+    bool axes_ = false;
 };
 
 // The Gram-form loss is trusted when it is at least this fraction of the size of its terms.
@@ -98,6 +113,10 @@ public:
         // Factored target: U^T U and V^T U of the last step's result, and that result's address
         // (nullptr when they are not ready).
         std::vector<double> next_gram, next_signal;
+        // Diagonal target: U_perp^T U_perp over the rows outside its support (w x w) and
+        // <U, M U> = sum_i m_i |U_i|^2, of U and of the last step's result.
+        std::vector<double> perp_gram, next_perp_gram;
+        double cross = 0.0, next_cross = 0.0;
         const double* products_of_next = nullptr;
         std::vector<double> scratch, projection;
         double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
@@ -114,17 +133,32 @@ public:
     double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
 
 private:
-    // Fills ws.gram = U^T U, and ws.signal = V^T U (factored) or target_times_u = M U (dense, a
-    // (d x w) buffer of the caller's); returns the Gram-form loss.
+    // Where one pass over U leaves its products (see Workspace).
+    struct Products {
+        double* gram;
+        double* signal;
+        double* perp_gram;
+        double* cross;
+    };
+    static Products products(Workspace& ws);
+    static Products next_products(Workspace& ws);
+    // Calls f(first_row, rows, first) for the row blocks of a pass over U (factored or diagonal
+    // target), always in the same order: a diagonal target's rows outside its support first.
+    template <class F>
+    void for_each_block(F&& f) const;
+    // Adds a block's share to the products (the first block sets them); U_block (rows x w) holds rows
+    // i0, ..., i0 + rows - 1 of U.
+    void add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first, const Products& p) const;
+    // Fills ws.gram = U^T U, and ws.signal = V^T U (factored), ws.perp_gram and ws.cross (diagonal)
+    // or target_times_u = M U (dense, a (d x w) buffer of the caller's); returns the Gram-form loss.
     double loss_parts(const double* U, Workspace& ws, double* target_times_u) const;
-    // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense target, 0 else.
+    // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense or diagonal
+    // target, 0 for a factored one.
     double loss_from_products(Workspace& ws, double cross) const;
-    void add_block_products(const double* U_block, const double* V_block, int64_t rows, bool first, double* gram,
-                            double* signal) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
     // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
     // `finite`, reports whether out is finite (checked block by block while in L1); with
-    // prepare_next (factored target) also fills ws.next_gram and ws.next_signal with out's products.
+    // prepare_next (factored or diagonal target) also fills the next_* products with out's.
     void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
     TargetMatrix target_;
     int64_t d_, w_;

@@ -406,10 +406,17 @@ def smf_case(draw: Any) -> Case:
     d, w, q = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
     basis = draw(real_arrays((d, q), -1, 1))
     pairs = _pairs(draw, q, q)
-    if draw(st.booleans()):
+    form = draw(st.sampled_from(["dense", "factored", "diagonal"]))
+    if form == "dense":
         A = draw(real_arrays((d, d)))
         M = 0.5 * (A + A.T)
         kernel = _core.SymmetricMatrixFactorizationKernel(d, w, dense=M, basis=basis, pairs=pairs)
+    elif form == "diagonal":  # zeros anywhere, and often a zero tail (rows outside the support)
+        values = draw(real_arrays((d,), -2, 2))
+        values[draw(st.integers(0, d)) :] = 0.0
+        values[values < -1.5] = 0.0
+        M = np.diag(values)
+        kernel = _core.SymmetricMatrixFactorizationKernel(d, w, diagonal=values, basis=basis, pairs=pairs)
     else:
         r = draw(st.integers(1, d))
         V = _orthonormal_columns(draw(real_arrays((d, r), -1, 1)))
@@ -783,24 +790,28 @@ _PAIR_DTYPES = [np.int64, np.int32, np.float64, np.bool_, object]
     st.one_of(st.none(), any_array(max_dims=2)),
     any_array(max_dims=3),
     any_array(max_dims=3, dtypes=_PAIR_DTYPES),
+    st.one_of(st.none(), any_array(max_dims=2)),
 )
 def test_symmetric_kernel_constructor(
-    d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any, pairs: Any
+    d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any, pairs: Any, diagonal: Any
 ) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kernel = _core.SymmetricMatrixFactorizationKernel(
-                d, width, dense=dense, V=V, sigma=sigma, basis=basis, pairs=pairs
+                d, width, dense=dense, V=V, sigma=sigma, basis=basis, pairs=pairs, diagonal=diagonal
             )
     except CLEAR_ERRORS:
         return
     assert d >= 1 and width >= 1 and basis.ndim == 2 and basis.shape[0] == d
     assert kernel.state_size == d * width
     assert kernel.n_observables == np.asarray(pairs).shape[0]
-    target = np.asarray(dense if dense is not None else sigma).astype(np.complex128)
+    given = diagonal if diagonal is not None else dense if dense is not None else sigma
+    target = np.asarray(given).astype(np.complex128)
     assert np.all(np.isfinite(target))  # the core rejects NaN/inf targets
-    if dense is None:  # and factors without orthonormal columns
+    if diagonal is not None:  # a diagonal target wins over the others, and has d values
+        assert target.size == d
+    elif dense is None:  # and factors without orthonormal columns
         _assert_orthonormal(V, d)
 
 
@@ -932,7 +943,7 @@ def test_every_kernel_binding_is_fuzzed() -> None:
     functions = {m for m in dir(_core) if not m.startswith("_") and m not in kernels}
     fuzzed = {"build_info", "register_blas_dgemm", "normal_draws", "NoiseKind", "NoiseTerm", "scipy_dgemm_signature"}
     fuzzed |= {"uniform_draws", "jacobi_svd", "project", "project_per_output", "project_into"}
-    fuzzed |= {"packed_size", "packed_multiplicities", "dense_asymmetry", "SymmetricTensorCore"}
+    fuzzed |= {"packed_size", "packed_multiplicities", "dense_asymmetry", "SymmetricTensorCore", "change_basis"}
     assert functions == fuzzed, f"_core bindings without a property test: {functions - fuzzed}"
 
 
@@ -1291,6 +1302,26 @@ def test_uniform_draws_match_philox_reference(seed: int, trajectory: int, step: 
         return
     np.testing.assert_array_equal(draws, _reference_uniforms(seed, trajectory, step, stream, count))
     assert np.all((draws > 0) & (draws < 1))
+
+
+@given(any_array(max_dims=3, max_side=4), any_array(max_dims=4, max_side=4), st.booleans(), st.integers(-1, 3))
+def test_change_basis(Q: Any, X: Any, transpose: bool, n_threads: int) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = _core.change_basis(Q, X, transpose, n_threads)
+    except CLEAR_ERRORS:
+        valid = Q.ndim == 2 and Q.shape[0] == Q.shape[1] and X.ndim == 3 and X.shape[1] == Q.shape[0]
+        assert not (valid and n_threads >= 1 and Q.dtype.kind in "biuf" and X.dtype.kind in "biuf")
+        return
+    Qf, Xf = np.asarray(Q).real.astype(np.float64), np.asarray(X).real.astype(np.float64)
+    expected = np.einsum("ji,bjw->biw" if transpose else "ij,bjw->biw", Qf, Xf)
+    assert out.shape == Xf.shape
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.all(np.isfinite(Qf)) and np.all(np.isfinite(Xf)) and np.max(np.abs(Qf), initial=0) < 1e100
+        if finite and np.max(np.abs(Xf), initial=0) < 1e100:
+            scale = max(1.0, float(np.max(np.abs(expected), initial=0)))
+            np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12 * scale)
 
 
 @given(any_array(max_dims=3, max_side=5), st.booleans())

@@ -94,7 +94,12 @@ class SymmetricMatrixFactorizationKernel(_DrivenKernel):
         *,
         basis: NDArray[np.float64],
         pairs: NDArray[np.int64],
+        diagonal: NDArray[np.float64] | None = None,
     ) -> None: ...
+
+def change_basis(
+    Q: NDArray[np.float64], X: NDArray[np.float64], transpose: bool, n_threads: int = 1
+) -> NDArray[np.float64]: ...
 
 class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
     def __init__(

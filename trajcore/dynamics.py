@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config
+from . import _core, config
 from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .noise import NoiseArgument, as_noise_terms, noise_to_dict
@@ -104,6 +104,17 @@ def _filled(shape: int | tuple[int, ...], value: float, dtype: type = np.float64
     return out
 
 
+def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: int) -> np.ndarray:
+    """``basis^T x`` (into the basis) or ``basis x`` for each x of ``values (N, p, ...)``, ``basis (p, p)``.
+
+    Per item the same arithmetic whatever N and the thread count (BLAS kept to one thread), so a
+    batch split or another thread count changes no bit.
+    """
+    stacked = values.reshape(values.shape[0], basis.shape[0], -1)
+    with config.blas_single_threaded():
+        return np.asarray(_core.change_basis(basis, stacked, into, threads))
+
+
 def run(
     problem: Problem,
     init: Any,
@@ -118,6 +129,7 @@ def run(
     trajectory_offset: int = 0,
     divergence_factor: float = 1e8,
     progress: bool = False,
+    coordinates: str = "given",
 ) -> Trajectory:
     """Run gradient descent on ``problem`` from ``init`` and record the trajectory.
 
@@ -150,6 +162,16 @@ def run(
         after that step are NaN and ``diverged_at`` gives the step.
     progress : bool
         Show a progress bar (tqdm).
+    coordinates : {"given", "eigenbasis"}
+        Where the steps are computed. ``"given"``: on the parameters as passed. ``"eigenbasis"``
+        (problems listing it in ``problem.coordinates``; noise-free runs): on ``Q^T x`` for the
+        problem's eigenbasis ``Q`` -- for :class:`SymmetricMatrixFactorization` ``W = O^T U``, where
+        the target is diagonal, so a step costs O(d r'^2) instead of O(d^2 r') (dense target) or
+        O(d r r' + d r'^2) (factored). Gradient descent commutes with the rotation, so the
+        trajectory is the same up to rounding (about 1e-15 relative per step) and the result comes
+        back in the given coordinates; it is bitwise reproducible like any run, but not bitwise
+        equal to the ``"given"`` run, and a run continued from its ``final`` rotates it again.
+        Needs Q (d x d) in memory.
 
     Returns
     -------
@@ -171,18 +193,34 @@ def run(
     threads = config.resolve_threads(n_threads)
     terms = as_noise_terms(noise, problem.model_noise)
 
+    if not isinstance(coordinates, str) or coordinates not in problem.coordinates:
+        raise ValueError(f"coordinates: expected one of {problem.coordinates} for {problem.name}, got {coordinates!r}")
+    if coordinates != "given" and terms:
+        raise ValueError(
+            f"coordinates: {coordinates!r} runs are noise-free (noise is drawn in the given coordinates); "
+            "use coordinates='given' with noise"
+        )
+
     x0, batched = problem.validate_params("init", init)
     B = x0.shape[0]
     width = problem._width_of(x0)
     param_shape = x0.shape[1:]
-    kernel, pairs, zero_loss = problem._compiled(width, record.coefficients)
+    basis = None
+    if coordinates == "eigenbasis":
+        rows = param_shape[0]
+        check_allocation(f"coordinates='eigenbasis': the basis ({rows} x {rows})", 8 * rows**2)
+        basis = problem._eigenbasis()
+    kernel, pairs, zero_loss = problem._compiled(width, record.coefficients, coordinates)
 
     n = math.prod(param_shape)
     R, K = _record_count(steps, record.every), int(kernel.n_observables)
     _check_run_memory(B, R, K, n, steps, iterates=bool(record.iterates), momentum=momentum != 0)
     # With no steps, lr is neither evaluated nor checked (and recorded as 1).
     lr_buffer, lr_record = _step_sizes(lr, steps) if steps > 0 else (np.empty(0), 1.0)
-    x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
+    if basis is None:
+        x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
+    else:
+        x = _change_basis(basis, x0, True, threads).reshape(B, n)
     rec_steps = record_steps(steps, record.every)
     loss = _filled((B, R), np.nan)
     observations = _filled((B, R, K), np.nan)
@@ -237,6 +275,10 @@ def run(
     if bar is not None:
         bar.close()
 
+    if basis is not None:  # back to the given coordinates
+        x = _change_basis(basis, x.reshape(x0.shape), False, threads).reshape(B, n)
+        if iterates is not None:
+            iterates = _change_basis(basis, iterates.reshape((B * R, *param_shape)), False, threads)
     if iterates is not None:
         iterates_out: np.ndarray | None = iterates.reshape((B, R, *param_shape))
     else:
@@ -251,6 +293,7 @@ def run(
         "momentum": momentum,
         "trajectory_offset": trajectory_offset,
         "divergence_factor": divergence_factor,
+        "coordinates": coordinates,
         "batch": B if batched else None,
         "versions": {"trajcore": config.version(), "numpy": np.__version__},
     }

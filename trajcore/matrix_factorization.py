@@ -82,6 +82,7 @@ class SymmetricMatrixFactorization(Problem):
     """
 
     name = "symmetric_matrix_factorization"
+    coordinates = ("given", "eigenbasis")
 
     def __init__(
         self,
@@ -111,6 +112,11 @@ class SymmetricMatrixFactorization(Problem):
             self.V = np.ascontiguousarray(eigvec[:, keep])
             self.sigma = eigval[keep]
             self._basis = np.ascontiguousarray(eigvec)
+            # Eigenvalues within eigh's own error (d eps max |lambda|) are zero in the eigenbasis
+            # target: a target of rank r then has a support of r rows there, as a factored one.
+            self._eigenvalues = np.where(
+                np.abs(eigval) > M.shape[0] * np.finfo(float).eps * float(np.max(np.abs(eigval))), eigval, 0.0
+            )
         else:
             if V is None or sigma is None:
                 raise ValueError("V, sigma: give both factors of the target")
@@ -124,6 +130,7 @@ class SymmetricMatrixFactorization(Problem):
             self.V = V
             self.sigma = sigma
             self._basis = None
+            self._eigenvalues = np.concatenate([sigma, np.zeros(V.shape[0] - V.shape[1])])
         self.d = int(self.V.shape[0])
         self.rank = int(self.V.shape[1])
 
@@ -232,15 +239,34 @@ class SymmetricMatrixFactorization(Problem):
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
         return _resolve_pairs(coefficients, self.rank, self.d, self.d)
 
-    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def _projector(self, coefficients: CoefficientRequest, *, eigenbasis: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The basis columns a request's pairs use, and the pairs renumbered into them: columns of O
+        (for "signal" V alone, O(d r) memory), or in the eigenbasis the coordinate axes e_i."""
         pairs = self.coefficient_pairs(coefficients)
         if pairs.shape[0] == 0:
-            basis, remapped = np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
-        else:
-            # Only the basis columns the pairs use (for "signal" that is V alone: O(d r) memory).
-            full = self.V if pairs.max() < self.rank else self.basis()
-            basis, flat = _sub_basis(full, pairs.ravel())
-            remapped = flat.reshape(-1, 2)
+            return np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
+        if eigenbasis:
+            used, flat = np.unique(pairs.ravel(), return_inverse=True)
+            axes = np.zeros((self.d, used.size))
+            axes[used, np.arange(used.size)] = 1.0
+            return axes, flat.astype(np.int64).reshape(-1, 2)
+        columns, flat = _sub_basis(self.V if pairs.max() < self.rank else self.basis(), pairs.ravel())
+        return columns, flat.reshape(-1, 2)
+
+    def _eigenbasis(self) -> np.ndarray:
+        return self.basis()
+
+    def _eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+        """In the eigenbasis ``W = O^T U`` the target is ``diag(eigenvalues)`` and ``o_i`` is ``e_i``:
+        ``f = 1/4 ||W W^T - diag(lambda)||^2``, a step costs O(d r'^2) and coefficients are dot products
+        of rows of W."""
+        basis, pairs = self._projector(coefficients, eigenbasis=True)
+        return _core.SymmetricMatrixFactorizationKernel(
+            self.d, width, diagonal=self._eigenvalues, basis=basis, pairs=pairs
+        )
+
+    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+        basis, remapped = self._projector(coefficients, eigenbasis=False)
         if self.is_factored:
             return _core.SymmetricMatrixFactorizationKernel(
                 self.d, width, V=self.V, sigma=self.sigma, basis=basis, pairs=remapped

@@ -62,6 +62,8 @@ class Problem:
 
     #: number of axes of one trajectory's parameters
     parameter_ndim: int = 2
+    #: the ``coordinates`` :func:`trajcore.run` may step this problem in (see :meth:`_coordinate_basis`)
+    coordinates: tuple[str, ...] = ("given",)
     #: kinds of model-level noise (``NoiseSpec.kind``) the kernel implements
     model_noise: frozenset[str] = frozenset()
     name: str = "problem"
@@ -70,6 +72,16 @@ class Problem:
         raise NotImplementedError
 
     def _kernel(self, width: int, coefficients: Any) -> Any:
+        raise NotImplementedError
+
+    # Problems that list "eigenbasis" in ``coordinates`` also provide:
+    def _eigenbasis(self) -> np.ndarray:
+        """Orthogonal ``Q (p, p)`` acting on the first parameter axis (p = ``parameter_shape(w)[0]``):
+        the eigenbasis kernel steps ``Q^T x``, and ``x = Q (Q^T x)``."""
+        raise NotImplementedError
+
+    def _eigenbasis_kernel(self, width: int, coefficients: Any) -> Any:
+        """The kernel of the same problem and request for parameters ``Q^T x`` (see :meth:`_eigenbasis`)."""
         raise NotImplementedError
 
     def coefficient_pairs(self, coefficients: Any) -> np.ndarray:
@@ -87,8 +99,9 @@ class Problem:
 
     # -- shared helpers ---------------------------------------------------------------------------
 
-    def _compiled(self, width: int, coefficients: Any) -> tuple[Any, np.ndarray, float]:
-        """``(kernel, pairs, zero_loss)`` of ``_kernel``, ``coefficient_pairs`` and ``zero_loss``, kept.
+    def _compiled(self, width: int, coefficients: Any, coordinates: str = "given") -> tuple[Any, np.ndarray, float]:
+        """``(kernel, pairs, zero_loss)`` of ``_kernel`` (or ``_eigenbasis_kernel``), ``coefficient_pairs``
+        and ``zero_loss``, kept.
 
         Building copies the target and basis into the core and a dense target's ``zero_loss`` reads
         all of it, which costs more than a short run. Kernels are immutable (their methods are
@@ -96,19 +109,21 @@ class Problem:
         keeps ``_KERNEL_CACHE_SIZE`` entries. The pairs are a fresh array each call: a trajectory may
         modify its own.
         """
-        key = _request_key(coefficients)
-        if key is None:
-            return self._kernel(width, coefficients), self.coefficient_pairs(coefficients), self.zero_loss
+        build = self._eigenbasis_kernel if coordinates == "eigenbasis" else self._kernel
+        request = _request_key(coefficients)
+        if request is None:
+            return build(width, coefficients), self.coefficient_pairs(coefficients), self.zero_loss
+        key = (width, request, coordinates)
         cache: dict[Any, tuple[Any, np.ndarray, float]] = self.__dict__.setdefault("_kernels", {})
-        entry = cache.get((width, key))
+        entry = cache.get(key)
         if entry is None:
-            kernel = self._kernel(width, coefficients)
+            kernel = build(width, coefficients)
             # a copy: coefficient_pairs may return the caller's own index array, which it may reuse
             entry = (kernel, np.array(self.coefficient_pairs(coefficients)), self.zero_loss)
             with _KERNEL_CACHE_LOCK:
-                if (width, key) not in cache and len(cache) >= _KERNEL_CACHE_SIZE:
+                if key not in cache and len(cache) >= _KERNEL_CACHE_SIZE:
                     del cache[next(iter(cache))]
-                entry = cache.setdefault((width, key), entry)
+                entry = cache.setdefault(key, entry)
         return entry[0], entry[1].copy(), entry[2]
 
     def __getstate__(self) -> dict[str, Any]:
