@@ -3,6 +3,11 @@
 Cases (issue 2): the reference setting with coefficients recorded every step; a dense batch
 B=256, d=128, r'=8 (also as a fraction of this machine's DGEMM rate); a batch B=4096, d=32, r'=4;
 factored targets d = 5,000 / 10,000 / 20,000 (time per step should grow linearly in d).
+
+The first three run twice: in the given coordinates (the algebraic form the anchors compute too)
+and with ``coordinates="eigenbasis"`` (the same trajectory computed on O^T U, where the target is
+diagonal). The DGEMM-rate fraction counts the algebraic form's FLOPs, so it is measured on the given
+coordinates only.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ def numpy_reference_loop(V, sigma, U0, lr, steps):
 
 
 BATCHES = [(256, 128, 8, 1.0), (4096, 32, 4, 3.0)]
+COORDINATES = ("given", "eigenbasis")
+LABEL = {"given": "", "eigenbasis": " [eigenbasis]"}
 
 
 def compare(report: Report) -> None:
@@ -40,17 +47,27 @@ def compare(report: Report) -> None:
     problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
     U0 = tc.small_init((20, 20), 5e-7, seed=1)
     record = tc.Record(every=1, coefficients="signal")
-    # A run lasts about a millisecond: many repeats, so that the median is not one noisy sample.
-    t_tc = median_time(lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1), repeat=51, warmup=5)
-    t_batches = [_dense_batch_time(B, d, w, 100) for B, d, w, _ in BATCHES]
+
+    def reference_time(coordinates: str) -> float:
+        # A run lasts about a millisecond: many repeats, so that the median is not one noisy sample.
+        return median_time(
+            lambda: tc.run(problem, U0, lr=0.04, steps=500, record=record, n_threads=1, coordinates=coordinates),
+            repeat=51,
+            warmup=5,
+        )
+
+    t_reference = {c: reference_time(c) for c in COORDINATES}
+    t_batches = [{c: _dense_batch_time(B, d, w, 100, c) for c in COORDINATES} for B, d, w, _ in BATCHES]
     per_step = [_factored_step_time(d) for d in (5000, 10000, 20000)]
 
     # 1. Reference setting, one trajectory, signal coefficients every step.
     jax, jnp = jax_x64()
     t_np = median_time(lambda: numpy_reference_loop(problem.V, problem.sigma, U0, 0.04, 500), repeat=21, warmup=2)
-    report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "NumPy loop", t_tc, t_np, 10.0)
+    case = "reference d=20 r'=20, 500 steps, coefs/step"
+    for c, t_tc in t_reference.items():
+        report.add(SECTION, f"{case}{LABEL[c]}", "NumPy loop", t_tc, t_np, 10.0)
     if jax is None:
-        report.skip(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", "jax missing")
+        report.skip(SECTION, case, "JAX jit + lax.scan", "jax missing")
     else:
         V, M = jnp.asarray(problem.V), jnp.asarray(problem.target)
 
@@ -66,7 +83,8 @@ def compare(report: Report) -> None:
         Uj = jnp.asarray(U0)
         jax.block_until_ready(scan_run(Uj))
         t_jax = median_time(lambda: jax.block_until_ready(scan_run(Uj)), repeat=51, warmup=5)
-        report.add(SECTION, "reference d=20 r'=20, 500 steps, coefs/step", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
+        for c, t_tc in t_reference.items():
+            report.add(SECTION, f"{case}{LABEL[c]}", "JAX jit + lax.scan", t_tc, t_jax, 3.0)
 
     # 2./3. Dense batches against the best algebraic batched form.
     for (B, d, w, target), t_batch in zip(BATCHES, t_batches, strict=True):
@@ -92,15 +110,17 @@ def _factored_step_time(d: int, short: int = 20, long: int = 120) -> float:
     return (run(long) - run(short)) / (long - short)
 
 
-def _dense_batch_time(B: int, d: int, w: int, steps: int) -> float:
+def _dense_batch_time(B: int, d: int, w: int, steps: int, coordinates: str) -> float:
     problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
     rec = tc.Record(every=steps, coefficients=None)
-    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec), repeat=5)
+    return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, coordinates=coordinates), repeat=5)
 
 
-def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int, t_tc: float) -> None:
-    """Dense target batch (trajcore time ``t_tc``) against NumPy and JAX in the best batched form."""
+def _dense_batch(
+    report: Report, B: int, d: int, w: int, steps: int, target: float, threads: int, times: dict[str, float]
+) -> None:
+    """Dense target batch (trajcore times by coordinates) against NumPy and JAX in the best batched form."""
     jax, jnp = jax_x64()
     case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
     M = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True).target
@@ -112,7 +132,9 @@ def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: flo
             U = U - 0.01 * (U @ (np.swapaxes(U, 1, 2) @ U) - M @ U)
         return U
 
-    report.add(SECTION, case, "NumPy batched algebraic", t_tc, median_time(numpy_batched, repeat=3), None)
+    t_numpy = median_time(numpy_batched, repeat=3)
+    for c, t_tc in times.items():
+        report.add(SECTION, f"{case}{LABEL[c]}", "NumPy batched algebraic", t_tc, t_numpy, None)
     if jax is None:
         report.skip(SECTION, case, "JAX jit vmap algebraic", "jax missing")
     else:
@@ -128,8 +150,10 @@ def _dense_batch(report: Report, B: int, d: int, w: int, steps: int, target: flo
         Uj = jnp.asarray(U0)
         jax.block_until_ready(jax_batched(Uj))
         t_jax = median_time(lambda: jax.block_until_ready(jax_batched(Uj)), repeat=5)
-        report.add(SECTION, case, "JAX jit batched algebraic", t_tc, t_jax, target)
+        for c, t_tc in times.items():
+            report.add(SECTION, f"{case}{LABEL[c]}", "JAX jit batched algebraic", t_tc, t_jax, target)
     if B == 256:
+        t_tc = times["given"]
         useful = steps * B * (2 * d * d * w + 4 * d * w * w + 2 * d * w)
         rate = dgemm_rate(threads)
         report.fact(f"{case}: useful GFLOP/s", round(useful / t_tc / 1e9, 1))

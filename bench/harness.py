@@ -88,13 +88,13 @@ class Report:
         tc = "-" if row.trajcore_s is None else f"{row.trajcore_s * 1e3:10.3f} ms"
         an = "-" if row.anchor_s is None else f"{row.anchor_s * 1e3:10.3f} ms"
         return (
-            f"{row.section:<14} {row.case:<44} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} "
+            f"{row.section:<14} {row.case:<57} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} "
             f"{row.status:<7} {row.note}"
         )
 
     def print_table(self) -> None:
         header = (
-            f"{'section':<14} {'case':<44} {'anchor':<28} {'trajcore':>14} {'anchor':>14} {'ratio':>10} "
+            f"{'section':<14} {'case':<57} {'anchor':<28} {'trajcore':>14} {'anchor':>14} {'ratio':>10} "
             f"{'target':>9} status"
         )
         print("\n" + header + "\n" + "-" * len(header))

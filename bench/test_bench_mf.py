@@ -16,19 +16,25 @@ def reference_problem():
     return tc.SymmetricMatrixFactorization.planted(d=20, rank=4, sigma=[10, 5, 3, 1], seed=0)
 
 
-def test_reference_setting_coefficients_every_step(benchmark, reference_problem):
+@pytest.mark.parametrize("coordinates", ["given", "eigenbasis"])
+def test_reference_setting_coefficients_every_step(benchmark, reference_problem, coordinates):
     U0 = tc.small_init((20, 20), 5e-7, seed=1)
     record = tc.Record(every=1, coefficients="signal")
-    traj = benchmark(lambda: tc.run(reference_problem, U0, lr=0.04, steps=500, record=record, n_threads=1))
+    traj = benchmark(
+        lambda: tc.run(reference_problem, U0, lr=0.04, steps=500, record=record, n_threads=1, coordinates=coordinates)
+    )
     assert traj.coefficients.shape == (501, 16)
 
 
+@pytest.mark.parametrize("coordinates", ["given", "eigenbasis"])
 @pytest.mark.parametrize("B, d, w", [(256, 128, 8), (4096, 32, 4)])
-def test_dense_batch(benchmark, B, d, w):
+def test_dense_batch(benchmark, B, d, w, coordinates):
     problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
     record = tc.Record(every=100, coefficients=None)
-    traj = benchmark.pedantic(lambda: tc.run(problem, U0, lr=0.01, steps=100, record=record), rounds=3)
+    traj = benchmark.pedantic(
+        lambda: tc.run(problem, U0, lr=0.01, steps=100, record=record, coordinates=coordinates), rounds=3
+    )
     assert traj.final.shape == (B, d, w)
 
 
