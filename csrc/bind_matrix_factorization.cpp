@@ -1,4 +1,6 @@
 // Python bindings of the matrix-factorization kernels.
+#include <algorithm>
+
 #include "bind_driver.hpp"
 #include "matrix_factorization.hpp"
 #include "pybind.hpp"
@@ -10,7 +12,12 @@ using py_helpers::ConstArray;
 using py_helpers::copy_vector;
 
 static TargetMatrix make_target(int64_t rows, int64_t cols, const py::object& dense, const py::object& left,
-                                const py::object& weights, const py::object& right) {
+                                const py::object& weights, const py::object& right, const py::object& diagonal) {
+    if (!diagonal.is_none()) {
+        require(rows > 0 && cols > 0, "target: dimensions must be positive");
+        const int64_t n = std::min(rows, cols);
+        return TargetMatrix::diagonal(rows, cols, copy_vector(diagonal.cast<ConstArray>(), n, "diagonal"));
+    }
     if (!dense.is_none()) {
         auto a = dense.cast<ConstArray>();
         return TargetMatrix::dense(rows, cols, copy_vector(a, checked_size(rows, cols, "target"), "target"));
@@ -36,9 +43,7 @@ void bind_matrix_factorization(py::module_& m) {
                         py::object diagonal) {
                 require(basis.ndim() == 2 && basis.shape(0) == d, "basis: expected shape (d, q)");
                 const int64_t q = basis.shape(1);
-                TargetMatrix target = diagonal.is_none()
-                                          ? make_target(d, d, dense, V, sigma, V)
-                                          : TargetMatrix::diagonal(d, copy_vector(diagonal.cast<ConstArray>(), d, "diagonal"));
+                TargetMatrix target = make_target(d, d, dense, V, sigma, V, diagonal);
                 PairProjector projector(d, q, copy_vector(basis, d * q, "basis"), d, q,
                                         copy_vector(basis, d * q, "basis"), copy_pairs(pairs), true);
                 return SymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector));
@@ -80,11 +85,12 @@ void bind_matrix_factorization(py::module_& m) {
     py::class_<AsymmetricMatrixFactorizationKernel> amf(m, "AsymmetricMatrixFactorizationKernel");
     amf.def(py::init([](int64_t rows, int64_t cols, int64_t width, py::object dense, py::object A, py::object s,
                         py::object Bm, const ConstArray& left_basis, const ConstArray& right_basis,
-                        const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs) {
+                        const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs,
+                        py::object diagonal) {
                 require(left_basis.ndim() == 2 && left_basis.shape(0) == rows, "left_basis: expected shape (m, q)");
                 require(right_basis.ndim() == 2 && right_basis.shape(0) == cols, "right_basis: expected shape (n, q)");
                 const int64_t ql = left_basis.shape(1), qr = right_basis.shape(1);
-                TargetMatrix target = make_target(rows, cols, dense, A, s, Bm);
+                TargetMatrix target = make_target(rows, cols, dense, A, s, Bm, diagonal);
                 PairProjector projector(rows, ql, copy_vector(left_basis, rows * ql, "left_basis"), cols, qr,
                                         copy_vector(right_basis, cols * qr, "right_basis"), copy_pairs(pairs),
                                         false);
@@ -92,7 +98,7 @@ void bind_matrix_factorization(py::module_& m) {
             }),
             py::arg("rows"), py::arg("cols"), py::arg("width"), py::arg("dense") = py::none(),
             py::arg("left") = py::none(), py::arg("weights") = py::none(), py::arg("right") = py::none(),
-            py::arg("left_basis"), py::arg("right_basis"), py::arg("pairs"));
+            py::arg("left_basis"), py::arg("right_basis"), py::arg("pairs"), py::arg("diagonal") = py::none());
     bind_run_chunk<AsymmetricMatrixFactorizationKernel>(amf);
 }
 

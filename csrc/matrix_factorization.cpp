@@ -70,11 +70,13 @@ TargetMatrix TargetMatrix::factored(int64_t rows, int64_t cols, int64_t rank, st
     return t;
 }
 
-TargetMatrix TargetMatrix::diagonal(int64_t n, std::vector<double> values) {
-    require(n > 0, "target: dimensions must be positive");
+TargetMatrix TargetMatrix::diagonal(int64_t rows, int64_t cols, std::vector<double> values) {
+    require(rows > 0 && cols > 0, "target: dimensions must be positive");
+    const int64_t n = std::min(rows, cols);
     require(static_cast<int64_t>(values.size()) == n, "target: diagonal size mismatch");
     TargetMatrix t;
-    t.rows_ = t.cols_ = n;
+    t.rows_ = rows;
+    t.cols_ = cols;
     t.form_ = Form::diagonal;
     t.weights_ = std::move(values);
     for (int64_t i = 0; i < n; ++i) {
@@ -94,17 +96,16 @@ bool TargetMatrix::narrow(int64_t w) const {
     return form_ == Form::dense && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize;
 }
 
-void TargetMatrix::diagonal_times(const double* Z, int64_t w, double* out) const {
-    for (int64_t i = 0; i < rows_; ++i) {
-        const double weight = i < rank_ ? weights_[i] : 0.0;
-        for (int64_t j = 0; j < w; ++j) out[i * w + j] = weight * Z[i * w + j];
-    }
+void TargetMatrix::diagonal_times(const double* Z, int64_t w, double* out, int64_t out_rows) const {
+    for (int64_t i = 0; i < rank_; ++i)
+        for (int64_t j = 0; j < w; ++j) out[i * w + j] = weights_[i] * Z[i * w + j];
+    std::fill(out + rank_ * w, out + out_rows * w, 0.0);
 }
 
 // M Z = L (s * (R^T Z)):  O(rank * (rows + cols) * w) for the factored form.
 void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
     if (form_ == Form::diagonal) {
-        diagonal_times(Z, w, out);
+        diagonal_times(Z, w, out, rows_);
         return;
     }
     if (narrow(w)) {
@@ -128,7 +129,7 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
 
 void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std::vector<double>& scratch) const {
     if (form_ == Form::diagonal) {
-        diagonal_times(Z, w, out);
+        diagonal_times(Z, w, out, cols_);
         return;
     }
     if (narrow(w)) {
@@ -225,24 +226,25 @@ double TargetMatrix::residual_norm_squared(const double* X, const double* Y, int
 double TargetMatrix::diagonal_residual_norm_squared(const double* X, const double* Y, int64_t w,
                                                     std::vector<double>& scratch, const double* perp_gram) const {
     const bool symmetric = X == Y;
-    const int64_t s = rank_, p = rows_ - rank_;  // rows in the support, rows after it
-    scratch.resize(static_cast<size_t>(s * s + 2 * p * s + 2 * w * w));
-    double* D = scratch.data();    // (s x s)  X_S Y_S^T - S
-    double* C = D + s * s;         // (p x s)  X_perp Y_S^T, then (p x s) Y_perp X_S^T
-    double* grams = C + 2 * p * s;
+    // rows of X and Y in the support, and after it
+    const int64_t s = rank_, px = rows_ - rank_, py = cols_ - rank_;
+    scratch.resize(static_cast<size_t>(s * s + (px + py) * s + 2 * w * w));
+    double* D = scratch.data();  // (s x s)  X_S Y_S^T - S
+    double* C = D + s * s;       // (px x s) X_perp Y_S^T, then (py x s) Y_perp X_S^T
+    double* grams = C + (px + py) * s;
     linalg::gemm_nt(s, s, w, 1.0, X, w, Y, w, 0.0, D, s);
     for (int64_t i = 0; i < s; ++i) D[i * s + i] -= weights_[i];
     double total = linalg::dot(s * s, D, D);
-    linalg::gemm_nt(p, s, w, 1.0, X + s * w, w, Y, w, 0.0, C, s);
-    const double xq = linalg::dot(p * s, C, C);
+    linalg::gemm_nt(px, s, w, 1.0, X + s * w, w, Y, w, 0.0, C, s);
+    const double xq = linalg::dot(px * s, C, C);
     if (symmetric) {
         total += 2.0 * xq;
     } else {
-        linalg::gemm_nt(p, s, w, 1.0, Y + s * w, w, X, w, 0.0, C + p * s, s);
-        total += xq + linalg::dot(p * s, C + p * s, C + p * s);
+        linalg::gemm_nt(py, s, w, 1.0, Y + s * w, w, X, w, 0.0, C + px * s, s);
+        total += xq + linalg::dot(py * s, C + px * s, C + px * s);
     }
     if (perp_gram != nullptr && symmetric) return total + linalg::dot(w * w, perp_gram, perp_gram);
-    return add_perp_term(total, X + s * w, p, Y + s * w, p, w, grams);
+    return add_perp_term(total, X + s * w, px, Y + s * w, py, w, grams);
 }
 
 // Whether every column of basis (rows x q) is a coordinate axis e_i; rows[c] = i of column c.

@@ -33,12 +33,13 @@ public:
     static TargetMatrix dense(int64_t rows, int64_t cols, std::vector<double> values);
     static TargetMatrix factored(int64_t rows, int64_t cols, int64_t rank, std::vector<double> left,
                                  std::vector<double> weights, std::vector<double> right);
-    // diag(values) (n x n); its support is the prefix of rows before the last non-zero value.
-    static TargetMatrix diagonal(int64_t n, std::vector<double> values);
+    // diag(values) (rows x cols, min(rows, cols) values); its support is the prefix of rows and
+    // columns up to the last non-zero value.
+    static TargetMatrix diagonal(int64_t rows, int64_t cols, std::vector<double> values);
 
     int64_t rows() const { return rows_; }
     int64_t cols() const { return cols_; }
-    // Factored: the rank; diagonal: the support (the rows from it on have a zero diagonal).
+    // Factored: the rank; diagonal: the support (the diagonal is zero from there on).
     int64_t rank() const { return rank_; }
     bool is_factored() const { return form_ == Form::factored; }
     bool is_diagonal() const { return form_ == Form::diagonal; }
@@ -55,7 +56,7 @@ public:
     // ||X Y^T - M||_F^2 for X (rows x w), Y (cols x w), accurate to rounding of the residual itself
     // (no cancellation against ||M||^2). Factored form needs orthonormal left/right factors;
     // left_projection, when given, is left^T X (rank x w), already computed. Diagonal form:
-    // perp_gram, when given, is X_perp^T X_perp (w x w) of the rows outside the support, X == Y.
+    // perp_gram, when given, is X_perp^T X_perp (w x w) of the rows after the support, X == Y.
     double residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
                                  const double* left_projection = nullptr, const double* perp_gram = nullptr) const;
 
@@ -63,15 +64,15 @@ private:
     enum class Form { dense, factored, diagonal };
     // Whether a product with w columns runs transposed (small dense M, w <= kNarrowWidth).
     bool narrow(int64_t w) const;
-    // out (rows x w) = diag(weights) Z, zero outside the support.
-    void diagonal_times(const double* Z, int64_t w, double* out) const;
+    // out (out_rows x w) = diag(weights) Z for M or M^T (out_rows = rows or cols): zero outside the support.
+    void diagonal_times(const double* Z, int64_t w, double* out, int64_t out_rows) const;
     double diagonal_residual_norm_squared(const double* X, const double* Y, int64_t w, std::vector<double>& scratch,
                                           const double* perp_gram) const;
     int64_t rows_ = 0, cols_ = 0, rank_ = 0;
     Form form_ = Form::dense;
     std::vector<double> dense_;                   // (rows x cols)
     std::vector<double> dense_transposed_;        // (cols x rows) for narrow products; empty if M^T == M
-    std::vector<double> left_, weights_, right_;  // (rows x rank), (rank or rows), (cols x rank)
+    std::vector<double> left_, weights_, right_;  // (rows x rank), (rank or min(rows, cols)), (cols x rank)
     double frobenius_squared_ = 0.0;
 };
 

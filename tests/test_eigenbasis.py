@@ -127,6 +127,27 @@ def test_diverging_run_is_marked_and_returned_in_the_given_coordinates():
         np.testing.assert_allclose(traj.loss[b][before], given.loss[b][before], rtol=1e-9)
 
 
+@pytest.mark.parametrize("target", ["factored", "dense", "wide", "tall"])
+def test_asymmetric_eigenbasis_run_matches_numpy_reference(target):
+    """In the singular bases [X; Y] -> [A^T X; B^T Y] and the target is diag(s), rectangular."""
+    m, n = {"wide": (5, 11), "tall": (11, 5)}.get(target, (7, 10))
+    problem = tc.AsymmetricMatrixFactorization.planted(m, n, 3, s=[5.0, 2.0, 1.0], seed=1, dense=target != "factored")
+    W0 = tc.small_init((2, m + n, 4), 0.05, seed=2)
+    record = tc.Record(every=9, coefficients="all", iterates=True)
+    traj = eigen_run(problem, W0, lr=0.05, steps=400, record=record)
+    left, right = problem.basis()
+    pairs = problem.coefficient_pairs("all")
+    for b in range(2):
+        loss, coefs, final = reference.amf_run(problem.target, left, right, pairs, W0[b], m, 0.05, 400, 9)
+        assert rel_err(traj.final[b], final) < 1e-10
+        assert rel_err(traj.loss[b], loss) < 1e-10
+        assert rel_err(traj.coefficients[b], coefs) < 1e-10
+        assert rel_err(problem.loss(traj.iterates[b]), loss) < 1e-10
+    converged = eigen_run(problem, W0[0], lr=0.1, steps=3000, record=tc.Record(every=3000, iterates=True))
+    assert converged.loss[-1] < 1e-6  # far past the Gram form's trust (1e-4 of ||M||^2): the split residual
+    np.testing.assert_allclose(converged.loss, problem.loss(converged.iterates), rtol=1e-7, atol=1e-28)
+
+
 def test_eigenbasis_errors_name_the_argument():
     smf = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
     U0 = tc.small_init((6, 2), 0.1, seed=1)
@@ -136,6 +157,6 @@ def test_eigenbasis_errors_name_the_argument():
         tc.run(smf, U0, lr=0.1, steps=3, coordinates="eigen")
     with pytest.raises(ValueError, match="coordinates: expected one of"):
         tc.run(smf, U0, lr=0.1, steps=3, coordinates=None)  # type: ignore[arg-type]
-    amf = tc.AsymmetricMatrixFactorization.planted(5, 4, rank=2, seed=0)
+    ostd = tc.OrthogonalTensorDecomposition.planted(d=4, order=3, rank=2, seed=0)
     with pytest.raises(ValueError, match="coordinates: expected one of \\('given',\\)"):
-        tc.run(amf, tc.small_init((9, 2), 0.1, seed=1), lr=0.1, steps=3, coordinates="eigenbasis")
+        tc.run(ostd, tc.small_init((4, 2), 0.1, seed=1), lr=0.1, steps=3, coordinates="eigenbasis")

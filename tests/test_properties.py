@@ -442,10 +442,19 @@ def amf_case(draw: Any) -> Case:
     ql, qr = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     left, right = draw(real_arrays((m, ql), -1, 1)), draw(real_arrays((n, qr), -1, 1))
     pairs = _pairs(draw, ql, qr)
-    if draw(st.booleans()):
+    form = draw(st.sampled_from(["dense", "factored", "diagonal"]))
+    if form == "dense":
         M = draw(real_arrays((m, n)))
         kernel = _core.AsymmetricMatrixFactorizationKernel(
             m, n, w, dense=M, left_basis=left, right_basis=right, pairs=pairs
+        )
+    elif form == "diagonal":  # rectangular diag(values), often with a zero tail
+        values = draw(real_arrays((min(m, n),)))
+        values[draw(st.integers(0, min(m, n))) :] = 0.0
+        M = np.zeros((m, n))
+        M[np.arange(values.size), np.arange(values.size)] = values
+        kernel = _core.AsymmetricMatrixFactorizationKernel(
+            m, n, w, diagonal=values, left_basis=left, right_basis=right, pairs=pairs
         )
     else:
         r = draw(st.integers(1, min(m, n)))
@@ -826,6 +835,7 @@ def test_symmetric_kernel_constructor(
     any_array(max_dims=2),
     any_array(max_dims=2),
     any_array(max_dims=2, dtypes=_PAIR_DTYPES),
+    st.one_of(st.none(), any_array(max_dims=2)),
 )
 def test_asymmetric_kernel_constructor(
     m: int,
@@ -838,6 +848,7 @@ def test_asymmetric_kernel_constructor(
     left_basis: Any,
     right_basis: Any,
     pairs: Any,
+    diagonal: Any,
 ) -> None:
     try:
         with warnings.catch_warnings():
@@ -853,13 +864,17 @@ def test_asymmetric_kernel_constructor(
                 left_basis=left_basis,
                 right_basis=right_basis,
                 pairs=pairs,
+                diagonal=diagonal,
             )
     except CLEAR_ERRORS:
         return
     assert m >= 1 and n >= 1 and width >= 1
     assert kernel.state_size == (m + n) * width
     assert kernel.n_observables == np.asarray(pairs).shape[0]
-    if dense is None:
+    if diagonal is not None:  # a diagonal target wins over the others: min(m, n) finite values
+        values = np.asarray(diagonal).astype(np.complex128)
+        assert values.size == min(m, n) and np.all(np.isfinite(values))
+    elif dense is None:
         _assert_orthonormal(left, m)
         _assert_orthonormal(right, n)
 

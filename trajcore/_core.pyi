@@ -115,6 +115,7 @@ class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
         left_basis: NDArray[np.float64],
         right_basis: NDArray[np.float64],
         pairs: NDArray[np.int64],
+        diagonal: NDArray[np.float64] | None = None,
     ) -> None: ...
 
 # csrc/bind_linear_network.cpp

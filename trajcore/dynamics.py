@@ -165,13 +165,14 @@ def run(
     coordinates : {"given", "eigenbasis"}
         Where the steps are computed. ``"given"``: on the parameters as passed. ``"eigenbasis"``
         (problems listing it in ``problem.coordinates``; noise-free runs): on ``Q^T x`` for the
-        problem's eigenbasis ``Q`` -- for :class:`SymmetricMatrixFactorization` ``W = O^T U``, where
-        the target is diagonal, so a step costs O(d r'^2) instead of O(d^2 r') (dense target) or
-        O(d r r' + d r'^2) (factored). Gradient descent commutes with the rotation, so the
-        trajectory is the same up to rounding (about 1e-15 relative per step) and the result comes
-        back in the given coordinates; it is bitwise reproducible like any run, but not bitwise
-        equal to the ``"given"`` run, and a run continued from its ``final`` rotates it again.
-        Needs Q (d x d) in memory.
+        problem's basis ``Q``, where the target is diagonal -- ``O^T U`` for
+        :class:`SymmetricMatrixFactorization`, ``[A_full^T X; B_full^T Y]`` for
+        :class:`AsymmetricMatrixFactorization`. A step then costs O(d r'^2) instead of O(d^2 r')
+        (dense target) or O(d r r' + d r'^2) (factored). Gradient descent commutes with the
+        rotation, so the trajectory is the same up to rounding (about 1e-15 relative per step) and
+        the result comes back in the given coordinates; it is bitwise reproducible like any run,
+        but not bitwise equal to the ``"given"`` run, and a run continued from its ``final`` rotates
+        it again. Needs Q (d x d) in memory.
 
     Returns
     -------

@@ -28,6 +28,23 @@ def complete_basis(V: np.ndarray) -> np.ndarray:
     return O
 
 
+def _without_rounding(values: np.ndarray, order: int) -> np.ndarray:
+    """Eigen- or singular values with those within the decomposition's own error
+    (``order * eps * max |value|``) set to zero: a target of rank r then has a support of r
+    coordinates in its eigenbasis, as a factored one does."""
+    limit = order * np.finfo(float).eps * float(np.max(np.abs(values), initial=0.0))
+    return np.where(np.abs(values) > limit, values, 0.0)
+
+
+def _axes(pairs: np.ndarray, side: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The coordinate axes e_i (rows, q) that ``pairs[:, side]`` use, and those indices renumbered
+    into them: the basis vectors o_i in the eigenbasis coordinates."""
+    used, renumbered = np.unique(pairs[:, side], return_inverse=True)
+    axes = np.zeros((rows, used.size))
+    axes[used, np.arange(used.size)] = 1.0
+    return axes, renumbered.astype(np.int64)
+
+
 def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-10) -> None:
     gram = V.T @ V
     err = np.max(np.abs(gram - np.eye(V.shape[1]))) if V.size else 0.0
@@ -112,11 +129,7 @@ class SymmetricMatrixFactorization(Problem):
             self.V = np.ascontiguousarray(eigvec[:, keep])
             self.sigma = eigval[keep]
             self._basis = np.ascontiguousarray(eigvec)
-            # Eigenvalues within eigh's own error (d eps max |lambda|) are zero in the eigenbasis
-            # target: a target of rank r then has a support of r rows there, as a factored one.
-            self._eigenvalues = np.where(
-                np.abs(eigval) > M.shape[0] * np.finfo(float).eps * float(np.max(np.abs(eigval))), eigval, 0.0
-            )
+            self._eigenvalues = _without_rounding(eigval, M.shape[0])
         else:
             if V is None or sigma is None:
                 raise ValueError("V, sigma: give both factors of the target")
@@ -246,10 +259,8 @@ class SymmetricMatrixFactorization(Problem):
         if pairs.shape[0] == 0:
             return np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
         if eigenbasis:
-            used, flat = np.unique(pairs.ravel(), return_inverse=True)
-            axes = np.zeros((self.d, used.size))
-            axes[used, np.arange(used.size)] = 1.0
-            return axes, flat.astype(np.int64).reshape(-1, 2)
+            axes, flat = _axes(pairs.reshape(-1, 1), 0, self.d)
+            return axes, flat.reshape(-1, 2)
         columns, flat = _sub_basis(self.V if pairs.max() < self.rank else self.basis(), pairs.ravel())
         return columns, flat.reshape(-1, 2)
 
@@ -284,6 +295,7 @@ class AsymmetricMatrixFactorization(Problem):
     """
 
     name = "asymmetric_matrix_factorization"
+    coordinates = ("given", "eigenbasis")
 
     def __init__(self, target: Any = None, *, A: Any = None, s: Any = None, B: Any = None) -> None:
         self._dense: np.ndarray | None
@@ -299,6 +311,7 @@ class AsymmetricMatrixFactorization(Problem):
             self._dense = M
             self.A, self.s, self.B = Uf[:, : keep.sum()].copy(), sv[keep], Vt[: keep.sum()].T.copy()
             self._bases = (Uf, np.ascontiguousarray(Vt.T))
+            self._singular_values = _without_rounding(sv, max(M.shape))
         else:
             if A is None or s is None or B is None:
                 raise ValueError("A, s, B: give all three factors of the target")
@@ -313,6 +326,7 @@ class AsymmetricMatrixFactorization(Problem):
             self._dense = None
             self.A, self.s, self.B = A, s, B
             self._bases = None
+            self._singular_values = np.concatenate([s, np.zeros(min(A.shape[0], B.shape[0]) - s.shape[0])])
         self.m, self.n, self.rank = int(self.A.shape[0]), int(self.B.shape[0]), int(self.A.shape[1])
 
     @classmethod
@@ -413,6 +427,29 @@ class AsymmetricMatrixFactorization(Problem):
 
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
         return _resolve_pairs(coefficients, self.rank, self.m, self.n)
+
+    def _eigenbasis(self) -> np.ndarray:
+        """``diag(A_full, B_full) (m + n, m + n)``: ``[X; Y] -> [A_full^T X; B_full^T Y]``."""
+        left, right = self.basis()
+        Q = np.zeros((self.m + self.n, self.m + self.n))
+        Q[: self.m, : self.m], Q[self.m :, self.m :] = left, right
+        return Q
+
+    def _eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+        """In the singular bases the target is ``diag(s) (m, n)`` and ``a_i``, ``b_j`` are ``e_i``,
+        ``e_j``: a step costs O((m + n) r'^2)."""
+        pairs = self.coefficient_pairs(coefficients)
+        left, li = _axes(pairs, 0, self.m)
+        right, ri = _axes(pairs, 1, self.n)
+        return _core.AsymmetricMatrixFactorizationKernel(
+            self.m,
+            self.n,
+            width,
+            diagonal=self._singular_values,
+            left_basis=left,
+            right_basis=right,
+            pairs=np.stack([li, ri], axis=1),
+        )
 
     def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         pairs = self.coefficient_pairs(coefficients)
