@@ -13,6 +13,7 @@ left out of the canonical config and of the run id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -59,8 +60,15 @@ class ConfigError(ValueError):
 
 def field_types(config_type: type) -> dict[str, Any]:
     """Field name -> resolved type annotation of a config dataclass, in declaration order."""
+    return dict(_resolved_field_types(config_type))
+
+
+@functools.cache
+def _resolved_field_types(config_type: type) -> tuple[tuple[str, Any], ...]:
+    # Resolving the annotations evaluates their strings: once per class, not once per config (a
+    # sweep builds thousands of configs before it submits any, all on the client).
     hints = typing.get_type_hints(config_type)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_type)}
+    return tuple((f.name, hints.get(f.name, Any)) for f in dataclasses.fields(config_type))
 
 
 def _split_optional(tp: Any) -> tuple[Any, bool]:
