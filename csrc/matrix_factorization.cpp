@@ -429,7 +429,10 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
         for (int64_t k = 0; k < r; ++k)
             for (int64_t j = 0; j < w_; ++j)
                 ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
-    if (finite) *finite = true;
+    // With next's products on the way, finiteness comes from next's Gram matrix (below); else each
+    // block is checked while in L1.
+    const bool check_blocks = finite != nullptr && !prepare_next;
+    if (check_blocks) *finite = true;
     const Products next = next_products(ws);
     for_each_block([&](int64_t i0, int64_t rows, bool first) {
         double* block = out + i0 * w_;
@@ -443,9 +446,18 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
                 for (int64_t j = 0; j < w_; ++j) block[(i - i0) * w_ + j] += m * U_block[(i - i0) * w_ + j];
             }
         }
-        if (finite) *finite = linalg::all_finite(rows * w_, block) && *finite;
+        if (check_blocks) *finite = linalg::all_finite(rows * w_, block) && *finite;
         if (prepare_next) add_block_products(block, i0, rows, first, next);
     });
+    if (finite != nullptr && prepare_next) {
+        // (out^T out)_jj sums the squares of column j: a NaN or infinite entry of out makes it NaN or
+        // infinite, so a finite diagonal means a finite out. Only otherwise (divergence, or squares
+        // that overflow) is out itself read. (Reading it every step cost more than the step's
+        // arithmetic for narrow widths: loads across the stores just made stall.)
+        bool diagonal_finite = true;
+        for (int64_t j = 0; j < w_; ++j) diagonal_finite = diagonal_finite && std::isfinite(next.gram[j * w_ + j]);
+        *finite = diagonal_finite || linalg::all_finite(d_ * w_, out);
+    }
 }
 
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
