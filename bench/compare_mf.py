@@ -2,7 +2,8 @@
 
 Cases (issue 2): the reference setting with coefficients recorded every step; a dense batch
 B=256, d=128, r'=8 (also as a fraction of this machine's DGEMM rate); a batch B=4096, d=32, r'=4;
-factored targets d = 5,000 / 10,000 / 20,000 (time per step should grow linearly in d).
+factored targets d = 5,000 / 10,000 / 20,000 (time per step should grow linearly in d); and, for
+information, an asymmetric factorization with a dense target.
 
 The first three run twice: in the given coordinates (the algebraic form the anchors compute too)
 and with ``coordinates="eigenbasis"`` (the same trajectory computed on O^T U, where the target is
@@ -59,6 +60,8 @@ def compare(report: Report) -> None:
     t_reference = {c: reference_time(c) for c in COORDINATES}
     t_batches = [{c: _dense_batch_time(B, d, w, 100, c) for c in COORDINATES} for B, d, w, _ in BATCHES]
     per_step = [_factored_step_time(d) for d in (5000, 10000, 20000)]
+    amf, W0 = asymmetric_case()
+    t_amf = {c: median_time(lambda c=c: asymmetric_run(amf, W0, c), repeat=7) for c in COORDINATES}
 
     # 1. Reference setting, one trajectory, signal coefficients every step.
     jax, jnp = jax_x64()
@@ -95,6 +98,39 @@ def compare(report: Report) -> None:
         report.fact(f"factored d={d} r=5 r'=10: microseconds per step", round(t * 1e6, 1))
     growth = [per_step[i + 1] / per_step[i] for i in range(2)]
     report.fact("factored: time ratio per doubling of d (linear = 2.0)", [round(g, 2) for g in growth])
+
+    # 5. Asymmetric factorization, dense target (no target: what the singular bases buy).
+    case = f"asymmetric m={AMF_SHAPE[0]} n={AMF_SHAPE[1]} r'={AMF_SHAPE[2]}, {AMF_STEPS} steps, dense"
+    t_np = median_time(lambda: asymmetric_numpy_loop(amf.target, W0), repeat=3)
+    for c, t_tc in t_amf.items():
+        report.add(SECTION, f"{case}{LABEL[c]}", "NumPy loop", t_tc, t_np, None)
+
+
+AMF_SHAPE, AMF_STEPS = (200, 300, 10), 1000
+
+
+def asymmetric_case() -> tuple[tc.AsymmetricMatrixFactorization, np.ndarray]:
+    m, n, w = AMF_SHAPE
+    problem = tc.AsymmetricMatrixFactorization.planted(m, n, 5, seed=0, dense=True)
+    return problem, tc.small_init((m + n, w), 1e-3, seed=1)
+
+
+def asymmetric_run(problem: tc.AsymmetricMatrixFactorization, W0: np.ndarray, coordinates: str) -> tc.Trajectory:
+    record = tc.Record(every=10, coefficients="diagonal")
+    return tc.run(problem, W0, lr=0.02, steps=AMF_STEPS, record=record, n_threads=1, coordinates=coordinates)
+
+
+def asymmetric_numpy_loop(M: np.ndarray, W0: np.ndarray) -> np.ndarray:
+    """Simultaneous GD on both factors, the loss every 10 steps (coefficients left out: favours NumPy)."""
+    m = M.shape[0]
+    X, Y = W0[:m].copy(), W0[m:].copy()
+    losses = []
+    for t in range(AMF_STEPS):
+        R = X @ Y.T - M
+        if t % 10 == 0:
+            losses.append(0.5 * np.sum(R * R))
+        X, Y = X - 0.02 * R @ Y, Y - 0.02 * R.T @ X
+    return np.array(losses)
 
 
 def _factored_step_time(d: int, short: int = 20, long: int = 120) -> float:

@@ -6,9 +6,16 @@ trajcore side for history and regression tracking (``--benchmark-json``).
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 import trajcore as tc
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from compare_mf import asymmetric_case, asymmetric_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +51,10 @@ def test_factored_large_d(benchmark, d):
     U0 = tc.small_init((d, 10), 1e-3, seed=1)
     record = tc.Record(every=50, coefficients="signal")
     benchmark.pedantic(lambda: tc.run(problem, U0, lr=0.01, steps=50, record=record, n_threads=1), rounds=3)
+
+
+@pytest.mark.parametrize("coordinates", ["given", "eigenbasis"])
+def test_asymmetric_dense(benchmark, coordinates):
+    problem, W0 = asymmetric_case()
+    traj = benchmark.pedantic(lambda: asymmetric_run(problem, W0, coordinates), rounds=5)
+    assert traj.coefficients.shape[-1] == min(problem.m, problem.n)
