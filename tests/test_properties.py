@@ -1019,6 +1019,7 @@ def test_run_valid_inputs_match_numpy(problem: Any, data: Any) -> None:
         steps=steps,
         record=tc.Record(every=every, coefficients="all"),
         n_threads=data.draw(st.sampled_from([1, 2])),
+        coordinates=data.draw(st.sampled_from(problem.coordinates)),  # the same run in each
     )
     expected = _numpy_gd(problem, init, lr, steps)
     np.testing.assert_allclose(traj.final, expected, rtol=1e-9, atol=1e-12)
@@ -1055,6 +1056,7 @@ def test_run_bad_inputs_raise_clear_errors(problem: Any, data: Any) -> None:
                 "record",
                 "trajectory_offset",
                 "divergence_factor",
+                "coordinates",
                 "problem",
             ]
         )

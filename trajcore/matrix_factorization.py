@@ -258,7 +258,7 @@ class SymmetricMatrixFactorization(Problem):
         pairs = self.coefficient_pairs(coefficients)
         if pairs.shape[0] == 0:
             return np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
-        if eigenbasis:
+        if eigenbasis:  # both indices of a pair refer to the same basis: one set of axes
             axes, flat = _axes(pairs.reshape(-1, 1), 0, self.d)
             return axes, flat.reshape(-1, 2)
         columns, flat = _sub_basis(self.V if pairs.max() < self.rank else self.basis(), pairs.ravel())
@@ -429,10 +429,13 @@ class AsymmetricMatrixFactorization(Problem):
         return _resolve_pairs(coefficients, self.rank, self.m, self.n)
 
     def _eigenbasis(self) -> np.ndarray:
-        """``diag(A_full, B_full) (m + n, m + n)``: ``[X; Y] -> [A_full^T X; B_full^T Y]``."""
-        left, right = self.basis()
-        Q = np.zeros((self.m + self.n, self.m + self.n))
-        Q[: self.m, : self.m], Q[self.m :, self.m :] = left, right
+        """``diag(A_full, B_full) (m + n, m + n)``: ``[X; Y] -> [A_full^T X; B_full^T Y]`` (built once)."""
+        Q: np.ndarray | None = self.__dict__.get("_stacked_bases")
+        if Q is None:
+            left, right = self.basis()
+            Q = np.zeros((self.m + self.n, self.m + self.n))
+            Q[: self.m, : self.m], Q[self.m :, self.m :] = left, right
+            self._stacked_bases = Q
         return Q
 
     def _eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
