@@ -307,6 +307,10 @@ void PairProjector::project_from(const double* P, const double* Q, int64_t w, do
     for (int64_t k = 0; k < K; ++k) out[k] = linalg::dot(w, P + pairs_[2 * k] * w, Q + pairs_[2 * k + 1] * w);
 }
 
+void PairProjector::gather(const double* gram, int64_t ld, double* out) const {
+    for (int64_t k = 0; k < size(); ++k) out[k] = gram[pairs_[2 * k] * ld + pairs_[2 * k + 1]];
+}
+
 bool PairProjector::left_basis_is(const double* basis, int64_t columns) const {
     return !axes_ && columns == q_left_ && std::equal(left_.begin(), left_.end(), basis);
 }
@@ -317,7 +321,8 @@ bool PairProjector::left_basis_is(const double* basis, int64_t columns) const {
 SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
                                                                        PairProjector projector)
     : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)),
-      projector_is_signal_(target_.is_factored() && projector_.left_basis_is(target_.left(), target_.rank())) {
+      projector_is_signal_(target_.is_factored() && projector_.left_basis_is(target_.left(), target_.rank())),
+      row_gram_(target_.is_diagonal() && d_ <= w_) {
     require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
     require(width > 0, "symmetric factorization: width must be positive");
     checked_size(d_, w_, "symmetric factorization state");
@@ -333,6 +338,10 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
         ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
+    } else if (row_gram_) {  // ws.mix (w x w) holds the d x d step matrix
+        ws.row_gram.resize(static_cast<size_t>(d_ * d_));
+        ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
+        ws.transposed.resize(static_cast<size_t>(w_ * d_));
     } else if (target_.is_diagonal()) {
         ws.next_gram.resize(static_cast<size_t>(w_ * w_));
         ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
@@ -460,10 +469,56 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
     }
 }
 
+void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* P, Workspace& ws) const {
+    double* T = ws.transposed.data();  // U^T (w x d), so that P = (U^T)^T U^T is a Gram product
+    for (int64_t i = 0; i < d_; ++i)
+        for (int64_t j = 0; j < w_; ++j) T[j * d_ + i] = U[i * w_ + j];
+    linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // O(d^2 w)
+}
+
+double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double* R) const {
+    std::copy(P, P + d_ * d_, R);
+    for (int64_t i = 0; i < target_.rank(); ++i) R[i * d_ + i] -= target_.weights()[i];
+    return 0.25 * linalg::dot(d_ * d_, R, R);
+}
+
+StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, double lr, double* next,
+                                                             bool next_is_final, Workspace& ws) const {
+    if (ws.products_of_next == U)  // the previous step already computed U U^T
+        std::swap(ws.row_gram, ws.next_row_gram);
+    else
+        fill_row_gram(U, ws.row_gram.data(), ws);
+    // U - lr (P - M) U = (I - lr R) U with the residual R = P - M: O(d^2 w).
+    double* step = ws.mix.data();
+    const double loss = row_gram_residual(ws.row_gram.data(), step);
+    for (int64_t i = 0; i < d_ * d_; ++i) step[i] *= -lr;
+    for (int64_t i = 0; i < d_; ++i) step[i * d_ + i] += 1.0;
+    gemm_nn(d_, w_, d_, 1.0, step, d_, U, w_, 0.0, next, w_);
+    if (!next_is_final) {  // noise or post_step change next: its products would be wasted
+        ws.products_of_next = nullptr;
+        return {loss, false};
+    }
+    // next's P for the following step; its diagonal holds the squared row norms of next, so a
+    // finite diagonal means a finite next (see combine).
+    double* P_next = ws.next_row_gram.data();
+    fill_row_gram(next, P_next, ws);
+    ws.products_of_next = next;
+    bool diagonal_finite = true;
+    for (int64_t i = 0; i < d_; ++i) diagonal_finite = diagonal_finite && std::isfinite(P_next[i * d_ + i]);
+    return {loss, diagonal_finite || linalg::all_finite(d_ * w_, next)};
+}
+
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
                                                          const StepContext&) const {
-    const double loss = loss_parts(U, ws, grad);
     ws.products_of_next = nullptr;
+    if (row_gram_) {  // grad = P U - M U
+        fill_row_gram(U, ws.row_gram.data(), ws);
+        gemm_nn(d_, w_, d_, 1.0, ws.row_gram.data(), d_, U, w_, 0.0, grad, w_);
+        for (int64_t i = 0; i < target_.rank(); ++i)
+            for (int64_t j = 0; j < w_; ++j) grad[i * w_ + j] -= target_.weights()[i] * U[i * w_ + j];
+        return row_gram_residual(ws.row_gram.data(), ws.mix.data());
+    }
+    const double loss = loss_parts(U, ws, grad);
     std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
     combine(U, -1.0, grad, ws, false, nullptr);  // U (U^T U) - M U
     return loss;
@@ -472,6 +527,7 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
 StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double lr, double* next,
                                                              bool next_is_final, Workspace& ws,
                                                              const StepContext&) const {
+    if (row_gram_) return row_gram_step(U, lr, next, next_is_final, ws);
     double loss;
     if (ws.products_of_next == U) {  // the previous step already computed U's products
         std::swap(ws.gram, ws.next_gram);
@@ -496,6 +552,21 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
                                                    double gradient_loss) const {
+    if (row_gram_) {  // P = U U^T, from the step when it has just been computed
+        const double* P = ws.row_gram.data();
+        double loss = gradient_loss;  // exact, the same sum as below
+        if (!std::isfinite(gradient_loss)) {
+            ws.scratch.resize(static_cast<size_t>(2 * d_ * d_));
+            fill_row_gram(U, ws.scratch.data(), ws);
+            P = ws.scratch.data();
+            loss = row_gram_residual(P, ws.scratch.data() + d_ * d_);
+        }
+        if (projector_.on_axes())
+            projector_.gather(P, d_, out);
+        else
+            projector_.project(U, U, w_, out, ws.projection);
+        return loss;
+    }
     // When the driver has just computed the step from U, the workspace holds V^T U (factored
     // target): the signal coefficients and the accurate loss start from it.
     const double* signal = std::isfinite(gradient_loss) && target_.is_factored() ? ws.signal.data() : nullptr;

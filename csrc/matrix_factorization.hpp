@@ -90,6 +90,10 @@ public:
     void project_from(const double* P, const double* Q, int64_t w, double* out) const;
     // Whether L is exactly `basis` (rows_x x columns).
     bool left_basis_is(const double* basis, int64_t columns) const;
+    // Whether L and R are coordinate axes; then out[k] = gram[i_k * ld + j_k] for the Gram matrix
+    // gram = X Y^T of the rows, (ld columns).
+    bool on_axes() const { return axes_; }
+    void gather(const double* gram, int64_t ld, double* out) const;
 
 private:
     int64_t rows_x_ = 0, q_left_ = 0, rows_y_ = 0, q_right_ = 0;
@@ -118,6 +122,9 @@ public:
         // <U, M U> = sum_i m_i |U_i|^2, of U and of the last step's result.
         std::vector<double> perp_gram, next_perp_gram;
         double cross = 0.0, next_cross = 0.0;
+        // Diagonal target with d <= w: P = U U^T (d x d) of U and of the last step's result, and
+        // U^T (w x d) on the way to P.
+        std::vector<double> row_gram, next_row_gram, transposed;
         const double* products_of_next = nullptr;
         std::vector<double> scratch, projection;
         double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
@@ -156,6 +163,13 @@ private:
     // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense or diagonal
     // target, 0 for a factored one.
     double loss_from_products(Workspace& ws, double cross) const;
+    // A diagonal target with d <= w steps through the smaller Gram matrix P = U U^T (d x d):
+    // grad = (P - M) U, the loss is 1/4 ||P - M||^2 summed without cancellation, and coefficients
+    // on coordinate axes are entries of P.
+    void fill_row_gram(const double* U, double* P, Workspace& ws) const;
+    // R (d x d) = P - M; returns 1/4 ||R||^2.
+    double row_gram_residual(const double* P, double* R) const;
+    StepResult row_gram_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
     // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
     // `finite`, reports whether out is finite (checked block by block while in L1); with
@@ -165,6 +179,7 @@ private:
     int64_t d_, w_;
     PairProjector projector_;
     bool projector_is_signal_;  // projecting on V itself: coefficients come from ws.signal = V^T U
+    bool row_gram_;             // diagonal target, d <= w: see fill_row_gram
 };
 
 class AsymmetricMatrixFactorizationKernel {

@@ -54,12 +54,29 @@ def test_eigenbasis_run_matches_numpy_reference(dense, batched, coefficients):
 
 @pytest.mark.parametrize(
     "target, d, width",
-    [("factored", 300, 26), ("factored", 300, 3), ("indefinite", 40, 10), ("zero", 7, 4)],
-    ids=["factored-blocks-wide", "factored-blocks-narrow", "dense-indefinite", "dense-zero"],
+    [
+        ("factored", 300, 26),
+        ("factored", 300, 3),
+        ("indefinite", 40, 10),
+        ("zero", 7, 4),
+        ("factored", 12, 20),
+        ("indefinite", 10, 16),
+        ("zero", 5, 5),
+    ],
+    ids=[
+        "factored-blocks-wide",
+        "factored-blocks-narrow",
+        "dense-indefinite",
+        "dense-zero",
+        "rows-factored",
+        "rows-indefinite",
+        "rows-zero",
+    ],
 )
 def test_eigenbasis_kernel_paths_match_numpy_reference(target, d, width):
     """Several row blocks outside the support and one inside; negative eigenvalues (the support is
-    every row); the zero target (no support at all); with heavy-ball momentum for one of them."""
+    every row); the zero target (no support at all); with heavy-ball momentum for the indefinite
+    ones. With d <= r' ("rows-") the step goes through U U^T instead of U^T U."""
     if target == "factored":
         problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=3, sigma=[3.0, 2.0, 1.0], seed=5)
     else:
