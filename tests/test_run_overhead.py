@@ -173,7 +173,7 @@ class _FailingRun(tc.SymmetricMatrixFactorization):
             n_observables = kernel.n_observables
             losses = kernel.losses
 
-            def run_chunk(self, *args: Any) -> None:
+            def run_chunk(self, *args: Any, **kwargs: Any) -> None:
                 raise RuntimeError("run_chunk failed")
 
         return Failing()

@@ -107,12 +107,38 @@ def _filled(shape: int | tuple[int, ...], value: float, dtype: type = np.float64
 def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: int) -> np.ndarray:
     """``basis^T x`` (into the basis) or ``basis x`` for each x of ``values (N, p, ...)``, ``basis (p, p)``.
 
-    Per item the same arithmetic whatever N and the thread count (BLAS kept to one thread), so a
-    batch split or another thread count changes no bit.
+    Per item the same arithmetic whatever N and the thread count (call it with BLAS kept to one
+    thread), so a batch split or another thread count changes no bit.
     """
-    stacked = values.reshape(values.shape[0], basis.shape[0], -1)
-    with config.blas_single_threaded():
-        return np.asarray(_core.change_basis(basis, stacked, into, threads))
+    return np.asarray(_core.change_basis(basis, values.reshape(values.shape[0], basis.shape[0], -1), into, threads))
+
+
+def _advance(kernel: Any, arrays: dict[str, Any], steps: int, threads: int, progress: bool) -> None:
+    """Advance the run's ``arrays`` (the ``run_chunk`` buffers and settings) through ``steps`` steps,
+    in chunks of about ``_CHUNK_SECONDS`` so that Ctrl-C and the progress bar act between them."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, unit="step", leave=False)
+    t, chunk = 0, 1
+    while True:
+        t_end = min(steps, t + chunk)
+        started = time.perf_counter()
+        kernel.run_chunk(t0=t, t1=t_end, total_steps=steps, n_threads=threads, **arrays)
+        elapsed = time.perf_counter() - started
+        if bar is not None:
+            bar.update(t_end - t)
+        done = t_end - t
+        t = t_end
+        if t >= steps:
+            break
+        # Grow or shrink the chunk so each call lasts about _CHUNK_SECONDS. The first step is the
+        # slowest (cold caches), so the rate it gives is safe to grow by a large factor.
+        rate = done / max(elapsed, 1e-6)
+        chunk = int(min(max(1, rate * _CHUNK_SECONDS), _CHUNK_GROWTH * max(chunk, 1), steps - t))
+    if bar is not None:
+        bar.close()
 
 
 def run(
@@ -218,10 +244,6 @@ def run(
     _check_run_memory(B, R, K, n, steps, iterates=bool(record.iterates), momentum=momentum != 0)
     # With no steps, lr is neither evaluated nor checked (and recorded as 1).
     lr_buffer, lr_record = _step_sizes(lr, steps) if steps > 0 else (np.empty(0), 1.0)
-    if basis is None:
-        x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
-    else:
-        x = _change_basis(basis, x0, True, threads).reshape(B, n)
     rec_steps = record_steps(steps, record.every)
     loss = _filled((B, R), np.nan)
     observations = _filled((B, R, K), np.nan)
@@ -229,57 +251,34 @@ def run(
     velocity = np.zeros((B, n)) if momentum != 0 else None
     diverged_at = _filled(B, -1, np.int64)
     last_perturbation = _filled(B, -1, np.int64)
-    initial_loss = kernel.losses(x, threads)
-    loss_limit = divergence_factor * np.maximum(initial_loss, zero_loss)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, unit="step", leave=False)
-    t, chunk = 0, 1
+    # The core's products, the changes of basis too, run with BLAS on one thread.
     with config.blas_single_threaded():
-        while True:
-            t_end = min(steps, t + chunk)
-            started = time.perf_counter()
-            kernel.run_chunk(
-                x,
-                velocity,
-                diverged_at,
-                last_perturbation,
-                loss_limit,
-                loss,
-                observations,
-                iterates,
-                lr_buffer,
-                rec_steps,
-                t,
-                t_end,
-                steps,
-                momentum,
-                terms,
-                seed,
-                trajectory_offset,
-                threads,
-            )
-            elapsed = time.perf_counter() - started
-            if bar is not None:
-                bar.update(t_end - t)
-            done = t_end - t
-            t = t_end
-            if t >= steps:
-                break
-            # Grow or shrink the chunk so each call lasts about _CHUNK_SECONDS. The first step is the
-            # slowest (cold caches), so the rate it gives is safe to grow by a large factor.
-            rate = done / max(elapsed, 1e-6)
-            chunk = int(min(max(1, rate * _CHUNK_SECONDS), _CHUNK_GROWTH * max(chunk, 1), steps - t))
-    if bar is not None:
-        bar.close()
-
-    if basis is not None:  # back to the given coordinates
-        x = _change_basis(basis, x.reshape(x0.shape), False, threads).reshape(B, n)
-        if iterates is not None:
-            iterates = _change_basis(basis, iterates.reshape((B * R, *param_shape)), False, threads)
+        if basis is None:
+            x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
+        else:
+            x = _change_basis(basis, x0, True, threads).reshape(B, n)
+        initial_loss = kernel.losses(x, threads)
+        arrays = {
+            "x": x,
+            "velocity": velocity,
+            "diverged_at": diverged_at,
+            "last_perturbation": last_perturbation,
+            "loss_limit": divergence_factor * np.maximum(initial_loss, zero_loss),
+            "loss": loss,
+            "observations": observations,
+            "iterates": iterates,
+            "lr": lr_buffer,
+            "record_steps": rec_steps,
+            "momentum": momentum,
+            "noise": terms,
+            "seed": seed,
+            "trajectory_offset": trajectory_offset,
+        }
+        _advance(kernel, arrays, steps, threads, progress)
+        if basis is not None:  # back to the given coordinates
+            x = _change_basis(basis, x.reshape(x0.shape), False, threads).reshape(B, n)
+            if iterates is not None:
+                iterates = _change_basis(basis, iterates.reshape((B * R, *param_shape)), False, threads)
     if iterates is not None:
         iterates_out: np.ndarray | None = iterates.reshape((B, R, *param_shape))
     else:
