@@ -165,6 +165,16 @@ def test_asymmetric_eigenbasis_run_matches_numpy_reference(target):
     np.testing.assert_allclose(converged.loss, problem.loss(converged.iterates), rtol=1e-7, atol=1e-28)
 
 
+def test_empty_batches_and_no_steps():
+    problem = tc.SymmetricMatrixFactorization.planted(d=5, rank=2, seed=0)
+    for shape in [(0, 5, 3), (2, 5, 3)]:
+        U0 = tc.small_init(shape, 0.1, seed=1)
+        traj = eigen_run(problem, U0, lr=0.1, steps=0, record=tc.Record(iterates=True))
+        np.testing.assert_allclose(traj.final, U0, rtol=1e-14, atol=1e-16)  # rotated there and back
+        np.testing.assert_allclose(traj.loss[:, 0], problem.loss(U0), rtol=1e-12)
+        assert traj.iterates.shape == (shape[0], 1, 5, 3)
+
+
 def test_eigenbasis_errors_name_the_argument():
     smf = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=0)
     U0 = tc.small_init((6, 2), 0.1, seed=1)

@@ -110,7 +110,9 @@ def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: in
     Per item the same arithmetic whatever N and the thread count (call it with BLAS kept to one
     thread), so a batch split or another thread count changes no bit.
     """
-    return np.asarray(_core.change_basis(basis, values.reshape(values.shape[0], basis.shape[0], -1), into, threads))
+    rows = basis.shape[0]
+    stacked = values.reshape(values.shape[0], rows, math.prod(values.shape[1:]) // rows)  # also for N = 0
+    return np.asarray(_core.change_basis(basis, stacked, into, threads))
 
 
 def _advance(kernel: Any, arrays: dict[str, Any], steps: int, threads: int, progress: bool) -> None:
