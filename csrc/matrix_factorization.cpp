@@ -332,9 +332,9 @@ SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMat
 SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
     Workspace ws;
     ws.gram.resize(static_cast<size_t>(w_ * w_));
+    ws.next_gram.resize(static_cast<size_t>(w_ * w_));
     ws.mix.resize(static_cast<size_t>(w_ * w_));
     if (target_.is_factored()) {
-        ws.next_gram.resize(static_cast<size_t>(w_ * w_));
         ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
         ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
@@ -343,7 +343,6 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
         ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
         ws.transposed.resize(static_cast<size_t>(w_ * d_));
     } else if (target_.is_diagonal()) {
-        ws.next_gram.resize(static_cast<size_t>(w_ * w_));
         ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
         ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
     }
@@ -428,7 +427,12 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
                                                  bool prepare_next, bool* finite) const {
     if (!target_.is_factored() && !target_.is_diagonal()) {
         gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
-        if (finite) *finite = linalg::all_finite(d_ * w_, out);
+        if (prepare_next) {  // out^T out, as loss_parts computes it
+            linalg::gram(w_, d_, out, w_, 0.0, ws.next_gram.data(), w_);
+            if (finite) *finite = gram_diagonal_finite(ws.next_gram.data()) || linalg::all_finite(d_ * w_, out);
+        } else if (finite) {
+            *finite = linalg::all_finite(d_ * w_, out);
+        }
         return;
     }
     // Factored: M U = V (S V^T U), so out = U A + V C with C = c S (V^T U), (r x w).
@@ -458,15 +462,18 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
         if (check_blocks) *finite = linalg::all_finite(rows * w_, block) && *finite;
         if (prepare_next) add_block_products(block, i0, rows, first, next);
     });
-    if (finite != nullptr && prepare_next) {
-        // (out^T out)_jj sums the squares of column j: a NaN or infinite entry of out makes it NaN or
-        // infinite, so a finite diagonal means a finite out. Only otherwise (divergence, or squares
-        // that overflow) is out itself read. (Reading it every step cost more than the step's
-        // arithmetic for narrow widths: loads across the stores just made stall.)
-        bool diagonal_finite = true;
-        for (int64_t j = 0; j < w_; ++j) diagonal_finite = diagonal_finite && std::isfinite(next.gram[j * w_ + j]);
-        *finite = diagonal_finite || linalg::all_finite(d_ * w_, out);
-    }
+    if (finite != nullptr && prepare_next)
+        *finite = gram_diagonal_finite(next.gram) || linalg::all_finite(d_ * w_, out);
+}
+
+// (Z^T Z)_jj sums the squares of column j of Z: a NaN or infinite entry makes it NaN or infinite, so
+// a finite diagonal means a finite Z. Only otherwise (divergence, or squares that overflow) is Z
+// itself read. (Reading it every step cost more than the step's arithmetic for narrow widths:
+// loads across the narrow stores just made stall.)
+bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram) const {
+    bool finite = true;
+    for (int64_t j = 0; j < w_; ++j) finite = finite && std::isfinite(gram[j * w_ + j]);
+    return finite;
 }
 
 void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* P, Workspace& ws) const {
@@ -534,7 +541,12 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
         std::swap(ws.signal, ws.next_signal);
         std::swap(ws.perp_gram, ws.next_perp_gram);
         std::swap(ws.cross, ws.next_cross);
-        loss = loss_from_products(ws, target_.is_diagonal() ? ws.cross : 0.0);
+        double cross = target_.is_diagonal() ? ws.cross : 0.0;
+        if (!target_.is_factored() && !target_.is_diagonal()) {  // dense: M U into next, as loss_parts
+            target_.times(U, w_, next, ws.scratch);
+            cross = linalg::dot(d_ * w_, U, next);
+        }
+        loss = loss_from_products(ws, cross);
     } else {
         loss = loss_parts(U, ws, next);
     }
@@ -543,7 +555,7 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
     for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
     for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
     // Only a final next is worth checking here: noise or post_step would change it afterwards.
-    const bool prepare = next_is_final && (target_.is_factored() || target_.is_diagonal());
+    const bool prepare = next_is_final;
     bool finite = false;
     combine(U, lr, next, ws, prepare, next_is_final ? &finite : nullptr);
     ws.products_of_next = prepare ? next : nullptr;

@@ -172,9 +172,11 @@ private:
     StepResult row_gram_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
     // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
-    // `finite`, reports whether out is finite (checked block by block while in L1); with
-    // prepare_next (factored or diagonal target) also fills the next_* products with out's.
+    // `finite`, reports whether out is finite; with prepare_next also fills the next_* products with
+    // out's (a dense target: next_gram only).
     void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
+    // Whether every diagonal entry of a (w x w) Gram matrix Z^T Z is finite (then Z is finite).
+    bool gram_diagonal_finite(const double* gram) const;
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;
