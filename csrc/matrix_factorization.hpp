@@ -1,6 +1,7 @@
 // Step kernels of symmetric and asymmetric matrix factorization (PAPERS.md section 2).
 //
-// Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is never formed.
+// Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is formed only
+//   for a diagonal M with d <= w, where it is the smaller Gram matrix (see fill_row_gram).
 //   M U costs O(d^2 w) for a dense M, O(d r w) for M = V diag(sigma) V^T given as (V, sigma), and
 //   O(d w) for a diagonal M: the same problem in the target's eigenbasis (U -> O^T U), which is how
 //   Python runs with coordinates="eigenbasis".
@@ -26,7 +27,7 @@
 
 namespace trajcore {
 
-// A target matrix (rows x cols): dense, factored as left diag(weights) right^T, or square diagonal.
+// A target matrix (rows x cols): dense, factored as left diag(weights) right^T, or diagonal.
 class TargetMatrix {
 public:
     TargetMatrix() = default;
@@ -43,7 +44,8 @@ public:
     int64_t rank() const { return rank_; }
     bool is_factored() const { return form_ == Form::factored; }
     bool is_diagonal() const { return form_ == Form::diagonal; }
-    // Factored form: left (rows x rank), weights (rank), right (cols x rank); diagonal: weights (rows).
+    // Factored form: left (rows x rank), weights (rank), right (cols x rank); diagonal: weights
+    // (min(rows, cols)), zero from rank() on.
     const double* left() const { return left_.data(); }
     const double* weights() const { return weights_.data(); }
     const double* right() const { return right_.data(); }
@@ -115,7 +117,7 @@ public:
         std::vector<double> signal;  // (r x w) V^T U, factored target
         std::vector<double> mix;     // (w x w) and (r x w): the two factors of `combine`
         std::vector<double> signal_mix;
-        // Factored target: U^T U and V^T U of the last step's result, and that result's address
+        // U^T U (and V^T U, factored target) of the last step's result, and that result's address
         // (nullptr when they are not ready).
         std::vector<double> next_gram, next_signal;
         // Diagonal target: U_perp^T U_perp over the rows outside its support (w x w) and
