@@ -478,8 +478,7 @@ bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram
 
 void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* P, Workspace& ws) const {
     double* T = ws.transposed.data();  // U^T (w x d), so that P = (U^T)^T U^T is a Gram product
-    for (int64_t i = 0; i < d_; ++i)
-        for (int64_t j = 0; j < w_; ++j) T[j * d_ + i] = U[i * w_ + j];
+    transpose_into(U, d_, w_, T);
     linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // O(d^2 w)
 }
 

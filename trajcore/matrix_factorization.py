@@ -36,10 +36,10 @@ def _without_rounding(values: np.ndarray, order: int) -> np.ndarray:
     return np.where(np.abs(values) > limit, values, 0.0)
 
 
-def _axes(pairs: np.ndarray, side: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The coordinate axes e_i (rows, q) that ``pairs[:, side]`` use, and those indices renumbered
-    into them: the basis vectors o_i in the eigenbasis coordinates."""
-    used, renumbered = np.unique(pairs[:, side], return_inverse=True)
+def _axes(indices: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The coordinate axes e_i (rows, q) that ``indices`` use, and the indices renumbered into them:
+    the basis vectors o_i in the eigenbasis coordinates."""
+    used, renumbered = np.unique(indices, return_inverse=True)
     axes = np.zeros((rows, used.size))
     axes[used, np.arange(used.size)] = 1.0
     return axes, renumbered.astype(np.int64)
@@ -95,7 +95,8 @@ class SymmetricMatrixFactorization(Problem):
     Give the target dense (``target=M``) or factored (``V (d, r)`` with orthonormal columns and
     ``sigma (r,)`` positive, ``M = V diag(sigma) V^T``). The factored form makes a step cost
     O(d r r') instead of O(d^2 r'). The basis is ``O = [V, V_perp]``; coefficients are
-    ``beta_ij = o_i^T U U^T o_j``.
+    ``beta_ij = o_i^T U U^T o_j``. Noise-free runs may step on ``O^T U (d, r')``, where the target
+    is diagonal: ``run(..., coordinates="eigenbasis")``, O(d r'^2) per step for any target.
     """
 
     name = "symmetric_matrix_factorization"
@@ -259,7 +260,7 @@ class SymmetricMatrixFactorization(Problem):
         if pairs.shape[0] == 0:
             return np.zeros((self.d, 0)), np.zeros((0, 2), dtype=np.int64)
         if eigenbasis:  # both indices of a pair refer to the same basis: one set of axes
-            axes, flat = _axes(pairs.reshape(-1, 1), 0, self.d)
+            axes, flat = _axes(pairs.ravel(), self.d)
             return axes, flat.reshape(-1, 2)
         columns, flat = _sub_basis(self.V if pairs.max() < self.rank else self.basis(), pairs.ravel())
         return columns, flat.reshape(-1, 2)
@@ -291,7 +292,9 @@ class AsymmetricMatrixFactorization(Problem):
     Parameters of one trajectory are stacked as ``W = [X; Y]`` of shape ``(m + n, r')`` (see
     :meth:`stack` and :meth:`split`); both factors move simultaneously. Target dense
     (``target=M``) or factored (``A (m, r)``, ``s (r,)``, ``B (n, r)`` with orthonormal columns).
-    Coefficients are ``beta_ij = a_i^T X Y^T b_j`` in the target's singular bases.
+    Coefficients are ``beta_ij = a_i^T X Y^T b_j`` in the target's singular bases. Noise-free runs
+    may step on ``[A_full^T X; B_full^T Y] (m + n, r')``, where the target is ``diag(s) (m, n)``:
+    ``run(..., coordinates="eigenbasis")``, O((m + n) r'^2) per step for any target.
     """
 
     name = "asymmetric_matrix_factorization"
@@ -442,8 +445,8 @@ class AsymmetricMatrixFactorization(Problem):
         """In the singular bases the target is ``diag(s) (m, n)`` and ``a_i``, ``b_j`` are ``e_i``,
         ``e_j``: a step costs O((m + n) r'^2)."""
         pairs = self.coefficient_pairs(coefficients)
-        left, li = _axes(pairs, 0, self.m)
-        right, ri = _axes(pairs, 1, self.n)
+        left, li = _axes(pairs[:, 0], self.m)
+        right, ri = _axes(pairs[:, 1], self.n)
         return _core.AsymmetricMatrixFactorizationKernel(
             self.m,
             self.n,
