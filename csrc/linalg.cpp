@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace trajcore::linalg {
@@ -48,11 +49,15 @@ using small_gemm_fn = void (*)(int64_t, int64_t, int64_t, double, const double*,
                                const double*, int64_t, double, double*, int64_t);
 using dot_fn = double (*)(int64_t, const double*, const double*);
 using all_finite_fn = bool (*)(int64_t, const double*);
+using scaled_residual_fn = double (*)(int64_t, const double*, const double*, int64_t, double, double, double*);
+using transpose_fn = void (*)(int64_t, int64_t, const double*, int64_t, double*, int64_t);
 
 struct Dispatch {
     small_gemm_fn gemm = generic::gemm;
     dot_fn dot = generic::dot;
     all_finite_fn all_finite = generic::all_finite;
+    transpose_fn transpose = generic::transpose;
+    scaled_residual_fn scaled_residual = generic::scaled_residual;
     const char* isa = "generic";
     Dispatch() {
 #ifdef TRAJCORE_X86_DISPATCH
@@ -62,11 +67,15 @@ struct Dispatch {
             gemm = avx512::gemm;
             dot = avx512::dot;
             all_finite = avx512::all_finite;
+            transpose = avx512::transpose;
+            scaled_residual = avx512::scaled_residual;
             isa = "avx512";
         } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             gemm = avx2::gemm;
             dot = avx2::dot;
             all_finite = avx2::all_finite;
+            transpose = avx2::transpose;
+            scaled_residual = avx2::scaled_residual;
             isa = "avx2";
         }
 #endif
@@ -117,8 +126,7 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* A, int
     // B^T into a per-thread buffer (O(n k) moves) so the product runs in the vector kernel.
     thread_local std::vector<double> transposed;
     transposed.resize(static_cast<std::size_t>(n * k));
-    for (int64_t j = 0; j < n; ++j)
-        for (int64_t p = 0; p < k; ++p) transposed[p * n + j] = B[j * ldb + p];
+    transpose(n, k, B, ldb, transposed.data(), n);
     dispatch().gemm(m, n, k, alpha, A, lda, 1, transposed.data(), n, beta, C, ldc);
 }
 
@@ -143,6 +151,14 @@ void gram(int64_t n, int64_t k, const double* A, int64_t lda, double beta, doubl
 double dot(int64_t n, const double* x, const double* y) { return dispatch().dot(n, x, y); }
 
 bool all_finite(int64_t n, const double* x) { return dispatch().all_finite(n, x); }
+
+double scaled_residual(int64_t n, const double* P, const double* m, int64_t r, double a, double c, double* S) {
+    return dispatch().scaled_residual(n, P, m, r, a, c, S);
+}
+
+void transpose(int64_t m, int64_t n, const double* A, int64_t lda, double* out, int64_t ldo) {
+    dispatch().transpose(m, n, A, lda, out, ldo);
+}
 
 void set_blas_dgemm(dgemm_fn fn) { blas_dgemm.store(fn); }
 bool has_blas() { return blas_dgemm.load() != nullptr; }

@@ -86,12 +86,6 @@ TargetMatrix TargetMatrix::diagonal(int64_t rows, int64_t cols, std::vector<doub
     return t;
 }
 
-// out (n x w) = T^T, for T (w x n) row-major.
-static void transpose_into(const double* T, int64_t w, int64_t n, double* out) {
-    for (int64_t i = 0; i < n; ++i)
-        for (int64_t k = 0; k < w; ++k) out[i * w + k] = T[k * n + i];
-}
-
 bool TargetMatrix::narrow(int64_t w) const {
     return form_ == Form::dense && w <= kNarrowWidth && rows_ * cols_ <= kNarrowTargetSize;
 }
@@ -113,7 +107,7 @@ void TargetMatrix::times(const double* Z, int64_t w, double* out, std::vector<do
         const double* mt = dense_transposed_.empty() ? dense_.data() : dense_transposed_.data();
         scratch.resize(static_cast<size_t>(w * rows_));
         gemm_tn(w, rows_, cols_, 1.0, Z, w, mt, rows_, 0.0, scratch.data(), rows_);
-        transpose_into(scratch.data(), w, rows_, out);
+        linalg::transpose(w, rows_, scratch.data(), rows_, out, w);
         return;
     }
     if (form_ == Form::dense) {
@@ -136,7 +130,7 @@ void TargetMatrix::transpose_times(const double* Z, int64_t w, double* out, std:
         // (M^T Z)^T = Z^T M.
         scratch.resize(static_cast<size_t>(w * cols_));
         gemm_tn(w, cols_, rows_, 1.0, Z, w, dense_.data(), cols_, 0.0, scratch.data(), cols_);
-        transpose_into(scratch.data(), w, cols_, out);
+        linalg::transpose(w, cols_, scratch.data(), cols_, out, w);
         return;
     }
     if (form_ == Form::dense) {
@@ -478,14 +472,12 @@ bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram
 
 void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* P, Workspace& ws) const {
     double* T = ws.transposed.data();  // U^T (w x d), so that P = (U^T)^T U^T is a Gram product
-    transpose_into(U, d_, w_, T);
+    linalg::transpose(d_, w_, U, w_, T, d_);
     linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // O(d^2 w)
 }
 
-double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double* R) const {
-    std::copy(P, P + d_ * d_, R);
-    for (int64_t i = 0; i < target_.rank(); ++i) R[i * d_ + i] -= target_.weights()[i];
-    return 0.25 * linalg::dot(d_ * d_, R, R);
+double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double a, double c, double* S) const {
+    return 0.25 * linalg::scaled_residual(d_, P, target_.weights(), target_.rank(), a, c, S);
 }
 
 StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, double lr, double* next,
@@ -496,9 +488,7 @@ StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, do
         fill_row_gram(U, ws.row_gram.data(), ws);
     // U - lr (P - M) U = (I - lr R) U with the residual R = P - M: O(d^2 w).
     double* step = ws.mix.data();
-    const double loss = row_gram_residual(ws.row_gram.data(), step);
-    for (int64_t i = 0; i < d_ * d_; ++i) step[i] *= -lr;
-    for (int64_t i = 0; i < d_; ++i) step[i * d_ + i] += 1.0;
+    const double loss = row_gram_residual(ws.row_gram.data(), -lr, 1.0, step);
     gemm_nn(d_, w_, d_, 1.0, step, d_, U, w_, 0.0, next, w_);
     if (!next_is_final) {  // noise or post_step change next: its products would be wasted
         ws.products_of_next = nullptr;
@@ -522,7 +512,7 @@ double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double
         gemm_nn(d_, w_, d_, 1.0, ws.row_gram.data(), d_, U, w_, 0.0, grad, w_);
         for (int64_t i = 0; i < target_.rank(); ++i)
             for (int64_t j = 0; j < w_; ++j) grad[i * w_ + j] -= target_.weights()[i] * U[i * w_ + j];
-        return row_gram_residual(ws.row_gram.data(), ws.mix.data());
+        return row_gram_residual(ws.row_gram.data(), 1.0, 0.0, ws.mix.data());
     }
     const double loss = loss_parts(U, ws, grad);
     std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
@@ -570,7 +560,7 @@ double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out,
             ws.scratch.resize(static_cast<size_t>(2 * d_ * d_));
             fill_row_gram(U, ws.scratch.data(), ws);
             P = ws.scratch.data();
-            loss = row_gram_residual(P, ws.scratch.data() + d_ * d_);
+            loss = row_gram_residual(P, 1.0, 0.0, ws.scratch.data() + d_ * d_);
         }
         if (projector_.on_axes())
             projector_.gather(P, d_, out);

@@ -169,8 +169,8 @@ private:
     // grad = (P - M) U, the loss is 1/4 ||P - M||^2 summed without cancellation, and coefficients
     // on coordinate axes are entries of P.
     void fill_row_gram(const double* U, double* P, Workspace& ws) const;
-    // R (d x d) = P - M; returns 1/4 ||R||^2.
-    double row_gram_residual(const double* P, double* R) const;
+    // S (d x d) = c I + a R for the residual R = P - M; returns 1/4 ||R||^2.
+    double row_gram_residual(const double* P, double a, double c, double* S) const;
     StepResult row_gram_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
     // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
