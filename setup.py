@@ -64,7 +64,7 @@ core = Pybind11Extension(
     include_dirs=["csrc"],
     cxx_std=17,
     extra_compile_args=["-O3", "-fno-math-errno", "-Wall"],
-    depends=sorted(glob.glob("csrc/*.hpp")),
+    depends=sorted(glob.glob("csrc/*.hpp") + glob.glob("csrc/*.inc")),
 )
 
 series = Extension(

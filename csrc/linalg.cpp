@@ -49,7 +49,7 @@ using small_gemm_fn = void (*)(int64_t, int64_t, int64_t, double, const double*,
                                const double*, int64_t, double, double*, int64_t);
 using dot_fn = double (*)(int64_t, const double*, const double*);
 using all_finite_fn = bool (*)(int64_t, const double*);
-using scaled_residual_fn = double (*)(int64_t, const double*, const double*, int64_t, double, double, double*);
+using scaled_difference_fn = double (*)(int64_t, const double*, const double*, double, double*);
 using transpose_fn = void (*)(int64_t, int64_t, const double*, int64_t, double*, int64_t);
 
 struct Dispatch {
@@ -57,7 +57,7 @@ struct Dispatch {
     dot_fn dot = generic::dot;
     all_finite_fn all_finite = generic::all_finite;
     transpose_fn transpose = generic::transpose;
-    scaled_residual_fn scaled_residual = generic::scaled_residual;
+    scaled_difference_fn scaled_difference = generic::scaled_difference;
     const char* isa = "generic";
     Dispatch() {
 #ifdef TRAJCORE_X86_DISPATCH
@@ -68,14 +68,14 @@ struct Dispatch {
             dot = avx512::dot;
             all_finite = avx512::all_finite;
             transpose = avx512::transpose;
-            scaled_residual = avx512::scaled_residual;
+            scaled_difference = avx512::scaled_difference;
             isa = "avx512";
         } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             gemm = avx2::gemm;
             dot = avx2::dot;
             all_finite = avx2::all_finite;
             transpose = avx2::transpose;
-            scaled_residual = avx2::scaled_residual;
+            scaled_difference = avx2::scaled_difference;
             isa = "avx2";
         }
 #endif
@@ -152,8 +152,8 @@ double dot(int64_t n, const double* x, const double* y) { return dispatch().dot(
 
 bool all_finite(int64_t n, const double* x) { return dispatch().all_finite(n, x); }
 
-double scaled_residual(int64_t n, const double* P, const double* m, int64_t r, double a, double c, double* S) {
-    return dispatch().scaled_residual(n, P, m, r, a, c, S);
+double scaled_difference(int64_t n, const double* x, const double* y, double a, double* out) {
+    return dispatch().scaled_difference(n, x, y, a, out);
 }
 
 void transpose(int64_t m, int64_t n, const double* A, int64_t lda, double* out, int64_t ldo) {

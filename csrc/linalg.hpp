@@ -32,9 +32,8 @@ double dot(int64_t n, const double* x, const double* y);
 // out (n x m) = A^T for A (m x n); lda and ldo are row strides (in-register block transposes).
 void transpose(int64_t m, int64_t n, const double* A, int64_t lda, double* out, int64_t ldo);
 
-// S (n x n) = c I + a (P - diag(m)) for P (n x n) and m (n) zero past its first r entries;
-// returns ||P - diag(m)||^2 (vectorised, a fixed summation order). S may not alias P.
-double scaled_residual(int64_t n, const double* P, const double* m, int64_t r, double a, double c, double* S);
+// out = a (x - y) for x, y (n); returns ||x - y||^2 (vectorised, a fixed summation order).
+double scaled_difference(int64_t n, const double* x, const double* y, double a, double* out);
 
 // Whether every x[i] is finite.
 bool all_finite(int64_t n, const double* x);

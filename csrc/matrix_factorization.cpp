@@ -321,6 +321,10 @@ SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMat
     require(width > 0, "symmetric factorization: width must be positive");
     checked_size(d_, w_, "symmetric factorization state");
     checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
+    if (row_gram_) {  // M as a dense d x d matrix (d <= w: no larger than the state)
+        row_gram_target_.assign(static_cast<size_t>(d_ * d_), 0.0);
+        for (int64_t i = 0; i < target_.rank(); ++i) row_gram_target_[i * d_ + i] = target_.weights()[i];
+    }
 }
 
 SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
@@ -477,7 +481,10 @@ void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* 
 }
 
 double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double a, double c, double* S) const {
-    return 0.25 * linalg::scaled_residual(d_, P, target_.weights(), target_.rank(), a, c, S);
+    const double squares = linalg::scaled_difference(d_ * d_, P, row_gram_target_.data(), a, S);
+    if (c != 0.0)
+        for (int64_t i = 0; i < d_; ++i) S[i * d_ + i] += c;
+    return 0.25 * squares;
 }
 
 StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, double lr, double* next,

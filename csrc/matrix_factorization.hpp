@@ -184,6 +184,7 @@ private:
     PairProjector projector_;
     bool projector_is_signal_;  // projecting on V itself: coefficients come from ws.signal = V^T U
     bool row_gram_;             // diagonal target, d <= w: see fill_row_gram
+    std::vector<double> row_gram_target_;  // then M (d x d), dense: the residual P - M in one pass
 };
 
 class AsymmetricMatrixFactorizationKernel {
