@@ -215,3 +215,28 @@ def test_concurrent_runs_leave_blas_as_it_was() -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda x: tc.run(problem, x, lr=0.01, steps=200, n_threads=1), inits))
     assert set(_blas_threads()) == {2}
+
+
+def test_blas_is_limited_exactly_when_a_product_can_reach_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered: list[int] = []
+    limit = config.blas_single_threaded
+
+    def counting() -> Any:
+        entered.append(1)
+        return limit()
+
+    monkeypatch.setattr(config, "blas_single_threaded", counting)
+    small = _smf()
+    assert small._largest_product(4) < config.BLAS_THRESHOLD
+    tc.run(small, tc.small_init((8, 4), 0.1, seed=0), lr=0.01, steps=3)
+    tc.run(small, tc.small_init((8, 4), 0.1, seed=0), lr=0.01, steps=3, coordinates="eigenbasis")
+    assert entered == []
+    # d = 130, r' = 128: the dense target times U is 130 * 130 * 128 multiply-adds, past the threshold.
+    large = tc.SymmetricMatrixFactorization.planted(130, 2, seed=0, dense=True)
+    assert large._largest_product(128) >= 130 * 130 * 128 >= config.BLAS_THRESHOLD
+    tc.run(large, tc.small_init((130, 128), 0.1, seed=0), lr=1e-3, steps=1)
+    assert entered == [1]
+    # A problem that does not bound its products is always limited.
+    network = tc.DeepLinearNetwork.planted((3, 3, 3), n=20, seed=0)
+    tc.run(network, network.truncated_init(1, seed=0), lr=1e-3, steps=1)
+    assert entered == [1, 1]

@@ -12,6 +12,7 @@ megabytes is not what exhausts a machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 __all__ = ["check_allocation", "memory_limit", "set_memory_limit", "format_bytes"]
 
@@ -79,15 +80,20 @@ def format_bytes(nbytes: float) -> str:
     return f"{nbytes:.1f} PiB"  # pragma: no cover
 
 
-def check_allocation(what: str, nbytes: float) -> None:
-    """Raise ``MemoryError`` naming ``what`` and the size when ``nbytes`` exceeds the limit."""
+def check_allocation(what: str | Callable[[], str], nbytes: float) -> None:
+    """Raise ``MemoryError`` naming ``what`` and the size when ``nbytes`` exceeds the limit.
+
+    ``what`` may be a function giving the description, for callers on a fast path: it is only built
+    for the error.
+    """
     limit = _explicit_limit()
     if limit is None:
         if nbytes <= SMALL_REQUEST:
             return
         limit = _available_bytes()
     if nbytes > limit:
+        description = what() if callable(what) else what
         raise MemoryError(
-            f"{what}: needs {format_bytes(nbytes)}, more than the {format_bytes(limit)} allowed "
+            f"{description}: needs {format_bytes(nbytes)}, more than the {format_bytes(limit)} allowed "
             "(available memory, or TRAJCORE_MEMORY_LIMIT / trajcore.set_memory_limit)"
         )

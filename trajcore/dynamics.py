@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -23,8 +24,9 @@ StepSize = float | np.ndarray | Callable[[np.ndarray], Any]
 
 #: a chunk of steps handed to C++ at a time aims at this many seconds (Ctrl-C and progress in between)
 _CHUNK_SECONDS = 0.1
-#: ... and grows by at most this factor from one chunk to the next
-_CHUNK_GROWTH = 64
+#: ... and grows by at most this factor from one chunk to the next (the first chunk is one step, and
+#: its time includes the call's fixed cost of several microseconds: a short run takes two calls)
+_CHUNK_GROWTH = 1024
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,13 @@ def _check_run_memory(B: int, R: int, K: int, n: int, steps: int, *, iterates: b
     recorded, the state x (B, n) and velocity (B, n) with momentum, step sizes and record steps.
     """
     words = B * R + B * R * K + (B * R * n if iterates else 0) + B * n * (2 if momentum else 1) + steps + R
-    shapes = f"B={B} trajectories x R={R} records x (1 loss + K={K} coefficients"
-    shapes += f" + n={n} iterate values)" if iterates else ")"
-    check_allocation(f"run: record arrays ({shapes})", 8 * words)
+
+    def description() -> str:
+        shapes = f"B={B} trajectories x R={R} records x (1 loss + K={K} coefficients"
+        shapes += f" + n={n} iterate values)" if iterates else ")"
+        return f"run: record arrays ({shapes})"
+
+    check_allocation(description, 8 * words)
 
 
 def _step_sizes(lr: StepSize, steps: int) -> tuple[np.ndarray, float | list[float]]:
@@ -237,7 +243,7 @@ def run(
     basis = None
     if coordinates == "eigenbasis":
         rows = param_shape[0]
-        check_allocation(f"coordinates='eigenbasis': the basis ({rows} x {rows})", 8 * rows**2)
+        check_allocation(lambda: f"coordinates='eigenbasis': the basis ({rows} x {rows})", 8 * rows**2)
         basis = problem._eigenbasis()
     kernel, pairs, zero_loss = problem._compiled(width, record.coefficients, coordinates)
 
@@ -253,8 +259,14 @@ def run(
     velocity = np.zeros((B, n)) if momentum != 0 else None
     diverged_at = _filled(B, -1, np.int64)
     last_perturbation = _filled(B, -1, np.int64)
-    # The core's products, the changes of basis too, run with BLAS on one thread.
-    with config.blas_single_threaded():
+    # The core's products, the changes of basis too, run with BLAS on one thread (when they can
+    # reach BLAS at all: limiting it costs more than a short run).
+    largest = problem._largest_product(width)
+    if largest is None or largest >= config.BLAS_THRESHOLD:
+        blas_guard: contextlib.AbstractContextManager[Any] = config.blas_single_threaded()
+    else:
+        blas_guard = contextlib.nullcontext()
+    with blas_guard:
         if basis is None:
             x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
         else:

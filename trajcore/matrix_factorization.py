@@ -89,6 +89,14 @@ def _sub_basis(basis: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(basis[:, used]), remapped.astype(np.int64)
 
 
+def _factor_product_bound(problem: Problem, width: int) -> int:
+    """Largest product of a factorization kernel with parameters ``(p, width)``: every operand is
+    ``p x p`` at most (the target, its bases, the change of basis) or the parameters, so
+    ``p * width * max(p, width)`` bounds them all."""
+    rows = problem.parameter_shape(width)[0]
+    return rows * width * max(rows, width)
+
+
 class SymmetricMatrixFactorization(Problem):
     """``f(U) = 1/4 ||U U^T - M||_F^2`` for ``U (d, r')``, target ``M (d, d)`` symmetric.
 
@@ -195,6 +203,8 @@ class SymmetricMatrixFactorization(Problem):
             "factored": self.is_factored,
             "sigma": self.sigma.tolist(),
         }
+
+    _largest_product = _factor_product_bound
 
     # -- NumPy reference quantities --------------------------------------------------------------
 
@@ -375,6 +385,8 @@ class AsymmetricMatrixFactorization(Problem):
             "factored": self.is_factored,
             "s": self.s.tolist(),
         }
+
+    _largest_product = _factor_product_bound
 
     def parameter_shape(self, width: int) -> tuple[int, ...]:
         return (self.m + self.n, width)

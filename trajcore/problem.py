@@ -84,6 +84,12 @@ class Problem:
         """The kernel of the same problem and request for parameters ``Q^T x`` (see :meth:`_eigenbasis`)."""
         raise NotImplementedError
 
+    def _largest_product(self, width: int) -> int | None:
+        """An upper bound on the multiply-adds of any one matrix product the kernels of this width
+        make (steps, losses, coefficients, changes of basis), or ``None`` when unknown. Below the
+        core's BLAS threshold a run never calls BLAS, and skips limiting its threads."""
+        return None
+
     def coefficient_pairs(self, coefficients: Any) -> np.ndarray:
         raise NotImplementedError
 
