@@ -5,6 +5,13 @@
 
 namespace trajcore {
 
+// Kernels whose state is stored transposed say so with state_transposed().
+template <class K, class = void>
+struct has_state_transposed : std::false_type {};
+template <class K>
+struct has_state_transposed<K, std::void_t<decltype(std::declval<const K&>().state_transposed())>>
+    : std::true_type {};
+
 template <class Kernel, class PyClass>
 void bind_run_chunk(PyClass& cls) {
     namespace py = pybind11;
@@ -82,6 +89,15 @@ void bind_run_chunk(PyClass& cls) {
         },
         py::arg("x"), py::arg("n_threads") = 1, "Exact losses (B,) of parameter vectors x (B, n).");
     cls.def_property_readonly("state_size", &Kernel::state_size);
+    cls.def_property_readonly(
+        "state_transposed",
+        [](const Kernel& kernel) {
+            if constexpr (has_state_transposed<Kernel>::value)
+                return kernel.state_transposed();
+            else
+                return false;
+        },
+        "Whether a trajectory's (p, w) parameters are stored transposed, as (w, p).");
     cls.def_property_readonly("n_observables", &Kernel::n_observables);
 }
 

@@ -40,16 +40,17 @@ void bind_matrix_factorization(py::module_& m) {
     py::class_<SymmetricMatrixFactorizationKernel> smf(m, "SymmetricMatrixFactorizationKernel");
     smf.def(py::init([](int64_t d, int64_t width, py::object dense, py::object V, py::object sigma,
                         const ConstArray& basis, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs,
-                        py::object diagonal) {
+                        py::object diagonal, bool transposed) {
                 require(basis.ndim() == 2 && basis.shape(0) == d, "basis: expected shape (d, q)");
                 const int64_t q = basis.shape(1);
                 TargetMatrix target = make_target(d, d, dense, V, sigma, V, diagonal);
                 PairProjector projector(d, q, copy_vector(basis, d * q, "basis"), d, q,
                                         copy_vector(basis, d * q, "basis"), copy_pairs(pairs), true);
-                return SymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector));
+                return SymmetricMatrixFactorizationKernel(std::move(target), width, std::move(projector), transposed);
             }),
             py::arg("d"), py::arg("width"), py::arg("dense") = py::none(), py::arg("V") = py::none(),
-            py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"), py::arg("diagonal") = py::none());
+            py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"), py::arg("diagonal") = py::none(),
+            py::arg("transposed") = false);
     bind_run_chunk<SymmetricMatrixFactorizationKernel>(smf);
 
     m.def(

@@ -313,12 +313,14 @@ bool PairProjector::left_basis_is(const double* basis, int64_t columns) const {
 // Symmetric
 
 SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
-                                                                       PairProjector projector)
+                                                                       PairProjector projector, bool transposed)
     : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)),
       projector_is_signal_(target_.is_factored() && projector_.left_basis_is(target_.left(), target_.rank())),
-      row_gram_(target_.is_diagonal() && d_ <= w_) {
+      row_gram_(transposed) {
     require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
     require(width > 0, "symmetric factorization: width must be positive");
+    require(!transposed || (target_.is_diagonal() && d_ <= w_),
+            "transposed: the U^T state needs a diagonal target and d <= width");
     checked_size(d_, w_, "symmetric factorization state");
     checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
     if (row_gram_) {  // M as a dense d x d matrix (d <= w: no larger than the state)
@@ -339,7 +341,6 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
     } else if (row_gram_) {  // ws.mix (w x w) holds the d x d step matrix
         ws.row_gram.resize(static_cast<size_t>(d_ * d_));
         ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
-        ws.transposed.resize(static_cast<size_t>(w_ * d_));
     } else if (target_.is_diagonal()) {
         ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
         ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
@@ -474,10 +475,8 @@ bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram
     return finite;
 }
 
-void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* U, double* P, Workspace& ws) const {
-    double* T = ws.transposed.data();  // U^T (w x d), so that P = (U^T)^T U^T is a Gram product
-    linalg::transpose(d_, w_, U, w_, T, d_);
-    linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // O(d^2 w)
+void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* T, double* P) const {
+    linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // (U^T)^T U^T = U U^T, O(d^2 w)
 }
 
 double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double a, double c, double* S) const {
@@ -487,24 +486,24 @@ double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, do
     return 0.25 * squares;
 }
 
-StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, double lr, double* next,
+StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* T, double lr, double* next,
                                                              bool next_is_final, Workspace& ws) const {
-    if (ws.products_of_next == U)  // the previous step already computed U U^T
+    if (ws.products_of_next == T)  // the previous step already computed U U^T
         std::swap(ws.row_gram, ws.next_row_gram);
     else
-        fill_row_gram(U, ws.row_gram.data(), ws);
-    // U - lr (P - M) U = (I - lr R) U with the residual R = P - M: O(d^2 w).
+        fill_row_gram(T, ws.row_gram.data());
+    // (U - lr (P - M) U)^T = U^T (I - lr R) with the symmetric residual R = P - M: O(d^2 w).
     double* step = ws.mix.data();
     const double loss = row_gram_residual(ws.row_gram.data(), -lr, 1.0, step);
-    gemm_nn(d_, w_, d_, 1.0, step, d_, U, w_, 0.0, next, w_);
+    gemm_nn(w_, d_, d_, 1.0, T, d_, step, d_, 0.0, next, d_);
     if (!next_is_final) {  // noise or post_step change next: its products would be wasted
         ws.products_of_next = nullptr;
         return {loss, false};
     }
-    // next's P for the following step; its diagonal holds the squared row norms of next, so a
+    // next's P for the following step; its diagonal holds the squared row norms of the new U, so a
     // finite diagonal means a finite next (see combine).
     double* P_next = ws.next_row_gram.data();
-    fill_row_gram(next, P_next, ws);
+    fill_row_gram(next, P_next);
     ws.products_of_next = next;
     bool diagonal_finite = true;
     for (int64_t i = 0; i < d_; ++i) diagonal_finite = diagonal_finite && std::isfinite(P_next[i * d_ + i]);
@@ -514,12 +513,11 @@ StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* U, do
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
                                                          const StepContext&) const {
     ws.products_of_next = nullptr;
-    if (row_gram_) {  // grad = P U - M U
-        fill_row_gram(U, ws.row_gram.data(), ws);
-        gemm_nn(d_, w_, d_, 1.0, ws.row_gram.data(), d_, U, w_, 0.0, grad, w_);
-        for (int64_t i = 0; i < target_.rank(); ++i)
-            for (int64_t j = 0; j < w_; ++j) grad[i * w_ + j] -= target_.weights()[i] * U[i * w_ + j];
-        return row_gram_residual(ws.row_gram.data(), 1.0, 0.0, ws.mix.data());
+    if (row_gram_) {  // U holds U^T: grad^T = U^T R
+        fill_row_gram(U, ws.row_gram.data());
+        const double loss = row_gram_residual(ws.row_gram.data(), 1.0, 0.0, ws.mix.data());
+        gemm_nn(w_, d_, d_, 1.0, U, d_, ws.mix.data(), d_, 0.0, grad, d_);
+        return loss;
     }
     const double loss = loss_parts(U, ws, grad);
     std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
@@ -560,19 +558,21 @@ StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, do
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
                                                    double gradient_loss) const {
-    if (row_gram_) {  // P = U U^T, from the step when it has just been computed
+    if (row_gram_) {  // U holds U^T; P = U U^T from the step when it has just been computed
         const double* P = ws.row_gram.data();
         double loss = gradient_loss;  // exact, the same sum as below
+        ws.scratch.resize(static_cast<size_t>(std::max(2 * d_ * d_, d_ * w_)));
         if (!std::isfinite(gradient_loss)) {
-            ws.scratch.resize(static_cast<size_t>(2 * d_ * d_));
-            fill_row_gram(U, ws.scratch.data(), ws);
+            fill_row_gram(U, ws.scratch.data());
             P = ws.scratch.data();
             loss = row_gram_residual(P, 1.0, 0.0, ws.scratch.data() + d_ * d_);
         }
-        if (projector_.on_axes())
+        if (projector_.on_axes()) {
             projector_.gather(P, d_, out);
-        else
-            projector_.project(U, U, w_, out, ws.projection);
+        } else {  // the projector reads U itself (P is no longer needed)
+            linalg::transpose(w_, d_, U, d_, ws.scratch.data(), w_);
+            projector_.project(ws.scratch.data(), ws.scratch.data(), w_, out, ws.projection);
+        }
         return loss;
     }
     // When the driver has just computed the step from U, the workspace holds V^T U (factored

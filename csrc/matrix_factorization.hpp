@@ -124,17 +124,20 @@ public:
         // <U, M U> = sum_i m_i |U_i|^2, of U and of the last step's result.
         std::vector<double> perp_gram, next_perp_gram;
         double cross = 0.0, next_cross = 0.0;
-        // Diagonal target with d <= w: P = U U^T (d x d) of U and of the last step's result, and
-        // U^T (w x d) on the way to P.
-        std::vector<double> row_gram, next_row_gram, transposed;
+        // Transposed state: P = U U^T (d x d) of U and of the last step's result.
+        std::vector<double> row_gram, next_row_gram;
         const double* products_of_next = nullptr;
         std::vector<double> scratch, projection;
         double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
     };
 
-    SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
+    // With `transposed` (a diagonal target and d <= w only) the state is U^T (w x d) instead of U,
+    // and steps go through P = U U^T (see fill_row_gram).
+    SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector,
+                                       bool transposed = false);
 
     int64_t state_size() const { return d_ * w_; }
+    bool state_transposed() const { return row_gram_; }
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
@@ -165,13 +168,14 @@ private:
     // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense or diagonal
     // target, 0 for a factored one.
     double loss_from_products(Workspace& ws, double cross) const;
-    // A diagonal target with d <= w steps through the smaller Gram matrix P = U U^T (d x d):
-    // grad = (P - M) U, the loss is 1/4 ||P - M||^2 summed without cancellation, and coefficients
+    // The transposed state T = U^T (a diagonal target with d <= w) steps through the smaller Gram
+    // matrix P = U U^T = T^T T (d x d), with no transposition: grad^T = T (P - M) and a step is
+    // T (I - lr (P - M)); the loss is 1/4 ||P - M||^2 summed without cancellation, and coefficients
     // on coordinate axes are entries of P.
-    void fill_row_gram(const double* U, double* P, Workspace& ws) const;
+    void fill_row_gram(const double* T, double* P) const;
     // S (d x d) = c I + a R for the residual R = P - M; returns 1/4 ||R||^2.
     double row_gram_residual(const double* P, double a, double c, double* S) const;
-    StepResult row_gram_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws) const;
+    StepResult row_gram_step(const double* T, double lr, double* next, bool next_is_final, Workspace& ws) const;
     // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
     // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
     // `finite`, reports whether out is finite; with prepare_next also fills the next_* products with
@@ -183,7 +187,7 @@ private:
     int64_t d_, w_;
     PairProjector projector_;
     bool projector_is_signal_;  // projecting on V itself: coefficients come from ws.signal = V^T U
-    bool row_gram_;             // diagonal target, d <= w: see fill_row_gram
+    bool row_gram_;             // the state is U^T: see fill_row_gram
     std::vector<double> row_gram_target_;  // then M (d x d), dense: the residual P - M in one pass
 };
 

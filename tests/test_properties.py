@@ -382,9 +382,17 @@ def test_blas_path_matches_kernels() -> None:
 class Case:
     """One problem for the driver: a kernel plus its NumPy loss/gradient/observables."""
 
-    def __init__(self, kernel: Any, loss_grad: Callable[..., Any], observe: Callable[..., Any], scale: float):
+    def __init__(
+        self,
+        kernel: Any,
+        loss_grad: Callable[..., Any],
+        observe: Callable[..., Any],
+        scale: float,
+        transposed: bool = False,
+    ):
         self.kernel, self.loss_grad, self.observe, self.scale = kernel, loss_grad, observe, scale
         self.n, self.K = int(kernel.state_size), int(kernel.n_observables)
+        self.transposed = transposed  # whether the state rows hold the parameters transposed
 
 
 def _pairs(draw: Any, q_left: int, q_right: int) -> np.ndarray:
@@ -407,6 +415,7 @@ def smf_case(draw: Any) -> Case:
     basis = draw(real_arrays((d, q), -1, 1))
     pairs = _pairs(draw, q, q)
     form = draw(st.sampled_from(["dense", "factored", "diagonal"]))
+    transposed = False
     if form == "dense":
         A = draw(real_arrays((d, d)))
         M = 0.5 * (A + A.T)
@@ -416,7 +425,10 @@ def smf_case(draw: Any) -> Case:
         values[draw(st.integers(0, d)) :] = 0.0
         values[values < -1.5] = 0.0
         M = np.diag(values)
-        kernel = _core.SymmetricMatrixFactorizationKernel(d, w, diagonal=values, basis=basis, pairs=pairs)
+        transposed = d <= w and draw(st.booleans())  # then the state may be U^T
+        kernel = _core.SymmetricMatrixFactorizationKernel(
+            d, w, diagonal=values, basis=basis, pairs=pairs, transposed=transposed
+        )
     else:
         r = draw(st.integers(1, d))
         V = _orthonormal_columns(draw(real_arrays((d, r), -1, 1)))
@@ -424,16 +436,20 @@ def smf_case(draw: Any) -> Case:
         M = (V * sigma) @ V.T
         kernel = _core.SymmetricMatrixFactorizationKernel(d, w, V=V, sigma=sigma, basis=basis, pairs=pairs)
 
+    def params(x: np.ndarray) -> np.ndarray:
+        return x.reshape(w, d).T if transposed else x.reshape(d, w)
+
     def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        U = x.reshape(d, w)
+        U = params(x)
         R = U @ U.T - M
-        return 0.25 * float(np.sum(R * R)), (R @ U).ravel()
+        grad = R @ U
+        return 0.25 * float(np.sum(R * R)), (grad.T if transposed else grad).ravel()
 
     def observe(x: np.ndarray) -> np.ndarray:
-        P = basis.T @ x.reshape(d, w)
+        P = basis.T @ params(x)
         return np.einsum("kw,kw->k", P[pairs[:, 0]], P[pairs[:, 1]])
 
-    return Case(kernel, loss_grad, observe, 1.0 + float(np.sum(M * M)))
+    return Case(kernel, loss_grad, observe, 1.0 + float(np.sum(M * M)), transposed)
 
 
 @st.composite
@@ -800,20 +816,31 @@ _PAIR_DTYPES = [np.int64, np.int32, np.float64, np.bool_, object]
     any_array(max_dims=3),
     any_array(max_dims=3, dtypes=_PAIR_DTYPES),
     st.one_of(st.none(), any_array(max_dims=2)),
+    st.booleans(),
 )
 def test_symmetric_kernel_constructor(
-    d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any, pairs: Any, diagonal: Any
+    d: int, width: int, dense: Any, V: Any, sigma: Any, basis: Any, pairs: Any, diagonal: Any, transposed: bool
 ) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kernel = _core.SymmetricMatrixFactorizationKernel(
-                d, width, dense=dense, V=V, sigma=sigma, basis=basis, pairs=pairs, diagonal=diagonal
+                d,
+                width,
+                dense=dense,
+                V=V,
+                sigma=sigma,
+                basis=basis,
+                pairs=pairs,
+                diagonal=diagonal,
+                transposed=transposed,
             )
     except CLEAR_ERRORS:
         return
     assert d >= 1 and width >= 1 and basis.ndim == 2 and basis.shape[0] == d
     assert kernel.state_size == d * width
+    assert kernel.state_transposed == transposed
+    assert not transposed or (diagonal is not None and d <= width)  # the U^T state needs both
     assert kernel.n_observables == np.asarray(pairs).shape[0]
     given = diagonal if diagonal is not None else dense if dense is not None else sigma
     target = np.asarray(given).astype(np.complex128)
@@ -901,6 +928,7 @@ def test_kernel_losses(data: Any) -> None:
         assert not valid or n_threads > 1024
         return
     assert valid and n_threads <= 1024
+    assert case.kernel.state_transposed == case.transposed
     expected = [case.loss_grad(row)[0] for row in x]
     np.testing.assert_allclose(out, np.asarray(expected).reshape(-1), rtol=1e-9, atol=1e-12 * case.scale**2)
 
@@ -942,7 +970,7 @@ def test_single_point_kernel_bindings(data: Any) -> None:
 
 
 #: the methods and properties every problem kernel binds (bind_run_chunk), all fuzzed above
-KERNEL_MEMBERS = {"run_chunk", "losses", "state_size", "n_observables"}
+KERNEL_MEMBERS = {"run_chunk", "losses", "state_size", "n_observables", "state_transposed"}
 #: single-point bindings some kernels add (fuzzed by test_single_point_kernel_bindings)
 SINGLE_POINT = {"loss_and_grad", "observe"}
 

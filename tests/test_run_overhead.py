@@ -171,6 +171,7 @@ class _FailingRun(tc.SymmetricMatrixFactorization):
 
         class Failing:
             n_observables = kernel.n_observables
+            state_transposed = kernel.state_transposed
             losses = kernel.losses
 
             def run_chunk(self, *args: Any, **kwargs: Any) -> None:

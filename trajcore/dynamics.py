@@ -110,6 +110,20 @@ def _filled(shape: int | tuple[int, ...], value: float, dtype: type = np.float64
     return out
 
 
+def _state_of(params: np.ndarray, transposed: bool) -> np.ndarray:
+    """Parameters ``(N, *P)`` as the kernel's state rows ``(N, n)``, a new C-contiguous float64 array;
+    a kernel with a transposed state (``P = (p, w)``) stores each as ``(w, p)``."""
+    values = params.swapaxes(1, 2) if transposed else params
+    return np.array(values, dtype=np.float64, order="C", copy=True).reshape(len(params), math.prod(params.shape[1:]))
+
+
+def _params_of(state: np.ndarray, param_shape: tuple[int, ...], transposed: bool) -> np.ndarray:
+    """The inverse of :func:`_state_of`: state rows ``(..., n)`` as parameters ``(N, *param_shape)``."""
+    if transposed:
+        return state.reshape(-1, param_shape[1], param_shape[0]).swapaxes(1, 2)
+    return state.reshape(-1, *param_shape)
+
+
 def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: int) -> np.ndarray:
     """``basis^T x`` (into the basis) or ``basis x`` for each x of ``values (N, p, ...)``, ``basis (p, p)``.
 
@@ -266,11 +280,9 @@ def run(
         blas_guard: contextlib.AbstractContextManager[Any] = config.blas_single_threaded()
     else:
         blas_guard = contextlib.nullcontext()
+    transposed = bool(kernel.state_transposed)
     with blas_guard:
-        if basis is None:
-            x = np.array(x0.reshape(B, n), dtype=np.float64, order="C", copy=True)
-        else:
-            x = _change_basis(basis, x0, True, threads).reshape(B, n)
+        x = _state_of(x0 if basis is None else _change_basis(basis, x0, True, threads), transposed)
         initial_loss = kernel.losses(x, threads)
         arrays = {
             "x": x,
@@ -290,9 +302,9 @@ def run(
         }
         _advance(kernel, arrays, steps, threads, progress)
         if basis is not None:  # back to the given coordinates
-            x = _change_basis(basis, x.reshape(x0.shape), False, threads).reshape(B, n)
+            x = _change_basis(basis, _params_of(x, param_shape, transposed), False, threads).reshape(B, n)
             if iterates is not None:
-                iterates = _change_basis(basis, iterates.reshape((B * R, *param_shape)), False, threads)
+                iterates = _change_basis(basis, _params_of(iterates, param_shape, transposed), False, threads)
     if iterates is not None:
         iterates_out: np.ndarray | None = iterates.reshape((B, R, *param_shape))
     else:

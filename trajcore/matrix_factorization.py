@@ -283,8 +283,9 @@ class SymmetricMatrixFactorization(Problem):
         ``f = 1/4 ||W W^T - diag(lambda)||^2``, a step costs O(d r'^2) and coefficients are dot products
         of rows of W."""
         basis, pairs = self._projector(coefficients, eigenbasis=True)
+        # With d <= r' the kernel keeps W^T and steps through the smaller W W^T (no transposition).
         return _core.SymmetricMatrixFactorizationKernel(
-            self.d, width, diagonal=self._eigenvalues, basis=basis, pairs=pairs
+            self.d, width, diagonal=self._eigenvalues, basis=basis, pairs=pairs, transposed=self.d <= width
         )
 
     def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
