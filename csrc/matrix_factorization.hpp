@@ -1,7 +1,8 @@
 // Step kernels of symmetric and asymmetric matrix factorization (PAPERS.md section 2).
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is formed only
-//   for a diagonal M with d <= w, where it is the smaller Gram matrix (see fill_row_gram).
+//   by a kernel whose state is U^T (a diagonal M with d <= w, where it is the smaller Gram matrix:
+//   see fill_row_gram).
 //   M U costs O(d^2 w) for a dense M, O(d r w) for M = V diag(sigma) V^T given as (V, sigma), and
 //   O(d w) for a diagonal M: the same problem in the target's eigenbasis (U -> O^T U), which is how
 //   Python runs with coordinates="eigenbasis".

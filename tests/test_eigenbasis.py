@@ -76,7 +76,8 @@ def test_eigenbasis_run_matches_numpy_reference(dense, batched, coefficients):
 def test_eigenbasis_kernel_paths_match_numpy_reference(target, d, width):
     """Several row blocks outside the support and one inside; negative eigenvalues (the support is
     every row); the zero target (no support at all); with heavy-ball momentum for the indefinite
-    ones. With d <= r' ("rows-") the step goes through U U^T instead of U^T U."""
+    ones. With d <= r' ("rows-") the kernel keeps U^T and the step goes through U U^T instead of
+    U^T U; the iterates come back in the given layout and coordinates."""
     if target == "factored":
         problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=3, sigma=[3.0, 2.0, 1.0], seed=5)
     else:
@@ -86,10 +87,11 @@ def test_eigenbasis_kernel_paths_match_numpy_reference(target, d, width):
     U0 = tc.small_init((d, width), 0.02, seed=6)
     momentum = 0.5 if target == "indefinite" else 0.0
     steps, lr = 80, 0.05
-    record = tc.Record(every=1, coefficients="diagonal")
+    record = tc.Record(every=1, coefficients="diagonal", iterates=True)
     traj = eigen_run(problem, U0, lr=lr, steps=steps, record=record, momentum=momentum)
+    assert problem._compiled(width, "diagonal", "eigenbasis")[0].state_transposed == (d <= width)
     pairs = problem.coefficient_pairs("diagonal")
-    assert_matches_reference(problem, U0, traj, lr, steps, 1, pairs, momentum=momentum)
+    assert_matches_reference(problem, U0, traj, lr, steps, 1, pairs, momentum=momentum, iterates=True)
 
 
 def test_converged_losses_stay_accurate():

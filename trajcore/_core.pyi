@@ -59,6 +59,7 @@ class _DrivenKernel:
     """Methods every kernel gets from bind_run_chunk (csrc/bind_driver.hpp)."""
 
     state_size: int
+    state_transposed: bool
     n_observables: int
     def run_chunk(
         self,
@@ -95,6 +96,7 @@ class SymmetricMatrixFactorizationKernel(_DrivenKernel):
         basis: NDArray[np.float64],
         pairs: NDArray[np.int64],
         diagonal: NDArray[np.float64] | None = None,
+        transposed: bool = False,
     ) -> None: ...
 
 def change_basis(
