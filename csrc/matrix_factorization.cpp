@@ -428,7 +428,7 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
         gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
         if (prepare_next) {  // out^T out, as loss_parts computes it
             linalg::gram(w_, d_, out, w_, 0.0, ws.next_gram.data(), w_);
-            if (finite) *finite = gram_diagonal_finite(ws.next_gram.data()) || linalg::all_finite(d_ * w_, out);
+            if (finite) *finite = gram_diagonal_finite(ws.next_gram.data(), w_) || linalg::all_finite(d_ * w_, out);
         } else if (finite) {
             *finite = linalg::all_finite(d_ * w_, out);
         }
@@ -462,16 +462,16 @@ void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, doub
         if (prepare_next) add_block_products(block, i0, rows, first, next);
     });
     if (finite != nullptr && prepare_next)
-        *finite = gram_diagonal_finite(next.gram) || linalg::all_finite(d_ * w_, out);
+        *finite = gram_diagonal_finite(next.gram, w_) || linalg::all_finite(d_ * w_, out);
 }
 
 // (Z^T Z)_jj sums the squares of column j of Z: a NaN or infinite entry makes it NaN or infinite, so
 // a finite diagonal means a finite Z. Only otherwise (divergence, or squares that overflow) is Z
 // itself read. (Reading it every step cost more than the step's arithmetic for narrow widths:
 // loads across the narrow stores just made stall.)
-bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram) const {
+bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram, int64_t n) {
     bool finite = true;
-    for (int64_t j = 0; j < w_; ++j) finite = finite && std::isfinite(gram[j * w_ + j]);
+    for (int64_t j = 0; j < n; ++j) finite = finite && std::isfinite(gram[j * n + j]);
     return finite;
 }
 
@@ -500,14 +500,11 @@ StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* T, do
         ws.products_of_next = nullptr;
         return {loss, false};
     }
-    // next's P for the following step; its diagonal holds the squared row norms of the new U, so a
-    // finite diagonal means a finite next (see combine).
+    // next's P = T^T T for the following step, whose diagonal tells whether next is finite.
     double* P_next = ws.next_row_gram.data();
     fill_row_gram(next, P_next);
     ws.products_of_next = next;
-    bool diagonal_finite = true;
-    for (int64_t i = 0; i < d_; ++i) diagonal_finite = diagonal_finite && std::isfinite(P_next[i * d_ + i]);
-    return {loss, diagonal_finite || linalg::all_finite(d_ * w_, next)};
+    return {loss, gram_diagonal_finite(P_next, d_) || linalg::all_finite(d_ * w_, next)};
 }
 
 double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,

@@ -182,8 +182,8 @@ private:
     // `finite`, reports whether out is finite; with prepare_next also fills the next_* products with
     // out's (a dense target: next_gram only).
     void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
-    // Whether every diagonal entry of a (w x w) Gram matrix Z^T Z is finite (then Z is finite).
-    bool gram_diagonal_finite(const double* gram) const;
+    // Whether every diagonal entry of an (n x n) Gram matrix Z^T Z is finite (then Z is finite).
+    static bool gram_diagonal_finite(const double* gram, int64_t n);
     TargetMatrix target_;
     int64_t d_, w_;
     PairProjector projector_;

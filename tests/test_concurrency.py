@@ -166,7 +166,12 @@ def _interrupt_long_run(mode: str) -> tuple[subprocess.CompletedProcess[str], fl
     proc.send_signal(signal.SIGINT)
     line = proc.stdout.readline()
     latency = time.perf_counter() - sent
-    out, err = proc.communicate(timeout=60)
+    # Read the rest through the same buffered pipe: readline may have buffered the child's next
+    # lines already, which communicate() (reading the raw descriptors) would never see. The child
+    # writes a traceback at most to stderr, far below a pipe's capacity.
+    assert proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, line + out, err), latency
 
 
