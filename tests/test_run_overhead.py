@@ -241,3 +241,39 @@ def test_blas_is_limited_exactly_when_a_product_can_reach_it(monkeypatch: pytest
     network = tc.DeepLinearNetwork.planted((3, 3, 3), n=20, seed=0)
     tc.run(network, network.truncated_init(1, seed=0), lr=1e-3, steps=1)
     assert entered == [1, 1]
+
+
+class _CountingRun(tc.SymmetricMatrixFactorization):
+    """A problem whose kernel records the step range of every core call."""
+
+    calls: list[tuple[int, int]]
+
+    def _kernel(self, width: int, coefficients: Any) -> Any:
+        kernel = super()._kernel(width, coefficients)
+        calls = self.calls
+
+        class Counting:
+            n_observables = kernel.n_observables
+            state_transposed = kernel.state_transposed
+            losses = kernel.losses
+
+            def run_chunk(self, **kwargs: Any) -> None:
+                calls.append((kwargs["t0"], kwargs["t1"]))
+                kernel.run_chunk(**kwargs)
+
+        return Counting()
+
+
+def test_a_small_run_is_one_core_call_and_a_large_one_starts_with_a_probe_step() -> None:
+    small = _CountingRun(V=np.eye(8)[:, :2], sigma=[2.0, 1.0])
+    small.calls = []
+    init = tc.small_init((8, 4), 0.1, seed=0)
+    traj = tc.run(small, init, lr=0.05, steps=300)
+    assert small.calls == [(0, 300)]  # 300 x 8 * 4 * 8 multiply-adds: far below the budget
+    plain = tc.SymmetricMatrixFactorization(V=np.eye(8)[:, :2], sigma=[2.0, 1.0])
+    _assert_same_run(traj, tc.run(plain, init, lr=0.05, steps=300))
+    # 200 steps x 64 trajectories x the 60 x 16 x 60 bound: a first one-step chunk measures the rate.
+    large = _CountingRun.planted(60, 2, seed=0)
+    large.calls = []
+    tc.run(large, tc.small_init((64, 60, 16), 0.1, seed=0), lr=1e-3, steps=200)
+    assert large.calls[0] == (0, 1) and large.calls[-1][1] == 200 and len(large.calls) >= 2

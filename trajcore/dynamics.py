@@ -27,6 +27,10 @@ _CHUNK_SECONDS = 0.1
 #: ... and grows by at most this factor from one chunk to the next (the first chunk is one step, and
 #: its time includes the call's fixed cost of several microseconds: a short run takes two calls)
 _CHUNK_GROWTH = 1024
+#: a run of at most this many multiply-adds in bounded products (steps x trajectories x the problem's
+#: largest product) is one call: milliseconds at most, where a first one-step chunk would cost more
+#: than it tells
+_ONE_CALL_WORK = 2e7
 
 
 @dataclass(frozen=True)
@@ -135,15 +139,18 @@ def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: in
     return np.asarray(_core.change_basis(basis, stacked, into, threads))
 
 
-def _advance(kernel: Any, arrays: dict[str, Any], steps: int, threads: int, progress: bool) -> None:
+def _advance(
+    kernel: Any, arrays: dict[str, Any], steps: int, threads: int, progress: bool, first_chunk: int = 1
+) -> None:
     """Advance the run's ``arrays`` (the ``run_chunk`` buffers and settings) through ``steps`` steps,
-    in chunks of about ``_CHUNK_SECONDS`` so that Ctrl-C and the progress bar act between them."""
+    in chunks of about ``_CHUNK_SECONDS`` so that Ctrl-C and the progress bar act between them; the
+    first chunk (``first_chunk`` steps) measures the rate."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, unit="step", leave=False)
-    t, chunk = 0, 1
+    t, chunk = 0, first_chunk
     while True:
         t_end = min(steps, t + chunk)
         started = time.perf_counter()
@@ -300,7 +307,8 @@ def run(
             "seed": seed,
             "trajectory_offset": trajectory_offset,
         }
-        _advance(kernel, arrays, steps, threads, progress)
+        small = largest is not None and steps * B * largest <= _ONE_CALL_WORK
+        _advance(kernel, arrays, steps, threads, progress, first_chunk=steps if small else 1)
         if basis is not None:  # back to the given coordinates
             x = _change_basis(basis, _params_of(x, param_shape, transposed), False, threads).reshape(B, n)
             if iterates is not None:
