@@ -341,6 +341,8 @@ SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel
     } else if (row_gram_) {  // ws.mix (w x w) holds the d x d step matrix
         ws.row_gram.resize(static_cast<size_t>(d_ * d_));
         ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
+        // observe's P and residual of a state it has no P for, or U for a projector off the axes
+        ws.scratch.resize(static_cast<size_t>(std::max(2 * d_ * d_, d_ * w_)));
     } else if (target_.is_diagonal()) {
         ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
         ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
@@ -558,7 +560,6 @@ double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out,
     if (row_gram_) {  // U holds U^T; P = U U^T from the step when it has just been computed
         const double* P = ws.row_gram.data();
         double loss = gradient_loss;  // exact, the same sum as below
-        ws.scratch.resize(static_cast<size_t>(std::max(2 * d_ * d_, d_ * w_)));
         if (!std::isfinite(gradient_loss)) {
             fill_row_gram(U, ws.scratch.data());
             P = ws.scratch.data();

@@ -24,8 +24,8 @@ StepSize = float | np.ndarray | Callable[[np.ndarray], Any]
 
 #: a chunk of steps handed to C++ at a time aims at this many seconds (Ctrl-C and progress in between)
 _CHUNK_SECONDS = 0.1
-#: ... and grows by at most this factor from one chunk to the next (the first chunk is one step, and
-#: its time includes the call's fixed cost of several microseconds: a short run takes two calls)
+#: ... and grows by at most this factor from one chunk to the next (the first chunk is a probe step,
+#: whose time includes the call's fixed cost of several microseconds, so its rate is an underestimate)
 _CHUNK_GROWTH = 1024
 #: a run of at most this many multiply-adds in bounded products (steps x trajectories x the problem's
 #: largest product) is one call: milliseconds at most, where a first one-step chunk would cost more
