@@ -108,36 +108,32 @@ def _gradients_here(model: Any, batches: list[Any], psi: np.ndarray, method: str
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
     n, _, k = psi.shape
+    if sum(b[0].shape[0] for b in batches) != n:
+        raise ValueError(f"probe: yields {sum(b[0].shape[0] for b in batches)} points, the basis is defined on {n}")
     total = torch.zeros((k, sum(p.numel() for p in params)), dtype=torch.float64)
-    start = 0
-    for inputs, _ in batches:
-        out = model(inputs)
-        out = out.reshape(out.shape[0], -1)
-        size = out.shape[0]
-        cotangent = torch.as_tensor(np.moveaxis(psi[start : start + size], 2, 0) / n, dtype=out.dtype)  # (k, b, C)
-        start += size
-        if method == "batched":
-            grads = torch.autograd.grad(
-                out, trainable, grad_outputs=cotangent, is_grads_batched=True, allow_unused=True
-            )
-        else:
-            per_function = []
-            for i in range(k):
-                per_function.append(
-                    torch.autograd.grad(
-                        out, trainable, grad_outputs=cotangent[i], retain_graph=i < k - 1, allow_unused=True
-                    )
-                )
-            grads = tuple(
-                None
-                if all(g[j] is None for g in per_function)
-                else torch.stack([g[j] if g[j] is not None else torch.zeros_like(trainable[j]) for g in per_function])
-                for j in range(len(trainable))
-            )
+
+    def add(grads: Any, rows: Any) -> None:
         by_param = dict(zip((id(p) for p in trainable), grads, strict=True))
-        total += _flat_gradients([by_param.get(id(p)) for p in params], params, k).to(torch.float64)
-    if start != n:
-        raise ValueError(f"probe: yielded {start} points, the basis is defined on {n}")
+        flat = _flat_gradients([by_param.get(id(p)) for p in params], params, total[rows].shape[0])
+        total[rows] += flat.to(torch.float64)
+
+    # functions outer (a forward and a backward pass each) for "loop", batches outer for "batched"
+    for i in range(k) if method == "loop" else [None]:
+        start = 0
+        for inputs, _ in batches:
+            out = model(inputs)
+            out = out.reshape(out.shape[0], -1)
+            size = out.shape[0]
+            cotangent = torch.as_tensor(np.moveaxis(psi[start : start + size], 2, 0) / n, dtype=out.dtype)  # (k, b, C)
+            start += size
+            if i is None:
+                add(
+                    torch.autograd.grad(out, trainable, cotangent, is_grads_batched=True, allow_unused=True),
+                    slice(None),
+                )
+            else:
+                grads = torch.autograd.grad(out, trainable, cotangent[i], allow_unused=True)
+                add(tuple(None if g is None else g[None] for g in grads), slice(i, i + 1))
     return total.numpy()
 
 
