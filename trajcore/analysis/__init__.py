@@ -9,6 +9,7 @@ from .conditions import (
     fit_gradient_dominance,
     gradient_dominance,
     gradient_independence,
+    growth_phase,
     iteration_bound,
     predicted_learning_times,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "windowed_monotonicity_index",
     "GradientDominance",
     "fit_gradient_dominance",
+    "growth_phase",
     "gradient_dominance",
     "gradient_independence",
     "iteration_bound",
