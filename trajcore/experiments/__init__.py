@@ -23,10 +23,23 @@ from typing import Any
 
 from .settings import ConfigError, build_config, parse_assignments
 
-__all__ = ["ConfigError", "Experiment", "ExperimentResult", "experiment", "registry", "get", "save_figure"]
+__all__ = [
+    "ConfigError",
+    "Experiment",
+    "ExperimentResult",
+    "MissingExtra",
+    "experiment",
+    "registry",
+    "get",
+    "save_figure",
+]
 
 # Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
+_MODULES = ("matrix_factorization", "network", "linear_network", "tensor", "deep_networks")
+
+
+class MissingExtra(ImportError):
+    """An experiment needs an optional extra that is not installed; the message says how to install it."""
 
 
 @dataclass

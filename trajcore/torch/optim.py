@@ -17,9 +17,10 @@ tensor's norm to its update's norm, so every layer moves by a similar relative a
     r   = ||w|| / ||u||                               (1 when ||w|| = 0 or ||u|| = 0)
     w  <- w - lr * r * u
 
-``exclude_from_adaptation`` (a predicate on the tensor) gives tensors that skip the weight decay
-and the trust ratio (r = 1), the usual treatment of biases and normalisation gains: by default
-every tensor with fewer than two dimensions.
+By default every tensor adapts, as both papers state the algorithms (and as the LARS of the
+authors' MNIST script does). ``exclude_from_adaptation`` (a predicate on the tensor, e.g.
+``lambda p: p.ndim < 2``) names tensors that skip the weight decay and the trust ratio (r = 1):
+the treatment of biases and normalisation gains in many large-batch recipes.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ torch = require_torch()
 __all__ = ["LAMB", "LARS"]
 
 
-def _is_vector(p: Any) -> bool:
-    return p.ndim < 2
+def _never(p: Any) -> bool:
+    return False
 
 
 def _check(name: str, value: float, low: float, high: float = math.inf, closed_high: bool = False) -> float:
@@ -66,7 +67,7 @@ class LARS(torch.optim.Optimizer):  # type: ignore[misc]
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         trust_coefficient: float = 0.001,
-        exclude_from_adaptation: Callable[[Any], bool] = _is_vector,
+        exclude_from_adaptation: Callable[[Any], bool] = _never,
     ) -> None:
         if not float(lr) > 0 or not math.isfinite(float(lr)):
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
@@ -122,7 +123,7 @@ class LAMB(torch.optim.Optimizer):  # type: ignore[misc]
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-6,
         weight_decay: float = 0.0,
-        exclude_from_adaptation: Callable[[Any], bool] = _is_vector,
+        exclude_from_adaptation: Callable[[Any], bool] = _never,
     ) -> None:
         if not float(lr) > 0 or not math.isfinite(float(lr)):
             raise ValueError(f"lr: expected a positive number, got {lr!r}")
