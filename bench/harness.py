@@ -25,6 +25,7 @@ class Row:
     anchor_s: float | None
     target: float | None  # required anchor/trajcore ratio (speed-up), None = informational
     note: str = ""
+    unit: str = "s"  # "s": the two values are seconds; "B": bytes (a memory row, ratio anchor / trajcore)
 
     @property
     def ratio(self) -> float | None:
@@ -68,8 +69,9 @@ class Report:
         anchor_s: float | None,
         target: float | None = None,
         note: str = "",
+        unit: str = "s",
     ) -> Row:
-        row = Row(section, case, anchor, trajcore_s, anchor_s, target, note)
+        row = Row(section, case, anchor, trajcore_s, anchor_s, target, note, unit)
         self.rows.append(row)
         print(self.format_row(row), flush=True)
         return row
@@ -85,8 +87,13 @@ class Report:
     def format_row(row: Row) -> str:
         ratio = "-" if row.ratio is None else f"{row.ratio:8.2f}x"
         target = "" if row.target is None else f">= {row.target:g}x"
-        tc = "-" if row.trajcore_s is None else f"{row.trajcore_s * 1e3:10.3f} ms"
-        an = "-" if row.anchor_s is None else f"{row.anchor_s * 1e3:10.3f} ms"
+
+        def value(v: float | None) -> str:
+            if v is None:
+                return "-"
+            return f"{v / 2**20:9.2f} MiB" if row.unit == "B" else f"{v * 1e3:10.3f} ms"
+
+        tc, an = value(row.trajcore_s), value(row.anchor_s)
         return (
             f"{row.section:<14} {row.case:<57} {row.anchor:<28} {tc:>14} {an:>14} {ratio:>10} {target:>9} "
             f"{row.status:<7} {row.note}"
