@@ -173,13 +173,17 @@ def test_settings_are_parsed_by_field_type():
     config = build_config(_Settings, {"n": 3, "x": 1, "sizes": [7], "scale": "0.25"})
     assert config == _Settings(n=3, x=1.0, sizes=(7,), scale=0.25)
     assert parse_value(tuple[float, ...], "") == ()
+    # a single value for a list field is a one-element list
+    assert build_config(_Settings, {"sizes": 3}).sizes == (3,)
     assert type_name(field_types(_Settings)["sizes"]) == "comma list of int"
     for bad, message in [
         ({"n": 1.5}, r"n=1\.5.*expected int"),
         ({"n": True}, r"n=True.*expected int"),
         ({"flag": 1}, r"flag=1.*expected bool"),
         ({"x": "fast"}, r"x='fast'.*expected float"),
-        ({"sizes": 3}, r"sizes=3.*expected comma list of int"),
+        ({"sizes": [1.5]}, r"sizes=\[1\.5\].*expected comma list of int"),
+        ({"sizes": []}, r"sizes=\[\].*expected a non-empty comma list of int"),
+        ({"x": float("nan")}, r"x=nan.*expected a finite number"),
         ({"n": None}, r"n=None.*expected int"),
         ({"wat": 1}, r"unknown key 'wat' for s; valid keys: n \(int\), x \(float\), name \(str\)"),
     ]:
