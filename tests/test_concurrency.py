@@ -22,7 +22,9 @@ from subprocesses import child_env, experiments_env
 
 import trajcore as tc
 from trajcore import _core, _series
-from trajcore.store import StoreError, StoreLock
+from trajcore.store import StoreError
+
+LOCK_FILE = "sweep.lock"  # trajcore.store.StoreLock.NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 N_THREADS = 8
@@ -297,7 +299,7 @@ def test_a_second_sweep_on_a_store_in_use_refuses_and_nothing_is_computed_twice(
     try:
         _wait_for(lambda: (out / "runs").is_dir() and any((out / "runs").glob("*.json")), 60, "the first runs")
         assert first.poll() is None
-        lock = json.loads((out / StoreLock.NAME).read_text())
+        lock = json.loads((out / LOCK_FILE).read_text())
         assert lock["pid"] == first.pid and lock["host"] == socket.gethostname()
         # the same command again, while the first one writes
         second = _sweep_process(spec, out, tmp_path / "second.log", "--workers", "2")
@@ -315,24 +317,27 @@ def test_a_second_sweep_on_a_store_in_use_refuses_and_nothing_is_computed_twice(
     assert "40 computed" in out_text
     computed = [json.dumps(entry["config"], sort_keys=True) for entry in map(json.loads, log.read_text().splitlines())]
     assert len(computed) == len(set(computed)) == 40  # each run once
-    assert not (out / StoreLock.NAME).exists()  # released at the end
+    assert not (out / LOCK_FILE).exists()  # released at the end
 
 
 def test_store_lock_is_exclusive_and_a_dead_owners_lock_is_taken_over(tmp_path: Path) -> None:
+    from trajcore.store import StoreLock
+
+    assert StoreLock.NAME == LOCK_FILE
     root = tmp_path / "store"
     with StoreLock(root):
         # another open file description: flock excludes it even inside one process
         with pytest.raises(StoreError, match=rf"another sweep is writing to this store \(pid {os.getpid()} on "):
             StoreLock(root).acquire()
-    assert not (root / StoreLock.NAME).exists()
+    assert not (root / LOCK_FILE).exists()
     # a lock file left by a sweep killed on this host: its pid is gone, and so is its flock
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "earlier"}
-    (root / StoreLock.NAME).write_text(json.dumps(stale))
+    (root / LOCK_FILE).write_text(json.dumps(stale))
     with StoreLock(root) as lock:
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()
     # one from another host cannot be checked from here: refused, with the way out
-    (root / StoreLock.NAME).write_text(json.dumps({**stale, "host": "elsewhere.example"}))
+    (root / LOCK_FILE).write_text(json.dumps({**stale, "host": "elsewhere.example"}))
     with pytest.raises(StoreError, match=r"locked by a sweep on host elsewhere\.example .* delete .*sweep\.lock"):
         StoreLock(root).acquire()
 
