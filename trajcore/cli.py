@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -481,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command is None:
             parser.print_help()
+            print("trajcore: error: no command given (see trajcore --help)", file=sys.stderr)
             return EXIT_USAGE
         return int(args.handler(args, _Console(args.quiet, args.progress)))
     except UsageError as error:
@@ -497,8 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    """An error as one line (exception texts may hold newlines: an experiment's, a TOML parser's)."""
-    return re.sub(r"\s*\n\s*", " ", str(error)).strip()
+    """An error as one line (exception texts may hold newlines: an experiment's, a TOML parser's, a
+    path's)."""
+    return " ".join(part.strip() for part in str(error).splitlines()).strip()
 
 
 if __name__ == "__main__":
