@@ -198,7 +198,7 @@ def test_progress_bars_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, m
     argv = ["sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads", "--workers", "2"]
     assert main(["-q", *argv] if quiet else argv) == 0
     captured = capsys.readouterr()
-    assert ("12/12" in captured.err) is not quiet
+    assert ("/12 [" in captured.err) is not quiet  # a bar over the 12 runs
     assert captured.out.startswith("summary:") is quiet
 
 
@@ -316,6 +316,17 @@ def test_demo_on_a_terminal_shows_progress_and_leaves_only_result_lines(tmp_path
     assert not stale, lines  # the terminal shows results only ...
     assert len(lines) == 5
     assert "[1/2] tiny_smf: running" in raw  # ... once the progress it showed is erased
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals")
+def test_sweep_on_a_terminal_leaves_only_result_lines(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "tiny_smf"\n[base]\nsteps = 50\npause = 0.05\n[grid]\nseed = { range = [0, 16] }\n')
+    code, raw = _on_a_terminal("sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads")
+    assert code == 0, raw
+    assert "/16 [" in raw  # the bar was shown
+    lines = [line for line in _screen(raw) if line]
+    assert [line.split(":")[0] for line in lines] == ["trajcore sweep tiny_smf", "16 runs", "summary"], lines
 
 
 def test_run_shows_its_elapsed_time_with_progress_and_not_without(tmp_path):

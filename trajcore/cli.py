@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -430,10 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         parents=[common],
         help="run a grid from a TOML spec into a resumable store",
-        description="Expand SPEC.toml (experiment, [base], [grid]) into runs and store one checksummed "
-        "file per run in --out; rerunning skips finished runs and recomputes corrupt ones. Exit status: "
-        "0 when every run is stored, 1 when runs failed or the store is another sweep's or in use, "
-        "2 for a bad spec or grid point (nothing computed).",
+        description=textwrap.fill(
+            "Expand SPEC.toml (experiment, [base], [grid]) into runs and store one checksummed file per "
+            "run in --out; rerunning skips finished runs and recomputes corrupt ones. Exit status: 0 when "
+            "every run is stored, 1 when runs failed or the store is another sweep's or in use, 2 for a "
+            "bad spec or grid point (nothing computed).",
+            width=96,
+        ),
         epilog=_spec_format(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -84,7 +84,8 @@ keys not given keep their defaults. [grid] holds key = [values]: the sweep runs 
 of the lists. A key is in [base] or in [grid], not both. Wherever a list is expected,
 { range = [start, stop] } or { range = [start, stop, step] } (integers, stop excluded, as Python's
 range) stands for that list of integers. A list setting (sigma, seeds) is a list in [base] and a
-list of lists in [grid]; a single value for it is a one-element list. So in [grid],
+list of lists in [grid]; a single value for it is a one-element list. Where a config has a list
+seeds (init_seeds) and no seed (init_seed), seed = N means seeds = [N]. So in [grid],
 seed = { range = [0, 4] } (or seeds = { range = [0, 4] }) is four runs of one seed each, while in
 [base], seeds = { range = [0, 4] } runs every point on the four seeds together. Floats must be
 finite; lists must not be empty.
@@ -596,7 +597,8 @@ def _compute(
     if progress and pending:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=total - len(pending), unit="run", desc=experiment.name)
+        # leave=False: erased when done, so the terminal then shows only the result lines
+        bar = tqdm(total=total, initial=total - len(pending), unit="run", desc=experiment.name, leave=False)
     failures: list[dict[str, Any]] = []
     futures: list[concurrent.futures.Future[dict[str, Any]]] = []
     writes: list[concurrent.futures.Future[Path]] = []
