@@ -374,7 +374,7 @@ def test_messages_name_the_argument_not_the_internals(tmp_path, capsys):
     assert "pickle" not in str(e.value)
 
 
-def test_a_rerun_into_the_same_out_replaces_the_report_whole(tmp_path, capsys):
+def test_a_rerun_into_the_same_out_replaces_the_report_whole(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert main(["run", "tiny_smf", "--out", str(out)]) == 0
     assert (out / "loss.png").is_file()
@@ -394,6 +394,11 @@ def test_a_rerun_into_the_same_out_replaces_the_report_whole(tmp_path, capsys):
     assert main(["run", "tiny_smf", "--out", str(mine)]) == 2
     assert "neither empty nor a trajcore report" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # nor the directory the command runs in (a report replaces its --out whole)
+    monkeypatch.chdir(out)
+    assert main(["run", "tiny_smf", "--out", "."]) == 2
+    assert "holds the current directory" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_repr_of_a_trajectory_shows_shapes_not_data():

@@ -102,23 +102,30 @@ class _Ticker:
 
 
 # -- report directories --------------------------------------------------------------------------
-def _check_out(out: Path) -> None:
-    """``UsageError`` unless ``--out`` may receive a report (checked before any work)."""
+def _check_out(out: Path) -> Path:
+    """``out`` as an absolute path; ``UsageError`` unless ``--out`` may receive a report (checked
+    before any work)."""
+    given, out = out, Path(os.path.abspath(out))
+    if out == Path.cwd() or out in Path.cwd().parents:
+        raise UsageError(
+            f"--out: {given} holds the current directory, which a report would replace; choose another --out"
+        )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
     if (out / "sweep.json").exists():
         raise UsageError(f"--out: {out} is a sweep store; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
         raise UsageError(f"--out: {out} is neither empty nor a trajcore report; choose another --out")
+    return out
 
 
 @contextlib.contextmanager
 def _staged(out: Path) -> Iterator[Path]:
     """A fresh hidden directory next to ``out`` to write the report into; it replaces ``out`` when
     the block succeeds, and is removed (with any parent directory made for it) when it fails."""
-    made = [p for p in (out.absolute().parent, *out.absolute().parent.parents) if not p.exists()]
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.absolute().parent))
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         yield staging
     except BaseException:
@@ -178,8 +185,7 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
         experiments = [known[n] for n in args.only]
     if not experiments:
         raise Failure("no flagship experiments are registered (see trajcore list)")
-    out = Path(args.out)
-    _check_out(out)
+    out = _check_out(Path(args.out))
     console.say(f"trajcore demo: {len(experiments)} experiment(s) in their quick configs -> {out}")
     started = time.perf_counter()
     entries = []
@@ -233,8 +239,7 @@ def cmd_run(args: argparse.Namespace, console: _Console) -> int:
         config = experiment.make_config(values, demo=args.demo)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    out = Path(args.out or f"trajcore-{experiment.name}")
-    _check_out(out)
+    out = _check_out(Path(args.out or f"trajcore-{experiment.name}"))
     console.say(f"trajcore run {experiment.name} -> {out}")
     with _staged(out) as staging:
         entry = _run_into_report(experiment, config, staging, "", console)
