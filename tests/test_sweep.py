@@ -91,6 +91,9 @@ def test_spec_expands_to_the_grid_with_stable_ids():
         ('experiment = "tiny_smf"\n[base]\nsteps = 2.5', r"steps=2\.5.*expected int"),
         ('experiment = "tiny_smf"\n[grid]\nseed = 3', r"grid\.seed: expected a list"),
         ('experiment = "tiny_smf"\nbogus = 1', r"unknown key\(s\) bogus"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 10000000000000] }', r"range of 10000000000000 values"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 5, 0] }', r"range step must not be zero"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 1000] }\nd = { range = [0, 1001] }', r"1001000 points"),
         ('experiment = "tiny_smf"\n[base]\nd=3\n[grid]\nd = [1, 2]', r"in both \[base\] and \[grid\]"),
     ],
 )
@@ -340,6 +343,17 @@ def test_bad_sweep_input_exits_with_a_reason_and_writes_nothing(tmp_path, capsys
     assert re.search(pattern, err), err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_spec_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_bytes(b'experiment = "tiny_smf"\n# \xff\xfe\n')
+    assert main(["sweep", str(spec_file), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "not a UTF-8 text file" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "tiny_smf", "--config", str(spec_file), "--out", str(tmp_path / "out")]) == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_sweep_report_plots_the_metric_against_the_swept_parameter(tmp_path):

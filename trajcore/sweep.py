@@ -88,7 +88,7 @@ list of lists in [grid]; a single value for it is a one-element list. Where a co
 seeds (init_seeds) and no seed (init_seed), seed = N means seeds = [N]. So in [grid],
 seed = { range = [0, 4] } (or seeds = { range = [0, 4] }) is four runs of one seed each, while in
 [base], seeds = { range = [0, 4] } runs every point on the four seeds together. Floats must be
-finite; lists must not be empty.
+finite; lists must not be empty; a spec has at most 1,000,000 runs.
 
 Bad points: before anything is computed, every config of the grid is built and validated; if any
 point does not fit the experiment (unknown key, wrong type, non-finite number, a combination the
@@ -180,8 +180,11 @@ def _range_values(where: str, value: dict[str, Any]) -> list[int]:
     if len(bounds) == 3 and bounds[2] == 0:
         raise SpecError(f"{where}: range step must not be zero")
     span = range(*bounds)
-    if len(span) > MAX_RUNS:
-        raise SpecError(f"{where}: range of {len(span)} values; at most {MAX_RUNS}")
+    count = (max(0, span.stop - span.start) + span.step - 1) // span.step if span.step > 0 else None
+    if count is None:
+        count = (max(0, span.start - span.stop) - span.step - 1) // -span.step
+    if count > MAX_RUNS:  # (len() of a range this long would overflow)
+        raise SpecError(f"{where}: range of {count} values; at most {MAX_RUNS}")
     return list(span)
 
 
@@ -240,6 +243,8 @@ def load_spec(path: PathLike) -> SweepSpec:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
     return parse_spec(text, str(path))
 
 

@@ -305,6 +305,8 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the settings ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
     tables = [key for key, value in data.items() if isinstance(value, dict)]
     if tables:
         raise ConfigError(f"{path}: expected key = value settings only, found table(s) {', '.join(tables)}")
