@@ -132,8 +132,7 @@ def test_bad_input_exits_with_a_one_line_reason_and_writes_nothing(tmp_path, cap
     assert code == (1 if "failed" in pattern else 2)
     assert re.search(pattern, err), err
     assert len(err.strip().splitlines()) == 1
-    if "failed" not in pattern:
-        assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # a failed run leaves no directory either
 
 
 def test_help_list_info_and_version(capsys):
@@ -173,13 +172,17 @@ def test_settings_are_parsed_by_field_type():
     config = build_config(_Settings, {"n": 3, "x": 1, "sizes": [7], "scale": "0.25"})
     assert config == _Settings(n=3, x=1.0, sizes=(7,), scale=0.25)
     assert parse_value(tuple[float, ...], "") == ()
+    # a single value for a list field is a one-element list
+    assert build_config(_Settings, {"sizes": 3}).sizes == (3,)
     assert type_name(field_types(_Settings)["sizes"]) == "comma list of int"
     for bad, message in [
         ({"n": 1.5}, r"n=1\.5.*expected int"),
         ({"n": True}, r"n=True.*expected int"),
         ({"flag": 1}, r"flag=1.*expected bool"),
         ({"x": "fast"}, r"x='fast'.*expected float"),
-        ({"sizes": 3}, r"sizes=3.*expected comma list of int"),
+        ({"sizes": [1.5]}, r"sizes=\[1\.5\].*expected comma list of int"),
+        ({"sizes": []}, r"sizes=\[\].*expected a non-empty comma list of int"),
+        ({"x": float("nan")}, r"x=nan.*expected a finite number"),
         ({"n": None}, r"n=None.*expected int"),
         ({"wat": 1}, r"unknown key 'wat' for s; valid keys: n \(int\), x \(float\), name \(str\)"),
     ]:
@@ -195,7 +198,7 @@ def test_progress_bars_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, m
     argv = ["sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads", "--workers", "2"]
     assert main(["-q", *argv] if quiet else argv) == 0
     captured = capsys.readouterr()
-    assert ("12/12" in captured.err) is not quiet
+    assert ("/12 [" in captured.err) is not quiet  # a bar over the 12 runs
     assert captured.out.startswith("summary:") is quiet
 
 
@@ -214,3 +217,198 @@ def test_run_reads_settings_from_a_toml_file_and_set_overrides(tmp_path, capsys)
     assert main(["run", "tiny_smf", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
     assert "found table(s) table" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+# -- exit status of a run whose checks fail ------------------------------------------------------------
+def test_a_run_whose_checks_fail_exits_1_after_writing_its_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    # 5 steps from a small init: the loss cannot fall by 1e3
+    assert main(["run", "tiny_smf", "--set", "steps=5", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"^trajcore: failed: tiny_smf: \d check\(s\) failed: loss fell by 1e3", captured.err)
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "FAILED checks: loss fell by 1e3" in captured.out and (out / "index.html").is_file()
+    record = json.loads((out / "metrics.json").read_text())["experiments"]["tiny_smf"]
+    assert record["checks"]["loss fell by 1e3"] is False
+    assert main(["run", "tiny_smf", "--set", "steps=5", "--no-strict", "--out", str(out)]) == 0
+    assert main(["run", "tiny_smf", "--out", str(out)]) == 0  # checks pass: 0
+    # demo keeps its opt-in --strict
+    assert main(["demo", "--only", "tiny_smf", "--out", str(tmp_path / "demo")]) == 0
+
+
+# -- progress ----------------------------------------------------------------------------------------------
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows after ``raw`` (text, CR, LF, ESC[K erase-line, ESC[nA cursor-up)."""
+    rows: list[list[str]] = [[]]
+    row = col = 0
+    i = 0
+    while i < len(raw):
+        escape = re.match(r"\x1b\[(\d*)([A-Za-z])", raw[i:])
+        if escape:
+            count, command = int(escape.group(1) or 1), escape.group(2)
+            if command == "K":
+                del rows[row][col:]
+            elif command == "A":
+                row = max(0, row - count)
+            i += escape.end()
+            continue
+        char = raw[i]
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row += 1
+            col = 0
+            if row == len(rows):
+                rows.append([])
+        else:
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = char
+            col += 1
+        i += 1
+    return ["".join(line).rstrip() for line in rows]
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run ``python -m trajcore *args`` with stdout and stderr on one pseudo-terminal: (status, output)."""
+    import os
+    import pty
+    import subprocess
+
+    from subprocesses import TESTS, experiments_env
+
+    leader, follower = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    # a real terminal's size (a fresh pty has 0 x 0, and progress bars then draw nothing)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trajcore", *args],
+        env=experiments_env(TERM="xterm", COLUMNS="100"),
+        cwd=TESTS,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals")
+def test_demo_on_a_terminal_shows_progress_and_leaves_only_result_lines(tmp_path):
+    code, raw = _on_a_terminal("demo", "--only", "tiny_smf", "tiny_smf", "--out", str(tmp_path / "demo"))
+    assert code == 0, raw
+    lines = [line for line in _screen(raw) if line]
+    results = (r"^trajcore demo: 2 experiment", r"^  tiny_smf: [\d.]+ s, all checks pass$", r"^done in ", r"^report: ")
+    stale = [line for line in lines if not any(re.search(p, line) for p in results)]
+    assert not stale, lines  # the terminal shows results only ...
+    assert len(lines) == 5
+    assert "[1/2] tiny_smf: running" in raw  # ... once the progress it showed is erased
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals")
+def test_sweep_on_a_terminal_leaves_only_result_lines(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "tiny_smf"\n[base]\nsteps = 50\npause = 0.05\n[grid]\nseed = { range = [0, 16] }\n')
+    code, raw = _on_a_terminal("sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads")
+    assert code == 0, raw
+    assert "/16 [" in raw  # the bar was shown
+    lines = [line for line in _screen(raw) if line]
+    assert [line.split(":")[0] for line in lines] == ["trajcore sweep tiny_smf", "16 runs", "summary"], lines
+
+
+def test_run_shows_its_elapsed_time_with_progress_and_not_without(tmp_path):
+    out = tmp_path / "run"
+    slow = ["run", "tiny_smf", "--set", "pause=1.2", "--out", str(out)]
+    shown = run_cli(*slow, "--progress", module="trajcore")
+    assert shown.returncode == 0, shown.stderr
+    # (text mode reads each carriage return as a newline)
+    assert "\n\x1b[Ktiny_smf: running, 1 s\n" in shown.stderr
+    assert shown.stderr.endswith("\n\x1b[K")  # erased at the end
+    assert "running" not in shown.stdout
+    silent = run_cli(*slow, module="trajcore")  # not a terminal: no progress unless asked
+    assert silent.returncode == 0 and "running" not in silent.stderr
+    if sys.platform != "win32":
+        code, raw = _on_a_terminal(*slow, "--no-progress")
+        assert code == 0 and "running" not in raw
+        code, raw = _on_a_terminal(*slow)
+        assert code == 0 and "tiny_smf: running" in raw
+        assert not [line for line in _screen(raw) if "running" in line]
+
+
+# -- messages that name the argument, report directories that never mix ------------------------------
+def test_messages_name_the_argument_not_the_internals(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    cases = [
+        (["run", "tiny_smf", "--set", "alpha=nan"], 2, r"setting alpha='nan': expected a finite number"),
+        (["run", "smf_reference", "--set", "seeds="], 2, r"setting seeds='': expected a non-empty comma list of int"),
+        (["run", "tiny_smf", "--out", str(a_file)], 2, r"--out: .*a-file exists and is not a directory"),
+        (["report", str(a_file)], 2, r"DIR: .*a-file is a file; expected a sweep store or a report directory"),
+        (["report", str(tmp_path / "nowhere")], 2, r"DIR: .*nowhere: no such directory"),
+    ]
+    for argv, code, pattern in cases:
+        assert main(argv) == code, argv
+        err = capsys.readouterr().err
+        assert re.search(pattern, err) and len(err.strip().splitlines()) == 1, err
+        assert "scale" not in err and "stack" not in err and "Error" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    import trajcore as tc
+
+    with pytest.raises(
+        ValueError, match=r"is not a trajectory written by Trajectory\.save \(not an \.npz archive\)"
+    ) as e:
+        tc.Trajectory.load(a_file)
+    assert "pickle" not in str(e.value)
+
+
+def test_a_rerun_into_the_same_out_replaces_the_report_whole(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["run", "tiny_smf", "--out", str(out)]) == 0
+    assert (out / "loss.png").is_file()
+    assert main(["run", "tiny_blas", "--set", "n=1000", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "metrics.json"]  # no stale loss.png
+    assert set(json.loads((out / "metrics.json").read_text())["experiments"]) == {"tiny_blas"}
+    # a failing run leaves the earlier report as it was, and no partial directory next to it
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["run", "tiny_smf", "--set", "rank=9", "--out", str(out)]) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # a directory that is not a trajcore report is never replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main(["run", "tiny_smf", "--out", str(mine)]) == 2
+    assert "neither empty nor a trajcore report" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # nor the directory the command runs in (a report replaces its --out whole)
+    monkeypatch.chdir(out)
+    assert main(["run", "tiny_smf", "--out", "."]) == 2
+    assert "holds the current directory" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_repr_of_a_trajectory_shows_shapes_not_data():
+    import trajcore as tc
+
+    problem = tc.SymmetricMatrixFactorization.planted(d=20, rank=3, seed=0)
+    traj = tc.run(
+        problem, tc.small_init((3, 20, 20), 1e-3, seed=0), lr=0.01, steps=400, record=tc.Record(iterates=True)
+    )
+    text = repr(traj)
+    assert len(text) < 300, text
+    assert "batch=3" in text and "records=401" in text and "iterates (3, 401, 20, 20)" in text
+    assert "diverged 0 of 3" in text and len(repr(traj[1])) < 300

@@ -1,8 +1,13 @@
-"""Threads and signals: the core is re-entrant, Ctrl-C stops a run promptly, saves are atomic."""
+"""Threads, processes and signals: the core is re-entrant, Ctrl-C stops a run promptly, saves are
+atomic, one sweep at a time writes a store, and a sweep's worker processes die with it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,10 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from subprocesses import child_env
+from subprocesses import child_env, experiments_env
 
 import trajcore as tc
 from trajcore import _core, _series
+from trajcore.store import StoreError
+
+LOCK_FILE = "sweep.lock"  # trajcore.store.StoreLock.NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 N_THREADS = 8
@@ -258,3 +266,125 @@ def test_save_loop_interrupted_by_sigint(tmp_path: Path) -> None:
             tc.Trajectory.load(tmp_path / "reference.npz"),
         )
         np.testing.assert_array_equal(saved.iterates, reference.iterates)
+
+
+# -- sweeps: one writer per store, workers that die with the sweep --------------------------------
+_SLOW_SPEC = 'experiment = "tiny_smf"\n[base]\nsteps = 100\npause = {pause}\n[grid]\nseed = {{ range = [0, {n}] }}\n'
+
+
+def _sweep_process(spec: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "trajcore", "sweep", str(spec), "--out", str(out), *extra],
+        env=experiments_env(TRAJCORE_TEST_LOG=str(log)),
+        cwd=ROOT / "tests",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_second_sweep_on_a_store_in_use_refuses_and_nothing_is_computed_twice(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(_SLOW_SPEC.format(pause=0.25, n=40))  # 5 s on 2 workers
+    out, log = tmp_path / "store", tmp_path / "log"
+    first = _sweep_process(spec, out, log, "--workers", "2", "--chunk-size", "1")
+    try:
+        _wait_for(lambda: (out / "runs").is_dir() and any((out / "runs").glob("*.json")), 60, "the first runs")
+        assert first.poll() is None
+        lock = json.loads((out / LOCK_FILE).read_text())
+        assert lock["pid"] == first.pid and lock["host"] == socket.gethostname()
+        # the same command again, while the first one writes
+        second = _sweep_process(spec, out, tmp_path / "second.log", "--workers", "2")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 1, err
+        assert f"another sweep is writing to this store (pid {first.pid} on {socket.gethostname()}" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "second.log").exists()  # the second sweep computed nothing
+        assert first.poll() is None  # it was refused while the first one ran
+        out_text, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert first.returncode == 0, err
+    assert "40 computed" in out_text
+    computed = [json.dumps(entry["config"], sort_keys=True) for entry in map(json.loads, log.read_text().splitlines())]
+    assert len(computed) == len(set(computed)) == 40  # each run once
+    assert not (out / LOCK_FILE).exists()  # released at the end
+
+
+def test_store_lock_is_exclusive_and_a_dead_owners_lock_is_taken_over(tmp_path: Path) -> None:
+    from trajcore.store import StoreLock
+
+    assert StoreLock.NAME == LOCK_FILE
+    root = tmp_path / "store"
+    with StoreLock(root):
+        # another open file description: flock excludes it even inside one process
+        with pytest.raises(StoreError, match=rf"another sweep is writing to this store \(pid {os.getpid()} on "):
+            StoreLock(root).acquire()
+    assert not (root / LOCK_FILE).exists()
+    # a lock file left by a sweep killed on this host: its pid is gone, and so is its flock
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "earlier"}
+    (root / LOCK_FILE).write_text(json.dumps(stale))
+    with StoreLock(root) as lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    # one from another host cannot be checked from here: refused, with the way out
+    (root / LOCK_FILE).write_text(json.dumps({**stale, "host": "elsewhere.example"}))
+    with pytest.raises(StoreError, match=r"locked by a sweep on host elsewhere\.example .* delete .*sweep\.lock"):
+        StoreLock(root).acquire()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Process ids of every live descendant of ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (re-parented orphans may wait for a reaper)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_worker_processes_die_with_a_killed_sweep(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(_SLOW_SPEC.format(pause=0.2, n=60))
+    out = tmp_path / "store"
+    sweep = _sweep_process(spec, out, tmp_path / "log", "--workers", "2", "--chunk-size", "1")
+    try:
+        _wait_for(lambda: (out / "runs").is_dir() and any((out / "runs").glob("*.json")), 60, "the first runs")
+        helpers = _descendants(sweep.pid)  # two workers and multiprocessing's resource tracker
+        assert len(helpers) >= 3, helpers
+        os.kill(sweep.pid, signal.SIGKILL)  # the sweep only, not its process group
+        sweep.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, helpers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in helpers if _alive(pid)], "processes of the sweep outlived it"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+        sweep.communicate()

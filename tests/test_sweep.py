@@ -20,7 +20,7 @@ from subprocesses import TESTS, experiments_env, run_cli
 from trajcore.cli import main
 from trajcore.experiments import get
 from trajcore.experiments.settings import canonical_json, run_id
-from trajcore.store import RunStore, load_summary
+from trajcore.store import RunStore, StoreError, load_summary
 from trajcore.sweep import (
     SpecError,
     SweepError,
@@ -91,6 +91,9 @@ def test_spec_expands_to_the_grid_with_stable_ids():
         ('experiment = "tiny_smf"\n[base]\nsteps = 2.5', r"steps=2\.5.*expected int"),
         ('experiment = "tiny_smf"\n[grid]\nseed = 3', r"grid\.seed: expected a list"),
         ('experiment = "tiny_smf"\nbogus = 1', r"unknown key\(s\) bogus"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 10000000000000] }', r"range of 10000000000000 values"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 5, 0] }', r"range step must not be zero"),
+        ('experiment = "tiny_smf"\n[grid]\nseed = { range = [0, 1000] }\nd = { range = [0, 1001] }', r"1001000 points"),
         ('experiment = "tiny_smf"\n[base]\nd=3\n[grid]\nd = [1, 2]', r"in both \[base\] and \[grid\]"),
     ],
 )
@@ -149,23 +152,31 @@ def test_a_failing_run_keeps_the_finished_ones_and_the_rerun_continues(tmp_path,
     spec = parse_spec(SPEC_200.replace("range = [0, 50]", "range = [0, 6]").replace("1e-4, 1e-5", "1e-4"))
     out = tmp_path / "store"
     monkeypatch.setenv("TRAJCORE_TEST_FAIL_SEED", "3")
-    with pytest.raises(SweepError, match=r"run [0-9a-f]{16} .*'seed': 3.*asked to fail on seed 3.*rerun"):
+    with pytest.raises(
+        SweepError, match=r"3 of 18 run\(s\) failed: run [0-9a-f]{16} .*'seed': 3.*asked to fail.*rerun"
+    ):
         run_sweep(spec, out, chunk_size=6)
+    # the runs after the failing one in its task were still computed: only seed 3 is missing
     stored = RunStore(out).scan().complete.values()
-    assert sorted({(p["config"]["alpha"], p["config"]["seed"]) for p in stored}) == [(0.01, s) for s in range(3)]
+    points = sorted({(p["config"]["alpha"], p["config"]["seed"]) for p in stored})
+    assert points == sorted((a, s) for a in (1e-2, 1e-3, 1e-4) for s in range(6) if s != 3)
+    failures = json.loads((out / "failures.json").read_text())
+    assert sorted(f["config"]["alpha"] for f in failures) == [1e-4, 1e-3, 1e-2]
+    assert all(f["config"]["seed"] == 3 and "asked to fail on seed 3" in f["error"] for f in failures)
     monkeypatch.delenv("TRAJCORE_TEST_FAIL_SEED")
     log = tmp_path / "log"
     monkeypatch.setenv("TRAJCORE_TEST_LOG", str(log))
     outcome = run_sweep(spec, out)
-    assert (outcome.skipped, outcome.computed) == (3, 15)
-    assert len(_logged_ids(log)) == 15
+    assert (outcome.skipped, outcome.computed) == (15, 3)
+    assert len(_logged_ids(log)) == 3
+    assert not (out / "failures.json").exists()
 
 
 # -- executors: identical results ----------------------------------------------------------------
 def test_chunk_results_equal_a_direct_run():
     experiment, runs = expand(parse_spec(SPEC_200))
     outcome = compute_chunk(experiment, runs[:3])
-    assert outcome["error"] is None
+    assert outcome["failures"] == []
     for run, payload in zip(runs[:3], outcome["payloads"], strict=True):
         direct = experiment.run(run.config, None)
         assert payload["result"]["metrics"]["final_loss"] == direct.metrics["final_loss"]
@@ -334,6 +345,17 @@ def test_bad_sweep_input_exits_with_a_reason_and_writes_nothing(tmp_path, capsys
     assert not out.exists()
 
 
+def test_a_spec_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_bytes(b'experiment = "tiny_smf"\n# \xff\xfe\n')
+    assert main(["sweep", str(spec_file), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "not a UTF-8 text file" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "tiny_smf", "--config", str(spec_file), "--out", str(tmp_path / "out")]) == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_sweep_report_plots_the_metric_against_the_swept_parameter(tmp_path):
     spec = parse_spec(SPEC_200.replace("range = [0, 50]", "range = [0, 4]"))
     out = tmp_path / "store"
@@ -369,3 +391,145 @@ def test_a_store_of_another_experiment_is_refused_before_any_work(tmp_path, caps
     assert main(["sweep", str(spec), "--out", str(out), "--executor", "dask"]) == 1
     assert "holds runs of experiment 'smf_reference', not 'tiny_smf'" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+
+
+# -- the spec format as documented -----------------------------------------------------------------
+def _documented_example() -> str:
+    """The example spec of the module docstring: the indented block after its first '::'."""
+    import trajcore.sweep
+
+    lines = []
+    for line in (trajcore.sweep.__doc__ or "").split("::\n\n", 1)[1].splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines).strip() + "\n"
+
+
+def test_the_documented_example_spec_runs(tmp_path, capsys):
+    example = _documented_example()
+    # one text: sweep --help shows the module docstring's format documentation
+    assert main(["sweep", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert all(line.strip() in help_text for line in example.splitlines())
+    spec = parse_spec(example)
+    experiment, runs = expand(spec)
+    # seed = { range = [0, 4] } on an experiment with a seeds list: one seed per run
+    assert experiment.name == "smf_reference" and len(runs) == 8
+    assert sorted((r.config.alpha, r.config.seeds) for r in runs) == sorted(
+        (a, (s,)) for a in (1e-4, 1e-6) for s in range(4)
+    )
+    # the same runs, spelled seeds = { range } or as a list of lists
+    for grid in ("seeds = { range = [0, 4] }", "seeds = [[0], [1], [2], [3]]", "seeds = [0, 1, 2, 3]"):
+        _, same = expand(parse_spec(example.replace("seed = { range = [0, 4] }", grid)))
+        assert sorted(r.id for r in same) == sorted(r.id for r in runs), grid
+    # in [base], a range is a list setting of every run: one run on four seeds
+    _, batch = expand(parse_spec('experiment = "smf_reference"\n[base]\nseeds = { range = [0, 4] }\n'))
+    assert [r.config.seeds for r in batch] == [(0, 1, 2, 3)]
+    # and it runs, through the command line
+    spec_file = tmp_path / "example.toml"
+    spec_file.write_text(example)
+    out = tmp_path / "store"
+    assert main(["sweep", str(spec_file), "--out", str(out), "--executor", "threads", "--workers", "2"]) == 0
+    stored = RunStore(out).scan().complete
+    assert sorted(stored) == sorted(r.id for r in runs)
+    assert {tuple(p["config"]["seeds"]) for p in stored.values()} == {(s,) for s in range(4)}
+
+
+# -- bad grid points ---------------------------------------------------------------------------------
+def test_bad_grid_points_are_named_and_nothing_is_computed(tmp_path, capsys):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text('experiment = "tiny_smf"\n[grid]\nalpha = [1e-3, 1e-4, nan, 1e-5, inf]\nseed = [0, 1]\n')
+    out = tmp_path / "store"
+    assert main(["sweep", str(spec_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "4 of 10 point(s) do not fit tiny_smf, nothing computed" in err
+    assert "alpha=nan, seed=0 (setting alpha=nan: expected a finite number" in err and "alpha=inf, seed=1" in err
+    assert not out.exists()
+
+
+def test_a_point_failing_at_run_time_does_not_block_the_others(tmp_path):
+    """alpha = -1 fits the config (a float) but the run raises: the other points are all computed."""
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(
+        'experiment = "tiny_smf"\n[base]\nsteps = 100\n[grid]\nalpha = [1e-3, 1e-4, -1.0, 1e-5, 1e-6]\n'
+    )
+    out = tmp_path / "store"
+    args = ["sweep", str(spec_file), "--out", str(out), "--workers", "2", "--chunk-size", "1"]
+    for attempt in range(2):
+        proc = run_cli(*args, TRAJCORE_TEST_LOG=str(tmp_path / f"log{attempt}"))
+        assert proc.returncode == 1, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert re.search(r"1 of 5 run\(s\) failed: run [0-9a-f]{16} \(.*'alpha': -1\.0.*scale", proc.stderr)
+        stored = RunStore(out).scan().complete.values()
+        assert sorted(p["config"]["alpha"] for p in stored) == [1e-6, 1e-5, 1e-4, 1e-3]
+        assert [f["config"]["alpha"] for f in json.loads((out / "failures.json").read_text())] == [-1.0]
+        # the rerun computes nothing it has: it only retries the failed point
+        assert len(_log(tmp_path / f"log{attempt}")) == (4 if attempt == 0 else 0)
+
+
+# -- one sweep per store -------------------------------------------------------------------------------
+def test_a_different_spec_is_refused_and_a_grown_grid_continues_the_store(tmp_path, capsys):
+    spec_file = tmp_path / "spec.toml"
+    first = 'experiment = "tiny_smf"\n[base]\nsteps = 100\n[grid]\nseed = [0, 1]\n'
+    spec_file.write_text(first)
+    out = tmp_path / "store"
+    assert main(["sweep", str(spec_file), "--out", str(out), "--executor", "threads"]) == 0
+    capsys.readouterr()
+    before = _store_files(out)
+    refused = [
+        (first.replace("steps = 100", "steps = 120"), r"\[base\] steps: 100 stored, 120 here"),
+        (first.replace("steps = 100", "steps = 100\nd = 9"), r"\[base\] d: 'default' stored, 9 here"),
+        (first.replace("seed = [0, 1]", "seed = [1, 2]"), r"\[grid\] seed: stored values 0 missing here"),
+        (first.replace("seed = [0, 1]", "alpha = [1e-3]"), r"\[grid\] keys: seed stored, alpha here"),
+    ]
+    for text, pattern in refused:
+        spec_file.write_text(text)
+        assert main(["sweep", str(spec_file), "--out", str(out), "--executor", "threads"]) == 1
+        err = capsys.readouterr().err
+        assert re.search(pattern, err), err
+        assert "use another --out, or delete" in err and len(err.strip().splitlines()) == 1
+        assert _store_files(out) == before  # nothing written, nothing mixed
+    with pytest.raises(StoreError, match="holds another sweep"):
+        run_sweep(parse_spec(refused[0][0]), out)
+    # the same runs written differently, or a grown grid: the store continues
+    spec_file.write_text(first.replace("steps = 100", "steps = 1e2").replace("[0, 1]", "[0, 1, 2]"))
+    assert main(["sweep", str(spec_file), "--out", str(out), "--executor", "threads"]) == 0
+    assert "2 already stored, 1 computed" in capsys.readouterr().out
+    assert json.loads((out / "sweep.json").read_text())["runs"] == 3
+
+
+# -- every executor, the same bytes ---------------------------------------------------------------------
+BLAS_SPEC = 'experiment = "tiny_blas"\n[grid]\nseed = { range = [0, 12] }\n'
+
+
+def test_local_threads_and_dask_executors_give_byte_identical_stores(tmp_path, monkeypatch):
+    """tiny_blas's result depends on BLAS's thread count: equal stores mean every executor ran BLAS
+    on one thread. (On a one-core machine BLAS has one thread anyway and this cannot tell.)"""
+    distributed = pytest.importorskip("distributed")
+    spec = parse_spec(BLAS_SPEC)
+    serial = tmp_path / "serial"
+    run_sweep(spec, serial)
+    reference = _store_files(serial)
+    for kind in ("processes", "threads"):
+        with local_executor(2, kind=kind) as pool:
+            run_sweep(spec, tmp_path / kind, executor=pool, workers=2, limit_blas=kind == "processes")
+        assert _store_files(tmp_path / kind) == reference, kind
+    monkeypatch.setenv("PYTHONPATH", experiments_env()["PYTHONPATH"])
+    monkeypatch.setenv("TRAJCORE_EXPERIMENTS", "tiny_experiments")
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        with dask_executor(cluster.scheduler_address, timeout=20) as executor:
+            run_sweep(spec, tmp_path / "dask", executor=executor, workers=2)
+    assert _store_files(tmp_path / "dask") == reference
+    # and through the command line, each executor
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(BLAS_SPEC)
+    for kind in ("local", "threads"):
+        proc = run_cli(
+            "sweep", str(spec_file), "--out", str(tmp_path / f"cli-{kind}"), "--executor", kind, "--workers", "2"
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert _store_files(tmp_path / f"cli-{kind}") == reference, kind

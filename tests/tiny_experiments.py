@@ -105,3 +105,23 @@ def tiny_smf(config: TinySMFConfig, out_dir: Path | None) -> ExperimentResult:
         figures.append("never_written.png")  # announced but absent: the report must not link it
     _log(config)
     return ExperimentResult(metrics, checks, figures, [f"learning times {times}"])
+
+
+@dataclass(frozen=True)
+class TinyBlasConfig:
+    n: int = 400_000
+    seed: int = 0
+
+
+@experiment(
+    "tiny_blas",
+    TinyBlasConfig,
+    "A long dot product through BLAS, whose last bits depend on BLAS's thread count (test experiment)",
+)
+def tiny_blas(config: TinyBlasConfig, out_dir: Path | None) -> ExperimentResult:
+    # OpenBLAS splits a long ddot across its threads and adds the partial sums: with 2 threads the
+    # result differs in the last bits from 1 thread, so a store shows whether BLAS was limited.
+    x, y = np.random.default_rng(config.seed).standard_normal((2, config.n))
+    dot = float(x @ y)
+    _log(config)  # type: ignore[arg-type]
+    return ExperimentResult({"dot": dot}, {"dot is finite": bool(np.isfinite(dot))})

@@ -78,8 +78,13 @@ def load_record(
     not_ours = f"path: {path!r} is not a {kind}"
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # numpy blames pickles for any junk
-        raise ValueError(f"{not_ours} ({err})") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, OSError) as err:
+        if isinstance(err, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        # numpy reads any bytes that are not .npy/.npz as a pickle and blames allow_pickle: not
+        # something to pass on to someone who asked for a trajectory
+        reason = "not an .npz archive" if "pickle" in str(err) else str(err)
+        raise ValueError(f"{not_ours} ({reason})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(f"{not_ours} (a single .npy array)")
     with data:

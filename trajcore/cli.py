@@ -1,17 +1,36 @@
 """The ``trajcore`` command: demo, list, run, sweep, report, info.
 
-Exit codes: 0 success, 2 usage error (bad arguments, unknown experiment or setting, bad spec),
-1 failure (an experiment or executor failed, a scheduler is unreachable); errors are one line on
-stderr. Progress bars appear only when stderr is a terminal and ``--quiet`` is not given.
+Exit codes: 0 success; 2 usage error (bad arguments, unknown experiment or setting, bad spec or
+grid point, an unusable ``--out``); 1 failure (an experiment raised, ``run``'s checks failed, runs of
+a sweep failed, the store belongs to another sweep or is in use, an executor failed, a scheduler is
+unreachable). Errors are one line on stderr. ``run`` exits 1 when any of the experiment's checks
+fails (after writing the report; ``--no-strict`` makes that exit 0); ``demo`` does so only with
+``--strict``.
+
+Progress (on stderr: a bar for sweeps, the elapsed time of the running experiment for ``run`` and
+``demo``) appears when stderr is a terminal and ``--quiet`` is not given, or always with
+``--progress`` (never with ``--no-progress``). It is erased before each result line is printed, so
+a terminal shows only results once a command is done.
+
+Report directories (``run --out``, ``demo --out``) are written whole or not at all: the run goes to
+a hidden sibling directory that replaces ``--out`` once the report is complete, so a failed run
+leaves nothing behind and a rerun into the same ``--out`` leaves no figure of an earlier run. An
+``--out`` that is a file, a sweep store, or a non-empty directory that is not a trajcore report is
+refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+import textwrap
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,15 +55,92 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Console:
-    """Where messages go: results on stdout, chatter suppressed by --quiet, bars only on a terminal."""
+    """Where messages go: results on stdout, chatter suppressed by --quiet, progress on stderr
+    (on a terminal, or as --progress/--no-progress say)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, progress: bool | None = None) -> None:
         self.quiet = quiet
-        self.progress = (not quiet) and sys.stderr.isatty()
+        self.progress = progress if progress is not None else (not quiet) and sys.stderr.isatty()
 
     def say(self, message: str) -> None:
         if not self.quiet:
             print(message, flush=True)
+
+    def ticker(self, label: str) -> _Ticker | contextlib.nullcontext[None]:
+        return _Ticker(label) if self.progress else contextlib.nullcontext()
+
+
+class _Ticker:
+    """``label`` and the seconds elapsed on one stderr line, redrawn in place while the work runs
+    (for work with no progress of its own to show) and erased when it ends."""
+
+    #: seconds between redraws
+    INTERVAL = 0.5
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._draw, name="trajcore-progress", daemon=True)
+
+    def _draw(self) -> None:
+        started = time.monotonic()
+        while True:
+            sys.stderr.write(f"\r\033[K{self.label}: running, {time.monotonic() - started:.0f} s")
+            sys.stderr.flush()
+            if self._stop.wait(self.INTERVAL):
+                return
+
+    def __enter__(self) -> _Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.stderr.write("\r\033[K")  # erase the line: what follows is a result
+        sys.stderr.flush()
+
+
+# -- report directories --------------------------------------------------------------------------
+def _check_out(out: Path) -> Path:
+    """``out`` as an absolute path; ``UsageError`` unless ``--out`` may receive a report (checked
+    before any work)."""
+    given, out = out, Path(os.path.abspath(out))
+    if out == Path.cwd() or out in Path.cwd().parents:
+        raise UsageError(
+            f"--out: {given} holds the current directory, which a report would replace; choose another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory")
+    if (out / "sweep.json").exists():
+        raise UsageError(f"--out: {out} is a sweep store; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
+        raise UsageError(f"--out: {out} is neither empty nor a trajcore report; choose another --out")
+    return out
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A fresh hidden directory next to ``out`` to write the report into; it replaces ``out`` when
+    the block succeeds, and is removed (with any parent directory made for it) when it fails."""
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for directory in made:  # deepest first
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    if out.exists():  # an earlier report (checked by _check_out): replaced whole
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=staging.parent))
+        os.replace(out, old / out.name)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -57,13 +153,16 @@ def _experiment(name: str) -> Any:
         raise UsageError(str(error.args[0])) from None
 
 
-def _run_into_report(experiment: Any, config: Any, out: Path, directory: str, console: _Console) -> Any:
+def _run_into_report(
+    experiment: Any, config: Any, out: Path, directory: str, console: _Console, label: str = ""
+) -> Any:
     from .experiments.settings import config_dict
     from .report import ReportEntry
 
     started = time.perf_counter()
     try:
-        result = experiment.run(config, out / directory if directory else out)
+        with console.ticker(label or experiment.name):
+            result = experiment.run(config, out / directory if directory else out)
     except Exception as error:
         raise Failure(f"experiment {experiment.name} failed: {type(error).__name__}: {error}") from error
     seconds = time.perf_counter() - started
@@ -86,23 +185,22 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
         experiments = [known[n] for n in args.only]
     if not experiments:
         raise Failure("no flagship experiments are registered (see trajcore list)")
-    out = Path(args.out)
+    out = _check_out(Path(args.out))
     console.say(f"trajcore demo: {len(experiments)} experiment(s) in their quick configs -> {out}")
     started = time.perf_counter()
     entries = []
-    iterator: Any = experiments
-    if console.progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(experiments, unit="experiment", leave=False)
-    for experiment in iterator:
-        entries.append(_run_into_report(experiment, experiment.demo_config(), out, experiment.name, console))
-    index = write_report(out, entries, title="trajcore demo: the papers' results, reproduced")
+    with _staged(out) as staging:
+        for number, experiment in enumerate(experiments, 1):
+            label = f"[{number}/{len(experiments)}] {experiment.name}"
+            entries.append(
+                _run_into_report(experiment, experiment.demo_config(), staging, experiment.name, console, label)
+            )
+        write_report(staging, entries, title="trajcore demo: the papers' results, reproduced")
     console.say(
         f"done in {time.perf_counter() - started:.1f} s; "
         + ("all checks pass" if all_checks_pass(entries) else "some checks FAILED (see the report)")
     )
-    print(f"report: {index.resolve()}")
+    print(f"report: {(out / 'index.html').resolve()}")
     if args.strict and not all_checks_pass(entries):
         raise Failure("some experiment checks failed (see the report)")
     return EXIT_OK
@@ -141,17 +239,30 @@ def cmd_run(args: argparse.Namespace, console: _Console) -> int:
         config = experiment.make_config(values, demo=args.demo)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    out = Path(args.out or f"trajcore-{experiment.name}")
+    out = _check_out(Path(args.out or f"trajcore-{experiment.name}"))
     console.say(f"trajcore run {experiment.name} -> {out}")
-    entry = _run_into_report(experiment, config, out, "", console)
-    index = write_report(out, [entry], title=f"trajcore run {experiment.name}")
-    print(f"report: {index.resolve()}")
+    with _staged(out) as staging:
+        entry = _run_into_report(experiment, config, staging, "", console)
+        write_report(staging, [entry], title=f"trajcore run {experiment.name}")
+    print(f"report: {(out / 'index.html').resolve()}")
+    failed = [name for name, ok in entry.result.checks.items() if not ok]
+    if failed and args.strict:
+        raise Failure(f"{experiment.name}: {len(failed)} check(s) failed: {', '.join(failed)} (see the report)")
     return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
     from .store import RunStore, StoreError
-    from .sweep import SpecError, SweepError, dask_executor, expand, load_spec, local_executor, run_sweep
+    from .sweep import (
+        SpecError,
+        SweepError,
+        check_store,
+        dask_executor,
+        expand,
+        load_spec,
+        local_executor,
+        run_sweep,
+    )
 
     if args.workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {args.workers}")
@@ -168,7 +279,10 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
         raise UsageError(str(error)) from None
     out = Path(args.out)
     try:
-        RunStore(out).check_usable_for(spec.experiment)
+        check_store(spec, runs, out)  # another experiment or sweep: refused before any work
+        if RunStore(out).is_store():
+            with RunStore(out).lock():  # another sweep writing: refused before starting an executor
+                pass
     except StoreError as error:
         raise Failure(str(error)) from None
     console.say(f"trajcore sweep {spec.experiment}: {len(runs)} runs, executor {kind}, -> {out}")
@@ -207,8 +321,10 @@ def cmd_report(args: argparse.Namespace, console: _Console) -> int:
     from .store import RunStore, StoreError
 
     root = Path(args.dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"DIR: {root} is a file; expected a sweep store or a report directory")
     if not root.is_dir():
-        raise UsageError(f"{root}: no such directory")
+        raise UsageError(f"DIR: {root}: no such directory")
     try:
         if RunStore(root).is_store():
             index = write_sweep_report(root)
@@ -229,6 +345,12 @@ def cmd_info(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def _spec_format() -> str:
+    from .sweep import SPEC_FORMAT
+
+    return SPEC_FORMAT
+
+
 # -- the parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -238,11 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with: trajcore demo",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: when stderr is a terminal and not --quiet)",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # --quiet is accepted after the command too; SUPPRESS keeps the top-level value when absent.
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only results")
+    common.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="progress on stderr (default: when stderr is a terminal and not --quiet)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -253,7 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="trajcore-report", help="report directory (default: %(default)s)")
     demo.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (demo configs)")
-    demo.add_argument("--strict", action="store_true", help="exit 1 if any experiment check fails")
+    demo.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="exit 1 if any experiment check fails (default: exit 0, the report shows the checks)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     listing = commands.add_parser(
@@ -266,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=[common],
         help="run one experiment with settings",
-        description="Run one named experiment and write a report.",
+        description="Run one named experiment and write a report. Exit status: 0 when every check of "
+        "the experiment passes, 1 when one fails (the report is written; --no-strict: 0), 2 for bad input.",
         epilog="Example: trajcore run smf_reference --set d=40 --set alpha=1e-4 --out smf",
     )
     run.add_argument("name", help="experiment name (see trajcore list)")
@@ -283,17 +423,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings from a TOML file (key = value per field); --set overrides",
     )
     run.add_argument("--demo", action="store_true", help="start from the quick demo config instead of the default")
-    run.add_argument("--out", help="report directory (default: trajcore-NAME)")
+    run.add_argument("--out", help="report directory, replaced whole (default: trajcore-NAME)")
+    run.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="exit 1 if any of the experiment's checks fails, after writing the report (default: on)",
+    )
     run.set_defaults(handler=cmd_run)
 
     sweep = commands.add_parser(
         "sweep",
         parents=[common],
         help="run a grid from a TOML spec into a resumable store",
-        description="Expand SPEC.toml (experiment, [base], [grid]) into runs and store one checksummed "
-        "file per run in --out; rerunning skips finished runs and recomputes corrupt ones.",
-        epilog='Spec example:\n  experiment = "smf_reference"\n  [base]\n  d = 50\n  [grid]\n'
-        "  alpha = [1e-2, 1e-3]\n  seed = { range = [0, 100] }",
+        description=textwrap.fill(
+            "Expand SPEC.toml (experiment, [base], [grid]) into runs and store one checksummed file per "
+            "run in --out; rerunning skips finished runs and recomputes corrupt ones. Exit status: 0 when "
+            "every run is stored, 1 when runs failed or the store is another sweep's or in use, 2 for a "
+            "bad spec or grid point (nothing computed).",
+            width=96,
+        ),
+        epilog=_spec_format(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sweep.add_argument("spec", help="the sweep spec (TOML)")
@@ -339,19 +489,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command is None:
             parser.print_help()
+            print("trajcore: error: no command given (see trajcore --help)", file=sys.stderr)
             return EXIT_USAGE
-        return int(args.handler(args, _Console(args.quiet)))
+        return int(args.handler(args, _Console(args.quiet, args.progress)))
     except UsageError as error:
-        print(f"trajcore: error: {error}", file=sys.stderr)
+        print(f"trajcore: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except (Failure, ImportError) as error:
-        print(f"trajcore: failed: {error}", file=sys.stderr)
+        print(f"trajcore: failed: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     except SystemExit as stop:  # --help and --version of argparse
         return stop.code if isinstance(stop.code, int) else EXIT_OK
     except KeyboardInterrupt:
         print("trajcore: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one line (exception texts may hold newlines: an experiment's, a TOML parser's, a
+    path's)."""
+    return " ".join(part.strip() for part in str(error).splitlines()).strip()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,22 @@ Layout of a store directory::
     sweep.json          the sweep that filled it (experiment, base settings, grid)
     runs/<id>.json      one finished run: {"payload": {...}, "sha256": <hex of the canonical payload>}
     summary.csv         one row per run, rebuilt from runs/ (never the source of truth)
+    failures.json       the runs that raised in the last pass (absent when none did)
+    sweep.lock          while a sweep writes: its process id, host and start time
 
 A run file appears only complete: it is written to a temporary file in the same directory,
 flushed and fsynced, then renamed over its final name (``os.replace`` is atomic on POSIX and
 Windows), and the directory is fsynced. A reader therefore sees either no file or a whole one; a
 file that fails its checksum (disk corruption, a hand edit) is reported as corrupt and recomputed.
 Temporary files left by a killed writer are removed on the next open.
+
+One writer at a time: :meth:`RunStore.lock` holds ``sweep.lock`` for the duration of a sweep. It is
+an exclusive ``flock`` on that file (released by the kernel when the owner dies, however it dies)
+holding the owner's pid, host and start time for the message a second sweep gets. A lock file whose
+owner is gone is taken over when it names this host; one naming another host (a store on a shared
+disk) is refused, since the owner's liveness cannot be checked from here, with the file to delete
+once that sweep is known to be gone. Without ``fcntl`` (Windows) the lock is an exclusively created
+file and one left by a killed sweep must be deleted by hand.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import io
 import json
 import math
 import os
+import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +44,12 @@ import numpy as np
 from ._storage import TEMP_SUFFIX, atomic_write_text
 from .experiments.settings import canonical_json
 
-__all__ = ["RunStore", "StoreScan", "StoreError", "json_ready", "load_summary"]
+__all__ = ["RunStore", "StoreScan", "StoreError", "StoreLock", "json_ready", "load_summary"]
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -167,6 +184,11 @@ class RunStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
+    # -- one writer at a time -------------------------------------------------------------------------
+    def lock(self) -> StoreLock:
+        """The store's lock (a context manager; :class:`StoreError` if another sweep holds it)."""
+        return StoreLock(self.root)
+
     # -- the summary -----------------------------------------------------------------------------
     def summary_rows(self, payloads: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """One flat row per run: ``id``, the config fields, scalar metrics, ``check.<name>`` columns;
@@ -201,6 +223,127 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.summary_path, buffer.getvalue())
         return rows
+
+
+class StoreLock:
+    """``sweep.lock`` of a store, held by one sweep at a time (see the module docstring).
+
+    ``acquire`` creates the store directory if needed and raises :class:`StoreError` naming the
+    owner (pid, host, start) when another sweep holds the store; ``release`` removes the file.
+    """
+
+    NAME = "sweep.lock"
+
+    def __init__(self, root: PathLike) -> None:
+        self.root = Path(root)
+        self.path = self.root / self.NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> StoreLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _owner_text(self, owner: dict[str, Any] | None) -> str:
+        if not owner:
+            return "owner unknown"
+        return f"pid {owner.get('pid')} on {owner.get('host')}, since {owner.get('started')}"
+
+    def _busy(self, owner: dict[str, Any] | None) -> StoreError:
+        return StoreError(
+            f"{self.root}: another sweep is writing to this store ({self._owner_text(owner)}); "
+            "wait for it to finish, or use another --out"
+        )
+
+    def _foreign(self, owner: dict[str, Any]) -> StoreError:
+        return StoreError(
+            f"{self.root}: locked by a sweep on host {owner.get('host')} ({self._owner_text(owner)}); "
+            f"if that sweep is no longer running, delete {self.path}"
+        )
+
+    @staticmethod
+    def _read_owner(fd: int) -> dict[str, Any] | None:
+        try:
+            owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return owner if isinstance(owner, dict) else None
+
+    def _record(self) -> bytes:
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}) + "\n").encode()
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            raise StoreError(f"{self.root}: this sweep already holds the store's lock")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover - Windows
+            self._acquire_exclusive_file()
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                # a writer fills the file right after taking the lock: give it a moment
+                owner = self._read_owner(fd)
+                for _ in range(20):
+                    if owner:
+                        break
+                    time.sleep(0.01)
+                    owner = self._read_owner(fd)
+                os.close(fd)
+                raise self._busy(owner) from None
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            if current is None or not os.path.samestat(os.fstat(fd), current):
+                os.close(fd)  # released (unlinked) between our open and our flock: try the new file
+                continue
+            owner = self._read_owner(fd)
+            if owner and owner.get("host") != socket.gethostname():
+                os.close(fd)
+                raise self._foreign(owner)
+            # Free: no owner, or one on this host whose flock died with it (a killed sweep).
+            record = self._record()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record, 0)
+            os.fsync(fd)
+            self._fd = fd
+            return
+
+    def _acquire_exclusive_file(self) -> None:  # pragma: no cover - Windows
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            with open(self.path, "rb") as handle:
+                try:
+                    owner = json.loads(handle.read().decode("utf-8"))
+                except ValueError:
+                    owner = None
+            owner = owner if isinstance(owner, dict) else None
+            if owner and owner.get("host") != socket.gethostname():
+                raise self._foreign(owner) from None
+            raise StoreError(
+                f"{self.root}: another sweep is writing to this store ({self._owner_text(owner)}); "
+                f"if it is no longer running, delete {self.path}"
+            ) from None
+        os.write(fd, self._record())
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # unlink while still holding the flock, then let go: a waiter that opened the old file
+        # notices it is gone (acquire compares the inode) and retries on a fresh one
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
 
 
 def _sort_key(values: list[Any]) -> tuple[Any, ...]:

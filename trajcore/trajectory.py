@@ -48,6 +48,23 @@ class Trajectory:
     diverged_at: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Shapes and a few facts, never the data (a trajectory holds up to millions of numbers)."""
+
+        def shape(array: np.ndarray | None) -> str:
+            return "None" if array is None else f"{tuple(np.shape(array))}"
+
+        diverged = int(np.sum(np.asarray(self.diverged_at) >= 0))
+        steps = np.asarray(self.steps)
+        span = f"{int(steps[0])}..{int(steps[-1])}" if steps.size else "none"
+        batch = f"batch={self.batch_size}, " if self.batched else ""
+        keys = ", ".join(list(self.metadata)[:6]) + (", ..." if len(self.metadata) > 6 else "")
+        return (
+            f"Trajectory({batch}records={steps.size} (steps {span}), loss {shape(self.loss)}, "
+            f"coefficients {shape(self.coefficients)}, iterates {shape(self.iterates)}, "
+            f"final {shape(self.final)}, diverged {diverged} of {self.batch_size}, metadata: {keys})"
+        )
+
     @property
     def batched(self) -> bool:
         return bool(np.ndim(self.diverged_at) == 1)

@@ -5,7 +5,16 @@ A config is a frozen dataclass whose fields all have defaults. Field types under
 ``list[X]`` of numbers or strings (written as comma lists on the command line: ``sigma=10,5,3``).
 
 The same coercion serves the CLI (strings) and sweep specs (TOML values), so a setting means the
-same thing wherever it is written. The field ``n_threads``, when a config has it, is an execution
+same thing wherever it is written. Rules every setting follows, wherever it is written:
+
+- a float must be finite (``nan``/``inf`` are refused, naming the setting), unless the field's
+  default is itself non-finite;
+- a list must not be empty, unless the field's default is empty;
+- a single value given for a list field is a one-element list (``seeds = 3`` is ``seeds = [3]``);
+- seeds: a config that has a list field ``seeds`` (``init_seeds``, ...) but no ``seed``
+  (``init_seed``) also takes ``seed = N``, meaning ``seeds = [N]``: one seed per run, the natural
+  axis of a sweep (``seed = { range = [0, 10] }`` in a sweep's ``[grid]``).
+ The field ``n_threads``, when a config has it, is an execution
 setting, not part of the experiment: results are bitwise identical for any thread count, so it is
 left out of the canonical config and of the run id.
 """
@@ -35,6 +44,7 @@ __all__ = [
     "field_types",
     "type_name",
     "parse_value",
+    "seed_alias",
     "coerce_value",
     "parse_assignments",
     "read_settings_file",
@@ -176,20 +186,81 @@ def coerce_value(tp: Any, value: Any) -> Any:
         return parse_value(tp, value)
     item = _sequence_item(inner)
     if item is not None:
-        if not isinstance(value, (list, tuple)):
+        if isinstance(value, dict):
             raise ValueError
-        values = [_scalar_from_value(item, v) for v in value]
+        # a single value for a list field is a one-element list (``seeds = 3``)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        values = [_scalar_from_value(item, v) for v in items]
         return list(values) if (typing.get_origin(inner) or inner) is list else tuple(values)
     return _scalar_from_value(inner, value)
+
+
+def seed_alias(config_type: type, key: str) -> str | None:
+    """The list field ``key + "s"`` that the singular ``key`` stands for (``seed`` -> ``seeds``), or None.
+
+    Only for names ending in ``seed``, and only when the config has no field ``key`` itself.
+    """
+    types = field_types(config_type)
+    if key in types or not key.endswith("seed"):
+        return None
+    plural = key + "s"
+    return plural if plural in types and _sequence_item(_split_optional(types[plural])[0]) is not None else None
+
+
+def _resolve_aliases(config_type: type, values: Mapping[str, Any], context: str) -> dict[str, Any]:
+    """``values`` with singular seed keys renamed to their list field (see :func:`seed_alias`)."""
+    resolved: dict[str, Any] = {}
+    for key, value in values.items():
+        plural = seed_alias(config_type, key)
+        if plural is None:
+            name = key
+        else:
+            if plural in values:
+                raise ConfigError(
+                    f"settings {key} and {plural} for {context}: give one of them ({key}=N means {plural}=N)"
+                )
+            name = plural
+        resolved[name] = value
+    return resolved
 
 
 def _check_keys(config_type: type, keys: Iterable[str], context: str) -> dict[str, Any]:
     types = field_types(config_type)
     for key in keys:
-        if key not in types:
+        if key not in types and seed_alias(config_type, key) is None:
             valid = ", ".join(f"{k} ({type_name(t)})" for k, t in types.items())
             raise ConfigError(f"unknown key {key!r} for {context}; valid keys: {valid}")
     return types
+
+
+def _check_value(config_type: type, key: str, name: str, value: Any, written: Any) -> None:
+    """The rules beyond the type (module docstring): finite floats, non-empty lists. ``key`` is the
+    setting as written, ``name`` its field."""
+    tp = field_types(config_type)[name]
+    default = _field_default(config_type, name)
+    inner, _ = _split_optional(tp)
+    item = _sequence_item(inner)
+    if item is not None and isinstance(value, (list, tuple)):
+        if not value and not (isinstance(default, (list, tuple)) and not default):
+            raise ConfigError(f"setting {key}={written!r}: expected a non-empty {type_name(tp)}")
+        items: list[Any] = list(value)
+        defaults = list(default) if isinstance(default, (list, tuple)) else []
+    else:
+        items, defaults = [value], [default]
+    finite_default = all(not isinstance(d, float) or math.isfinite(d) for d in defaults)
+    for v in items:
+        if isinstance(v, float) and not math.isfinite(v) and finite_default:
+            raise ConfigError(f"setting {key}={written!r}: expected a finite number, got {v!r}")
+
+
+def _field_default(config_type: type, key: str) -> Any:
+    for f in dataclasses.fields(config_type):
+        if f.name == key:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    return None
 
 
 def parse_assignments(
@@ -210,11 +281,14 @@ def parse_assignments(
         if not sep or not key:
             raise ConfigError(f"setting {assignment!r}: expected key=value")
         types = _check_keys(config_type, [key], context)
+        name = seed_alias(config_type, key) or key
         try:
-            values[key] = parse_value(types[key], text)
+            value = parse_value(types[name], text)
         except ValueError:
-            raise ConfigError(f"setting {key}={text!r}: expected {type_name(types[key])}") from None
-    return values
+            raise ConfigError(f"setting {key}={text!r}: expected {type_name(types[name])}") from None
+        _check_value(config_type, key, name, value, text)
+        values[key] = value
+    return _resolve_aliases(config_type, values, context)
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:
@@ -231,6 +305,8 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the settings ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
     tables = [key for key, value in data.items() if isinstance(value, dict)]
     if tables:
         raise ConfigError(f"{path}: expected key = value settings only, found table(s) {', '.join(tables)}")
@@ -251,10 +327,13 @@ def build_config(
     types = _check_keys(config_type, values, context)
     coerced = {}
     for key, value in values.items():
+        name = seed_alias(config_type, key) or key
         try:
-            coerced[key] = coerce_value(types[key], value)
+            coerced[key] = coerce_value(types[name], value)
         except ValueError:
-            raise ConfigError(f"setting {key}={value!r}: expected {type_name(types[key])}") from None
+            raise ConfigError(f"setting {key}={value!r}: expected {type_name(types[name])}") from None
+        _check_value(config_type, key, name, coerced[key], value)
+    coerced = _resolve_aliases(config_type, coerced, context)
     start = config_type() if base is None else base
     try:
         return dataclasses.replace(start, **coerced)
