@@ -47,6 +47,11 @@ class Failure(Exception):
     """The work itself failed: exit code 1."""
 
 
+class Skipped(Failure):
+    """An experiment needs an optional extra that is not installed: ``demo`` goes on without it,
+    ``run`` exits 1 with the install hint."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit 2) instead of the usage block."""
 
@@ -159,10 +164,14 @@ def _run_into_report(
     from .experiments.settings import config_dict
     from .report import ReportEntry
 
+    from .experiments import MissingExtra
+
     started = time.perf_counter()
     try:
         with console.ticker(label or experiment.name):
             result = experiment.run(config, out / directory if directory else out)
+    except MissingExtra as error:
+        raise Skipped(f"{experiment.name}: skipped, {error}") from None
     except Exception as error:
         raise Failure(f"experiment {experiment.name} failed: {type(error).__name__}: {error}") from error
     seconds = time.perf_counter() - started
@@ -192,9 +201,12 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
     with _staged(out) as staging:
         for number, experiment in enumerate(experiments, 1):
             label = f"[{number}/{len(experiments)}] {experiment.name}"
-            entries.append(
-                _run_into_report(experiment, experiment.demo_config(), staging, experiment.name, console, label)
-            )
+            try:
+                entries.append(
+                    _run_into_report(experiment, experiment.demo_config(), staging, experiment.name, console, label)
+                )
+            except Skipped as skipped:  # e.g. the deep-network experiments without PyTorch
+                console.say(f"  {skipped}")
         write_report(staging, entries, title="trajcore demo: the papers' results, reproduced")
     console.say(
         f"done in {time.perf_counter() - started:.1f} s; "
