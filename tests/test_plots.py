@@ -48,3 +48,47 @@ def test_text_chart_places_curves(trajectory):
     assert "1: a" in lines[-1] and "3: c" in lines[-1]
     with pytest.raises(ValueError, match="series"):
         tc.plot.text_chart([0.0, 1.0], np.ones((3, 2)))
+
+
+def test_style_palette_and_cycle_never_repeat_a_look():
+    from trajcore.plot import style
+
+    colours = style.palette(14)
+    assert len(set(colours)) == 14
+    looks = style.cycle(40)
+    assert len({(look["color"], look["linestyle"]) for look in looks}) == 40
+    with pytest.raises(ValueError, match="n"):
+        style.palette(15)
+    with pytest.raises(ValueError, match="kind"):
+        style.new_figure("poster")
+
+
+def test_style_text_overlaps_finds_colliding_labels(tmp_path):
+    from trajcore.plot import style
+
+    fig, ax = style.new_figure("line")
+    ax.plot([0, 1], [0, 1], label="a curve")
+    style.label_axes(ax, x="iteration", y="value", title="clean")
+    style.legend_outside(ax)
+    assert style.text_overlaps(fig) == []
+    assert tuple(fig.get_size_inches()) == style.SIZES["line"]
+    ax.text(0.5, 0.5, "first")
+    ax.text(0.5, 0.5, "second")
+    assert style.text_overlaps(fig) == [("first", "second")]
+    assert style.finish(fig, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_style_axis_rules():
+    from trajcore.plot import style
+
+    steps = np.arange(1001.0)
+    fast = 1 - np.exp(-steps / 5)  # settles within the first 5% of the run
+    slow = steps / 1000
+    assert style.early_fraction(steps, fast) < 0.05
+    assert style.early_fraction(steps, slow) > 0.95
+    fig, ax = style.new_figure("line")
+    assert style.use_log_x_if_early(ax, steps, fast) and ax.get_xscale() == "symlog"
+    assert style.use_log_y_if_spanning(ax, [1e-8, 1.0]) and ax.get_yscale() == "log"
+    assert not style.use_log_y_if_spanning(ax, [-1.0, 1e3])
+    assert style.is_constant([2.0, 2.0, 2.0 + 1e-12]) and not style.is_constant([1.0, 2.0])
+    assert style.beta(1, 2) == "$\\beta_{12}$"

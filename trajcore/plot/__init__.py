@@ -1,8 +1,10 @@
 """Figures (matplotlib is imported inside the functions, so ``import trajcore`` stays light).
 
-Every function takes an optional ``ax`` and returns the axes it drew on.
+Every function takes an optional ``ax`` and returns the axes it drew on. :mod:`.style` gives every
+figure the same look (colour-blind-safe colours, fixed sizes, outside legends, a text-overlap check).
 """
 
+from . import style
 from .network import (
     coefficient_figure,
     conditions_figure,
@@ -29,6 +31,7 @@ __all__ = [
     "product_rank",
     "product_singular_values",
     "scaling",
+    "style",
     "tensor_coefficients",
     "text_chart",
 ]
