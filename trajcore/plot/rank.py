@@ -22,11 +22,6 @@ def _single(name: str, trajectory: Any) -> Any:
     return trajectory
 
 
-def _style(index: int) -> str:
-    """Line style that keeps more than ten lines (matplotlib's colour cycle) apart."""
-    return ("-", "--", ":", "-.")[(index // 10) % 4]
-
-
 def product_rank(
     problem: Any,
     trajectories: Mapping[str, Any],
@@ -48,8 +43,11 @@ def product_rank(
 
     if measure not in ("numerical", "effective", "stable"):
         raise ValueError(f"measure: expected 'numerical', 'effective' or 'stable', got {measure!r}")
+    from . import style
+
     ax = new_axes(ax)
     shape = (problem.widths[-1], problem.widths[0])
+    looks = style.cycle(len(trajectories))
     for index, (label, traj) in enumerate(trajectories.items()):
         traj = _single(f"trajectories[{label!r}]", traj)
         obs = problem.observables(traj)
@@ -65,12 +63,22 @@ def product_rank(
                 series = effective_rank(s, spectrum=True)
             else:
                 series = stable_rank(s, spectrum=True)
-        ax.plot(traj.steps, series, lw=2, alpha=0.8, label=str(label), drawstyle="steps-post", ls=_style(index))
-    ax.axhline(problem.rank_cap, color="grey", lw=0.8, ls=":")
-    rule = f"atol={atol:g}" if atol is not None else (f"rtol={rtol:g}" if rtol is not None else "default rule")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"{measure} rank of W_N...W_1" + (f" ({rule})" if measure == "numerical" else ""))
-    ax.legend(fontsize="small")
+        # later curves drawn thinner, so curves lying on top of each other stay visible
+        width = 2.6 - 1.6 * index / max(1, len(trajectories) - 1)
+        ax.plot(traj.steps, series, label=str(label), drawstyle="steps-post", **{**looks[index], "lw": width})
+    ax.axhline(problem.rank_cap, color="#888888", lw=0.8, ls=":", label=f"rank cap {problem.rank_cap}")
+    rule = f"atol {atol:g}" if atol is not None else (f"rtol {rtol:g}" if rtol is not None else "default rule")
+    style.label_axes(
+        ax,
+        x="iteration",
+        y=f"{measure} rank of $W_N \\cdots W_1$" + (f" ({rule})" if measure == "numerical" else ""),
+    )
+    if measure == "numerical":
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    style.plain_numbers(ax)
+    style.legend_outside(ax)
     return ax
 
 
@@ -80,30 +88,41 @@ def product_singular_values(problem: Any, trajectory: Any, *, ax: Any = None, fl
     obs = problem.observables(traj)
     if "product_singular_values" not in obs:
         raise ValueError("trajectory: the product spectrum was not recorded")
+    from . import style
+
     s = np.maximum(obs["product_singular_values"], floor)
     ax = new_axes(ax)
+    looks = style.cycle(s.shape[-1])
     for i in range(s.shape[-1]):
-        ax.plot(traj.steps, s[:, i], lw=1.2, label=f"s_{i + 1}")
+        ax.plot(traj.steps, s[:, i], label=f"$s_{{{i + 1}}}$", **{**looks[i], "lw": 1.3})
     ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("singular values of W_N...W_1")
-    ax.legend(fontsize="x-small", ncol=2)
+    style.label_axes(ax, x="iteration", y=f"singular values of $W_N \\cdots W_1$ (floor {floor:g})")
+    style.legend_outside(ax, ncol=1 if s.shape[-1] <= 12 else 2)
     return ax
 
 
 def loss_curves(
-    trajectories: Mapping[str, Any], *, ax: Any = None, optimal_loss: float | None = None, logy: bool = False
+    trajectories: Mapping[str, Any], *, ax: Any = None, optimal_loss: float | None = None, logy: bool | None = None
 ) -> Any:
-    """Exact (noise-free) loss against iterations, one line per run; ``optimal_loss`` as a dotted line."""
+    """Exact (noise-free) loss against iterations, one line per run; ``optimal_loss`` as a dotted line.
+
+    ``logy``: log loss axis (``None``: when the losses span two orders of magnitude or more)."""
+    from . import style
+
     ax = new_axes(ax)
+    looks = style.cycle(len(trajectories))
+    losses = []
     for index, (label, traj) in enumerate(trajectories.items()):
         traj = _single(f"trajectories[{label!r}]", traj)
-        ax.plot(traj.steps, traj.loss, lw=1.5, label=str(label), ls=_style(index))
+        losses.append(traj.loss)
+        ax.plot(traj.steps, traj.loss, label=str(label), **{**looks[index], "lw": 1.5})
     if optimal_loss is not None:
-        ax.axhline(optimal_loss, color="grey", lw=0.8, ls=":", label="global optimum")
+        ax.axhline(optimal_loss, color="#888888", lw=1.0, ls=":", label=f"global optimum {optimal_loss:.4g}")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss 1/2 ||P X - Y||^2")
-    ax.legend(fontsize="small")
+    elif logy is None and losses:
+        style.use_log_y_if_spanning(ax, np.concatenate(losses))
+    style.label_axes(ax, x="iteration", y="loss $\\frac{1}{2}\\|P X - Y\\|_F^2$")
+    style.plain_numbers(ax)
+    style.legend_outside(ax)
     return ax
