@@ -143,27 +143,28 @@ def save_figure(
     figsize: tuple | str = "line",
     *,
     panels: tuple[int, int] = (1, 1),
+    share_y: bool = False,
 ) -> None:
     """Draw with ``draw(ax)`` on a fresh figure and save it as ``out_dir / name`` (appending ``name``
     to ``figures``); nothing happens without an ``out_dir``.
 
     ``figsize`` is a :data:`trajcore.plot.style.SIZES` kind (or, as before, a size in inches);
-    ``panels = (rows, cols)`` passes ``draw`` an array of axes. The figure is not registered with
-    pyplot, so experiments can run in threads and leave no open windows behind; it is saved with
-    :func:`trajcore.plot.style.finish`."""
+    ``panels = (rows, cols)`` passes ``draw`` an array of axes (sharing y with ``share_y``). The
+    figure is not registered with pyplot, so experiments can run in threads and leave no open windows
+    behind; it is saved with :func:`trajcore.plot.style.finish`."""
     if out_dir is None:
         return
     from ..plot import style
 
     if isinstance(figsize, str):
-        fig, axes = style.new_figure(figsize, *panels)
+        fig, axes = style.new_figure(figsize, *panels, sharey=share_y)
     else:
         import matplotlib as mpl
         from matplotlib.figure import Figure
 
         with mpl.rc_context(style.RC):
             fig = Figure(figsize=figsize, layout="constrained")
-            axes = fig.subplots(*panels)
+            axes = fig.subplots(*panels, sharey=share_y)
     draw(axes)
     style.finish(fig, out_dir / name)
     figures.append(name)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .trajectories import new_axes
 
-__all__ = ["product_rank", "product_singular_values", "loss_curves"]
+__all__ = ["product_rank", "product_singular_values", "loss_curves", "noise_rank_summary"]
 
 
 def _single(name: str, trajectory: Any) -> Any:
@@ -126,3 +126,77 @@ def loss_curves(
     style.plain_numbers(ax)
     style.legend_outside(ax)
     return ax
+
+
+def noise_rank_summary(
+    names: Sequence[str],
+    final_rank: Any,
+    subspace_bound: float,
+    rank_cap: int,
+    invariant: Sequence[bool],
+    loss_over_optimum: Any,
+    bound_loss_over_optimum: float,
+    *,
+    axes: Any = None,
+    reached: float = 1.05,
+) -> Any:
+    """Paper B at a glance: which noise models raise the product rank, and which reach the optimum.
+
+    names : (M,) noise models, one row each; final_rank : (M,) final product rank on data without
+    signal; subspace_bound : ``min_k dim S_k`` of the start (exact GD cannot exceed it); invariant :
+    (M,) whether the model provably keeps the S_k structure (input noise, label noise, minibatches);
+    loss_over_optimum : (M,) final loss / global optimum on planted-signal data; bound_loss_over_optimum :
+    the best loss reachable within the S_k bound, over the optimum; reached : a ratio at or below it
+    counts as reaching the optimum. axes : two axes side by side (default: a new "wide" figure).
+    Returns the two axes.
+    """
+    from . import style
+
+    rank = np.asarray(final_rank, dtype=float)
+    ratio = np.asarray(loss_over_optimum, dtype=float)
+    keep = np.asarray(invariant, dtype=bool)
+    if not (len(names) == rank.size == ratio.size == keep.size):
+        raise ValueError(f"names: expected one entry per rank, flag and loss ratio, got {len(names)}")
+    if axes is None:
+        import matplotlib as mpl
+        import matplotlib.pyplot as plt
+
+        with mpl.rc_context(style.RC):
+            axes = plt.subplots(1, 2, figsize=style.SIZES["wide"], layout="constrained", sharey=True)[1]
+    left, right = axes
+    blue, orange = style.palette(2)
+    rows = np.arange(rank.size)[::-1]  # first name on top
+    colors = [orange if k else blue for k in keep]
+    left.barh(rows, rank, color=colors, height=0.6)
+    left.axvline(subspace_bound, color="#000000", ls="--", lw=1.0)
+    left.axvline(rank_cap, color="#888888", ls=":", lw=1.0)
+    left.set_yticks(rows, list(names))
+    left.set_xlim(0, rank_cap + 0.5)
+    left.text(subspace_bound, rows[0] + 0.75, " $S_k$ bound", fontsize=8, va="bottom")
+    left.text(rank_cap, rows[0] + 0.75, "cap ", fontsize=8, va="bottom", ha="right", color="#555555")
+    left.set_ylim(rows[-1] - 0.6, rows[0] + 1.4)
+    style.label_axes(left, x="final rank of $W_N \\cdots W_1$", y="", title="Does the noise raise the rank?")
+    positive = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)
+    right.hlines(rows, 1.0, positive, color=colors, lw=2)
+    right.scatter(positive, rows, color=colors, s=36, zorder=3)
+    right.axvline(1.0, color="#000000", ls="--", lw=1.0)
+    right.axvline(bound_loss_over_optimum, color="#888888", ls=":", lw=1.0)
+    right.set_xscale("log")
+    top = float(np.nanmax(np.append(positive, bound_loss_over_optimum)))
+    right.set_xlim(0.8, top * 4)
+    right.text(1.0, rows[0] + 0.75, " optimum", fontsize=8, va="bottom")
+    right.text(bound_loss_over_optimum, rows[0] + 0.75, "best within $S_k$ ", fontsize=8, va="bottom", ha="right")
+    for row, value in zip(rows, positive, strict=True):
+        if np.isfinite(value):
+            right.text(
+                value * 1.15, row, "reaches optimum" if value <= reached else f"{value:.3g}×", fontsize=8, va="center"
+            )
+    style.label_axes(right, x="final loss / global optimum (log)", y="", title="Planted signal: reaches the optimum?")
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color=blue, label="can raise the rank"),
+        Patch(color=orange, label="provably cannot under exact GD\n(keeps the $S_k$ structure)"),
+    ]
+    right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)
+    return axes

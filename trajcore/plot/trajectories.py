@@ -73,8 +73,7 @@ def coefficients(
         if logx is None:
             style.use_log_x_if_early(ax, trajectory.steps, np.stack(drawn, axis=-1))
         elif logx:
-            positive = trajectory.steps[trajectory.steps > 0]
-            ax.set_xscale("symlog", linthresh=float(positive[0]) if positive.size else 1.0, linscale=0.3)
+            style.log_steps(ax, trajectory.steps)
     style.label_axes(ax, x="iteration", y="|coefficient value|" if logy else "coefficient value")
     style.plain_numbers(ax)
     if which:  # no coefficients recorded: nothing to name
