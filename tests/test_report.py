@@ -9,6 +9,7 @@ installed.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -166,3 +167,20 @@ def test_browser_loads_every_figure(report, tmp_path):
     count = re.search(r'data-images="(\d+)"', done.stdout)
     assert broken is not None and count is not None, done.stdout[-2000:]
     assert broken.group(1) == "[]" and int(count.group(1)) == text.count("<img ")
+
+
+def test_sweep_report_does_not_plot_constant_metrics(tmp_path):
+    import tiny_experiments  # noqa: F401  (registers tiny_smf)
+
+    from trajcore.report import write_sweep_report
+    from trajcore.sweep import parse_spec, run_sweep
+
+    spec = parse_spec('experiment = "tiny_smf"\n[base]\nsteps = 200\n[grid]\nalpha = [1e-2, 1e-4]\nseed = [0, 1]\n')
+    run_sweep(spec, tmp_path / "store")
+    index = write_sweep_report(tmp_path / "store")
+    document = json.loads((tmp_path / "store" / "metrics.json").read_text())
+    # every sweep task runs on one OpenMP thread: the metric is the same in every run
+    assert "omp_max_threads" in document["constant_metrics"]
+    assert "figures/omp_max_threads.png" not in document["figures"]
+    assert "figures/first_learning_time.png" in document["figures"]
+    assert "the same in every run: not plotted" in index.read_text()

@@ -292,14 +292,17 @@ def _is_number(value: Any) -> bool:
 
 
 def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str, path: Path) -> bool:
-    import matplotlib
+    """One figure for ``metric``: a panel per swept parameter, every run a dot, the mean a line."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plot import style
 
-    fig, axes = plt.subplots(1, len(parameters), figsize=(4.2 * len(parameters), 3.4), squeeze=False)
+    kind = {1: "line", 2: "wide"}.get(len(parameters), "triple")
+    fig, axes = style.new_figure(kind, 1, len(parameters))
+    axes = np.atleast_1d(axes)
+    grey, blue = "#888888", style.palette(1)[0]
     drawn = False
-    for ax, parameter in zip(axes[0], parameters, strict=True):
+    for ax, parameter in zip(axes, parameters, strict=True):
         points = [(row[parameter], row[metric]) for row in rows if _is_number(row.get(metric))]
         points = [(x, y) for x, y in points if _is_number(x)]
         if not points:
@@ -307,19 +310,16 @@ def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str,
             continue
         xs = sorted({x for x, _ in points})
         means = [sum(y for x, y in points if x == v) / sum(1 for x, _ in points if x == v) for v in xs]
-        ax.plot([x for x, _ in points], [y for _, y in points], ".", alpha=0.35, color="#888", label="runs")
-        ax.plot(xs, means, "o-", color="#1f5fa8", label="mean")
+        ax.plot([x for x, _ in points], [y for _, y in points], ".", alpha=0.5, color=grey, label="each run")
+        ax.plot(xs, means, "o-", color=blue, label="mean over the other parameters")
         if xs[0] > 0 and xs[-1] / xs[0] >= 100:
             ax.set_xscale("log")
-        ax.set_xlabel(parameter)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
+        style.use_log_y_if_spanning(ax, [y for _, y in points])
+        style.label_axes(ax, x=parameter, y=metric, title=f"{metric} against {parameter}")
         drawn = True
     if drawn:
-        axes[0][0].legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-    plt.close(fig)
+        style.legend_outside(axes[-1])
+        style.finish(fig, path)
     return drawn
 
 
@@ -348,11 +348,15 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
             column = f"metric.{name}" if name in payload.get("config", {}) else name
             if _is_number(value) and column not in metric_names:
                 metric_names.append(column)
+    from .plot import style
+
+    # a metric with one value in every run says nothing as a plot: listed, not drawn
+    constant = [m for m in metric_names if style.is_constant([r[m] for r in rows if _is_number(r.get(m))])]
     figures_dir = root / "figures"
     figures = []
     if parameters and metric_names:
         figures_dir.mkdir(exist_ok=True)
-        for metric in metric_names[:max_metrics]:
+        for metric in [m for m in metric_names if m not in constant][:max_metrics]:
             file = figures_dir / f"{metric.replace('/', '_')}.png"
             if _plot_metric(rows, parameters, metric, file):
                 figures.append(f"figures/{file.name}")
@@ -375,6 +379,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
         "corrupt_files": len(scan.corrupt),
         "swept_parameters": parameters,
         "metric_means": means,
+        "constant_metrics": constant,
         "checks_passed": {name: {"passed": p, "runs": n} for name, (p, n) in checks.items()},
         "figures": figures,
     }
@@ -402,7 +407,13 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
     sections = [f"<h2>Checks</h2>{_table(['check', 'runs passing', 'all'], check_rows)}" if check_rows else ""]
     sections.append(
         "<h2>Metrics across the grid</h2>"
-        + _table(["metric", "mean over runs"], [[html.escape(m), _format(v)] for m, v in means.items()])
+        + _table(
+            ["metric", "mean over runs"],
+            [
+                [html.escape(m), _format(v) + (" (the same in every run: not plotted)" if m in constant else "")]
+                for m, v in means.items()
+            ],
+        )
     )
     sections += [f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures if (root / f).is_file()]
     index = root / "index.html"
