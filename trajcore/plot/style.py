@@ -306,7 +306,10 @@ def _drawn_texts(fig: Any) -> list[Any]:
     return [
         t
         for t in fig.findobj(Text)
-        if id(t) not in spare and t.get_visible() and t.get_text().strip() and t.get_figure(root=True) is fig
+        if id(t) not in spare
+        and t.get_visible()
+        and t.get_text().strip()
+        and (t.axes is None or t.axes.get_visible())  # texts of hidden axes are not drawn
     ]
 
 
