@@ -106,8 +106,9 @@ def test_figures_have_fixed_sizes_and_no_overlapping_text(report):
         assert tuple(fig.get_size_inches()) in sizes, path
         assert style.text_overlaps(fig) == [], path
         for ax in fig.axes:
-            assert ax.get_title() or ax.get_xlabel(), f"{path}: an axes without title or labels"
-            assert ax.get_xlabel(), f"{path}: x axis without a label"
+            assert ax.get_title() and ax.get_xlabel(), f"{path}: an axes without a title or an x label"
+            shared = len(ax.get_shared_y_axes().get_siblings(ax)) > 1  # labelled by its neighbour
+            assert ax.get_ylabel() or ax.get_yticklabels() or shared, f"{path}: an unlabelled y axis"
 
 
 def test_checks_show_measured_value_and_threshold(report):

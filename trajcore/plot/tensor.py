@@ -93,7 +93,7 @@ def escape_scaling(alphas: Any, measured: Any, predicted: Any, order: int, *, ax
             "-",
             color=looks[s]["color"],
             alpha=0.7,
-            label="predicted $1/(2l(l-2)\\eta c a_0^{l-2})$" + f", slope −{order - 2}" if s == 0 else None,
+            label="predicted (per seed) $1/(2l(l-2)\\eta c a_0^{l-2})$" + f", slope −{order - 2}" if s == 0 else None,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
