@@ -80,11 +80,10 @@ def _format(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}" if math.isfinite(value) else str(value)
-    if isinstance(value, list):
-        shown = ", ".join(_format(v) for v in value[:8])
-        return f"[{shown}, ... ({len(value)} values)]" if len(value) > 8 else f"[{shown}]"
+    if isinstance(value, (list, tuple)):  # config values: short, shown in full
+        return "[" + ", ".join(_format(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in list(value.items())[:8]) + "}"
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
