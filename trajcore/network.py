@@ -341,6 +341,8 @@ _RUN_ARRAYS = (
     "probe_loss",
     "probe_inputs",
     "probe_targets",
+    "buffers",
+    "probe_accuracy",
 )
 
 
@@ -370,7 +372,14 @@ class NetworkRun:
     probe_targets : (n, C) float64 or None
     metadata : dict
         ``model`` (architecture), ``training``, ``seed``, ``output_bias`` (bool: the last layer has a
-        bias, which the conjugate-kernel bases handle by a constant feature) and versions.
+        bias, which the conjugate-kernel bases handle by a constant feature) and versions; torch
+        runs add ``state_layout`` (the tensors behind ``parameters`` and ``buffers``) and, when the
+        run diverged, ``diverged_at`` (the first step whose outputs were not finite).
+    buffers : (T, Q) float64 or None
+        Flat buffers (batch-norm running statistics, ...) at each checkpoint, recorded together
+        with the parameters for torch models: a checkpoint's state is both.
+    probe_accuracy : (T,) float64 or None
+        Fraction of probe points whose largest output is their class, when class targets are known.
     """
 
     steps: np.ndarray
@@ -384,6 +393,8 @@ class NetworkRun:
     probe_inputs: np.ndarray | None
     probe_targets: np.ndarray | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    buffers: np.ndarray | None = None
+    probe_accuracy: np.ndarray | None = None
 
     @property
     def output_bias(self) -> bool:
@@ -408,6 +419,18 @@ class NetworkRun:
         if hits.size == 0:
             raise KeyError(f"step: features were kept at steps {self.feature_steps.tolist()}, not {step}")
         return self.features[hits[0]]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the run's arrays (outputs, features, parameters, buffers, ...)."""
+        arrays = (getattr(self, name) for name in _RUN_ARRAYS)
+        return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
+
+    @property
+    def record_spacing(self) -> int | None:
+        """Steps between consecutive checkpoints when they are evenly spaced, else None."""
+        gaps = np.diff(self.steps)
+        return int(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else None
 
     @property
     def initial_features(self) -> np.ndarray:

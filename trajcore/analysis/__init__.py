@@ -9,6 +9,7 @@ from .conditions import (
     fit_gradient_dominance,
     gradient_dominance,
     gradient_independence,
+    growth_phase,
     iteration_bound,
     predicted_learning_times,
 )
@@ -30,6 +31,7 @@ from .rank import (
     subspace_rank_bound,
 )
 from .series import crossing_times, learning_times, monotone_fraction, monotonicity_index, nonmonotone_mass
+from .spacing import monotonicity_at_spacings, subsample, window_means, windowed_monotonicity_index
 from .tensor import (
     Plateau,
     detect_plateaus,
@@ -42,8 +44,13 @@ from .tensor import (
 
 __all__ = [
     "Plateau",
+    "monotonicity_at_spacings",
+    "subsample",
+    "window_means",
+    "windowed_monotonicity_index",
     "GradientDominance",
     "fit_gradient_dominance",
+    "growth_phase",
     "gradient_dominance",
     "gradient_independence",
     "iteration_bound",

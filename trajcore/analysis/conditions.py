@@ -21,6 +21,7 @@ from .._validation import as_float_array, as_positive_float, as_positive_int
 __all__ = [
     "GradientDominance",
     "fit_gradient_dominance",
+    "growth_phase",
     "gradient_dominance",
     "gradient_independence",
     "predicted_learning_times",
@@ -35,6 +36,7 @@ class GradientDominance:
     gamma, C, r2 : (K,) float64 -- slope, prefactor and coefficient of determination of each fit
         (NaN when fewer than two usable points).
     coefficients, gradient_norms : (T, K) float64 -- the measured points.
+    used : (T, K) bool -- the points each fit used (the growth phase with ``phase="growth"``).
     """
 
     gamma: np.ndarray
@@ -42,19 +44,52 @@ class GradientDominance:
     r2: np.ndarray
     coefficients: np.ndarray
     gradient_norms: np.ndarray
+    used: np.ndarray | None = None
+
+    def fit_range(self) -> np.ndarray:
+        """``(K, 2)``: the smallest and largest ``|beta_k|`` each fit used (NaN where none)."""
+        used = np.ones(self.coefficients.shape, bool) if self.used is None else self.used
+        size = np.where(used, np.abs(self.coefficients), np.nan)
+        out = np.full((size.shape[1], 2), np.nan)
+        has = used.any(axis=0)
+        out[has, 0], out[has, 1] = np.nanmin(size[:, has], axis=0), np.nanmax(size[:, has], axis=0)
+        return out
 
 
-def fit_gradient_dominance(coefficients: Any, gradient_norms: Any, floor: float = 1e-300) -> GradientDominance:
+def growth_phase(coefficients: Any, q: float = 0.9) -> np.ndarray:
+    """``(T, K)`` mask of each coefficient's growth phase: from the first record up to the first one
+    where ``|beta_k|`` reaches ``q`` times its largest value (the regime the theory's
+    ``beta <- beta + eta C^2 (beta* - beta) |beta|^{2 gamma}`` describes before saturation)."""
+    beta = np.abs(as_float_array("coefficients", coefficients, ndim=2, finite=False))
+    if not 0 < q <= 1:
+        raise ValueError(f"q: expected a number in (0, 1], got {q!r}")
+    peak = np.nanmax(beta, axis=0) if beta.shape[0] else np.zeros(beta.shape[1])
+    reached = beta >= q * peak
+    first = np.where(reached.any(axis=0), reached.argmax(axis=0), beta.shape[0] - 1)
+    return np.arange(beta.shape[0])[:, None] <= first[None, :]
+
+
+def fit_gradient_dominance(
+    coefficients: Any, gradient_norms: Any, floor: float = 1e-300, phase: str = "all", q: float = 0.9
+) -> GradientDominance:
     """Least-squares power-law fit per column of ``coefficients (T, K)`` against ``gradient_norms (T, K)``.
 
     Points with ``|beta| <= floor`` or a zero gradient are left out (their logarithm is undefined).
+    ``phase="growth"`` fits each coefficient on its growth phase only (:func:`growth_phase` with
+    ``q``): saturation, where the coefficient stops growing while its gradient shrinks, is not
+    what condition 3 describes.
     """
     beta = as_float_array("coefficients", coefficients, ndim=2)
     norms = as_float_array("gradient_norms", gradient_norms, shape=beta.shape)
+    if phase not in ("all", "growth"):
+        raise ValueError(f"phase: expected 'all' or 'growth', got {phase!r}")
+    window = growth_phase(beta, q) if phase == "growth" else np.ones(beta.shape, bool)
     K = beta.shape[1]
     gamma, C, r2 = np.full(K, np.nan), np.full(K, np.nan), np.full(K, np.nan)
+    used = np.zeros(beta.shape, bool)
     for k in range(K):
-        ok = (np.abs(beta[:, k]) > floor) & (norms[:, k] > 0)
+        ok = (np.abs(beta[:, k]) > floor) & (norms[:, k] > 0) & window[:, k]
+        used[:, k] = ok
         if ok.sum() < 2:
             continue
         x, y = np.log(np.abs(beta[ok, k])), np.log(norms[ok, k])
@@ -65,7 +100,7 @@ def fit_gradient_dominance(coefficients: Any, gradient_norms: Any, floor: float 
         total = np.sum((y - y.mean()) ** 2)
         gamma[k], C[k] = slope, np.exp(intercept)
         r2[k] = 1.0 - np.sum(residual**2) / total if total > 0 else 1.0
-    return GradientDominance(gamma, C, r2, beta, norms)
+    return GradientDominance(gamma, C, r2, beta, norms, used)
 
 
 def _gradients_along(problem: Any, iterates: Any, pairs: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,12 @@ def initialization_bars(run: NetworkRun, basis: Basis, top: int = 20) -> Initial
         raise ValueError("basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1")
     c = project_run(run, basis)
     top = as_positive_int("top", top)
+    if top > c.shape[1]:
+        warnings.warn(
+            f"top: the basis has {c.shape[1]} functions, fewer than top={top}; showing all {c.shape[1]}",
+            UserWarning,
+            stacklevel=2,
+        )
     order = np.argsort(-np.abs(c[-1]), kind="stable")[: min(top, c.shape[1])]
     f0 = run.outputs[0]
     total = float(np.sum(f0 * f0)) / f0.shape[0]

@@ -29,6 +29,7 @@ __all__ = [
     "Checks",
     "Experiment",
     "ExperimentResult",
+    "MissingExtra",
     "experiment",
     "registry",
     "get",
@@ -36,7 +37,11 @@ __all__ = [
 ]
 
 # Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization", "network", "linear_network", "tensor")
+_MODULES = ("matrix_factorization", "network", "linear_network", "tensor", "deep_networks")
+
+
+class MissingExtra(ImportError):
+    """An experiment needs an optional extra that is not installed; the message says how to install it."""
 
 
 @dataclass

@@ -83,7 +83,9 @@ def _measure(config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_
             per_seed["after_training"].append(
                 float(analysis.top_coefficient_monotonicity(coefficients, config.top).mean())
             )
-            at_init = analysis.project_run(run, bases.run_output_basis(run, features_step=0, k=config.top))
+            # the at-init control knows nothing of training: features and directions of step 0
+            at_init_basis = bases.run_output_basis(run, features_step=0, outputs_step=0, k=config.top)
+            at_init = analysis.project_run(run, at_init_basis)
             per_seed["at_init"].append(float(analysis.top_coefficient_monotonicity(at_init, config.top).mean()))
             if len(runs) > 1:
                 other_basis = bases.run_output_basis(run, features_from=runs[(i + 1) % len(runs)], k=config.top)
@@ -184,8 +186,8 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
         norms = np.linalg.norm(gradients, axis=2)
         early = positions[: max(3, positions.size // 2)].size
         independence = analysis.max_gradient_cosines(gradients[:early])
-        fit = analysis.fit_gradient_dominance(coefficients, norms)
-        bars = analysis.initialization_bars(first_gd, full, top=20)
+        fit = analysis.fit_gradient_dominance(coefficients, norms, phase="growth")
+        bars = analysis.initialization_bars(first_gd, full, top=min(20, full.k))
         off = independence[~np.eye(independence.shape[0], dtype=bool)]
         metrics["conditions_gd_seed0"] = {
             "initial_top": bars.initial.tolist(),
@@ -205,17 +207,19 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
             f"{np.round(fit.gamma[:5], 2).tolist()} with R^2 {np.round(fit.r2[:5], 2).tolist()}"
         )
         if out_dir is not None:
+            from ..plot import style
             from ..plot.network import conditions_figure
 
-            fig = conditions_figure(bars, independence, coefficients, norms, fit)[0].figure
-            fig.savefig(out_dir / "mlp_digits_ck_conditions.png", dpi=110)
+            until = f"over steps 0..{int(first_gd.steps[positions[early - 1]])}"
+            fig = conditions_figure(bars, independence, coefficients, norms, fit, until=until)
+            style.finish(fig, out_dir / "mlp_digits_ck_conditions.png")
             figures.append("mlp_digits_ck_conditions.png")
     if out_dir is not None:
-        import matplotlib.pyplot as plt
-
+        from ..plot import style
         from ..plot.network import coefficient_figure
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+        fig, axes = style.new_figure("wide", 1, 2)
+        spacing = f"a record every {int(np.diff(main['gd']['steps'])[0])} steps"
         for ax, opt in zip(axes, ("gd", "adam"), strict=True):
             curves = main[opt]["curves"]  # (seeds, T, top), each seed in its own after-training basis
             coefficient_figure(
@@ -225,9 +229,9 @@ def mlp_digits_ck(config: MlpDigitsCkConfig, out_dir: Path | None) -> Experiment
                 ax=ax,
                 spread=curves.std(axis=0),
                 title=f"{opt}: top-{config.top} CK coefficients (mean ± sd over seeds)",
+                spacing=spacing,
             )
-        fig.savefig(out_dir / "mlp_digits_ck_coefficients.png", dpi=110)
-        plt.close("all")
+        style.finish(fig, out_dir / "mlp_digits_ck_coefficients.png")
         figures.insert(0, "mlp_digits_ck_coefficients.png")
     notes.append(
         "The after-training basis is partly self-referential (it is built from the final outputs); the "
