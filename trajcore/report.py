@@ -1,8 +1,10 @@
 """HTML reports: ``index.html`` + PNG figures + ``metrics.json`` for experiments and sweeps.
 
 An experiment report (``trajcore demo``/``run``) has one section per experiment: its description,
-config, a table of checks with pass/fail, the scalar metrics, the notes and its figures; the
-figures live in a sub-directory per experiment. A sweep report (``trajcore report STORE``) plots
+config, a table of checks (each with the value it measured, its threshold and pass/fail), the notes,
+its figures with a caption each (what the figure shows and what the paper predicts), and its metrics
+(scalars in one table, lists, matrices and records as tables of their own); the figures live in a
+sub-directory per experiment. A sweep report (``trajcore report STORE``) plots
 every scalar metric against each swept parameter (mean over the other parameters, all runs as dots).
 
 The HTML references only files that exist when it is written; a figure an experiment announced but
@@ -33,8 +35,14 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2e
 table { border-collapse: collapse; margin: .6em 0; } td, th { border: 1px solid #ddd; padding: .25em .6em; }
 th { background: #f4f4f4; text-align: left; } .pass { color: #0a6b2d; font-weight: bold; }
 .fail { color: #b00020; font-weight: bold; } code { background: #f4f4f4; padding: 0 .2em; }
-img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; } .muted { color: #777; }
+img { max-width: 100%; border: 1px solid #eee; } .muted { color: #777; }
+figure { margin: 1.2em 0; } figcaption { font-size: .92em; color: #333; max-width: 60em; margin-top: .3em; }
+h4 { margin: 1em 0 .2em; } div.scroll { overflow-x: auto; max-width: 100%; }
+div.scroll table { font-size: .85em; } div.scroll td, div.scroll th { white-space: nowrap; }
 """
+
+#: A list longer than this is summarised (count, first, last, min, max) instead of listed in full.
+_LIST_LIMIT = 12
 
 
 @dataclass
@@ -66,15 +74,16 @@ def all_checks_pass(entries: Sequence[ReportEntry]) -> bool:
 
 
 def _format(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}" if math.isfinite(value) else str(value)
-    if isinstance(value, list):
-        shown = ", ".join(_format(v) for v in value[:8])
-        return f"[{shown}, ... ({len(value)} values)]" if len(value) > 8 else f"[{shown}]"
+    if isinstance(value, (list, tuple)):  # config values: short, shown in full
+        return "[" + ", ".join(_format(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in list(value.items())[:8]) + "}"
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
@@ -84,14 +93,93 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _checks_table(checks: dict[str, bool]) -> str:
+def _checks_table(checks: dict[str, bool], details: dict[str, Any] | None = None) -> str:
+    """Check name, measured value, what it had to meet, pass/fail."""
     if not checks:
         return '<p class="muted">No checks.</p>'
-    rows = [
-        [html.escape(name), '<span class="pass">pass</span>' if ok else '<span class="fail">FAIL</span>']
-        for name, ok in checks.items()
-    ]
-    return _table(["check", "result"], rows)
+    details = details or {}
+    rows = []
+    for name, ok in checks.items():
+        measured, required = "", ""
+        detail = details.get(name)
+        if isinstance(detail, (list, tuple)) and len(detail) == 3:
+            value, threshold, comparison = detail
+            measured = html.escape(_format(value))
+            if comparison == "is":
+                required = html.escape(_format(threshold))
+            else:
+                required = html.escape(f"{comparison} {_format(threshold)}")
+        result = '<span class="pass">pass</span>' if ok else '<span class="fail">FAIL</span>'
+        rows.append([html.escape(name), measured, required, result])
+    return _table(["check", "measured", "required", "result"], rows)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _summary(values: list[Any]) -> str:
+    """``N values: first .., last .., min .., max ..`` of a long list of numbers."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    text = f"{len(values)} values: first {_format(values[0])}, last {_format(values[-1])}"
+    if numbers:
+        text += f", min {_format(min(numbers))}, max {_format(max(numbers))}"
+    missing = len(values) - len(numbers)
+    return text + (f", {missing} missing" if missing else "")
+
+
+def _inline(value: Any) -> str | None:
+    """A scalar or a flat list as one line of text (long lists summarised); ``None`` if nested."""
+    if _is_scalar(value):
+        return _format(value)
+    if isinstance(value, (list, tuple)) and all(_is_scalar(v) for v in value):
+        items = list(value)
+        if len(items) > _LIST_LIMIT:
+            return _summary(items)
+        return "[" + ", ".join(_format(v) for v in items) + "]"
+    return None
+
+
+def _cells(values: list[Any]) -> list[str]:
+    return [html.escape(_format(v)) for v in values]
+
+
+def _structured(value: Any) -> str:
+    """A nested metric as HTML tables: a list as one row (summarised beyond ``_LIST_LIMIT``), a list
+    of lists as a matrix (one row per outer entry), a list of records as a table with one column per
+    field, a mapping as key/value rows (nested values as tables of their own)."""
+    text = _inline(value)
+    if text is not None:
+        return html.escape(text)
+    if isinstance(value, dict):
+        rows = [[f"<code>{html.escape(str(k))}</code>", _structured(v)] for k, v in value.items()]
+        return _table(["key", "value"], rows)
+    items = list(value)
+    if all(isinstance(v, dict) for v in items):
+        keys: list[str] = []
+        for record in items:
+            keys += [k for k in record if k not in keys]
+        rows = [[_structured(record.get(k)) for k in keys] for record in items]
+        # many fields: let the table scroll sideways rather than squeeze its columns
+        return f"<div class='scroll'>{_table(keys, rows)}</div>"
+    if all(isinstance(v, list) and all(_is_scalar(x) for x in v) for v in items):
+        width = max(len(v) for v in items)
+        if width > _LIST_LIMIT:
+            return _table(["row", "values"], [[str(i), html.escape(_summary(v))] for i, v in enumerate(items)])
+        return _table(
+            ["row \\ column"] + [str(j) for j in range(width)], [[str(i)] + _cells(v) for i, v in enumerate(items)]
+        )
+    return _table(["index", "value"], [[str(i), _structured(v)] for i, v in enumerate(items)])
+
+
+def _metrics_html(metrics: dict[str, Any]) -> str:
+    flat = {k: _inline(v) for k, v in metrics.items()}
+    scalars = [[f"<code>{html.escape(k)}</code>", html.escape(t)] for k, t in flat.items() if t is not None]
+    out = _table(["metric", "value"], scalars) if scalars else ""
+    for key, value in metrics.items():
+        if flat[key] is None:
+            out += f"<h4><code>{html.escape(key)}</code></h4>{_structured(value)}"
+    return out
 
 
 def _page(title: str, summary: str, sections: list[str]) -> str:
@@ -103,14 +191,19 @@ def _page(title: str, summary: str, sections: list[str]) -> str:
 
 
 def _entry_record(entry: ReportEntry) -> dict[str, Any]:
+    captions = getattr(entry.result, "captions", {}) or {}
     return json_ready(
         {
             "description": entry.description,
             "config": entry.config,
             "metrics": entry.result.metrics,
             "checks": entry.result.checks,
+            "check_details": getattr(entry.result, "check_details", {}),
             "notes": list(entry.result.notes),
             "figures": entry.figure_paths(),
+            "captions": dict(
+                zip(entry.figure_paths(), [captions.get(f, "") for f in entry.result.figures], strict=True)
+            ),
             "seconds": round(entry.seconds, 3),
             "passed": all(entry.result.checks.values()),
         }
@@ -133,24 +226,28 @@ def _render(root: Path, title: str, records: dict[str, dict[str, Any]]) -> str:
         )
         notes = [html.escape(str(n)) for n in record.get("notes", [])]
         figures = []
+        captions = record.get("captions", {}) or {}
         for figure in record.get("figures", []):
             if (root / figure).is_file():
-                figures.append(f"<img src='{html.escape(figure)}' alt='{html.escape(figure)}'>")
+                caption = captions.get(figure, "")
+                figures.append(
+                    f"<figure><img src='{html.escape(figure)}' alt='{html.escape(caption or figure)}'>"
+                    + (f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "")
+                    + "</figure>"
+                )
             else:
                 notes.append(f"missing figure: <code>{html.escape(figure)}</code>")
-        metrics = [
-            [f"<code>{html.escape(k)}</code>", html.escape(_format(v))] for k, v in record.get("metrics", {}).items()
-        ]
+        metrics = _metrics_html(record.get("metrics", {}))
         config = " ".join(
             f"<code>{html.escape(k)}={html.escape(_format(v))}</code>" for k, v in record["config"].items()
         )
         sections.append(
             f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>"
             f"<p>{html.escape(record.get('description', ''))}</p><p class='muted'>config: {config}</p>"
-            f"<h3>Checks</h3>{_checks_table(checks)}"
+            f"<h3>Checks</h3>{_checks_table(checks, record.get('check_details'))}"
             + ("<h3>Notes</h3><ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>" if notes else "")
-            + "".join(figures)
-            + (f"<h3>Metrics</h3>{_table(['metric', 'value'], metrics)}" if metrics else "")
+            + ("<h3>Figures</h3>" + "".join(figures) if figures else "")
+            + (f"<h3>Metrics</h3>{metrics}" if metrics else "")
         )
     from .config import version
 
@@ -194,14 +291,17 @@ def _is_number(value: Any) -> bool:
 
 
 def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str, path: Path) -> bool:
-    import matplotlib
+    """One figure for ``metric``: a panel per swept parameter, every run a dot, the mean a line."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plot import style
 
-    fig, axes = plt.subplots(1, len(parameters), figsize=(4.2 * len(parameters), 3.4), squeeze=False)
+    kind = {1: "line", 2: "wide"}.get(len(parameters), "triple")
+    fig, axes = style.new_figure(kind, 1, len(parameters))
+    axes = np.atleast_1d(axes)
+    grey, blue = "#888888", style.palette(1)[0]
     drawn = False
-    for ax, parameter in zip(axes[0], parameters, strict=True):
+    for ax, parameter in zip(axes, parameters, strict=True):
         points = [(row[parameter], row[metric]) for row in rows if _is_number(row.get(metric))]
         points = [(x, y) for x, y in points if _is_number(x)]
         if not points:
@@ -209,19 +309,16 @@ def _plot_metric(rows: list[dict[str, Any]], parameters: list[str], metric: str,
             continue
         xs = sorted({x for x, _ in points})
         means = [sum(y for x, y in points if x == v) / sum(1 for x, _ in points if x == v) for v in xs]
-        ax.plot([x for x, _ in points], [y for _, y in points], ".", alpha=0.35, color="#888", label="runs")
-        ax.plot(xs, means, "o-", color="#1f5fa8", label="mean")
+        ax.plot([x for x, _ in points], [y for _, y in points], ".", alpha=0.5, color=grey, label="each run")
+        ax.plot(xs, means, "o-", color=blue, label="mean over the other parameters")
         if xs[0] > 0 and xs[-1] / xs[0] >= 100:
             ax.set_xscale("log")
-        ax.set_xlabel(parameter)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
+        style.use_log_y_if_spanning(ax, [y for _, y in points])
+        style.label_axes(ax, x=parameter, y=metric, title=f"{metric} against {parameter}")
         drawn = True
     if drawn:
-        axes[0][0].legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-    plt.close(fig)
+        style.legend_outside(axes[-1])
+        style.finish(fig, path)
     return drawn
 
 
@@ -250,11 +347,15 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
             column = f"metric.{name}" if name in payload.get("config", {}) else name
             if _is_number(value) and column not in metric_names:
                 metric_names.append(column)
+    from .plot import style
+
+    # a metric with one value in every run says nothing as a plot: listed, not drawn
+    constant = [m for m in metric_names if style.is_constant([r[m] for r in rows if _is_number(r.get(m))])]
     figures_dir = root / "figures"
     figures = []
     if parameters and metric_names:
         figures_dir.mkdir(exist_ok=True)
-        for metric in metric_names[:max_metrics]:
+        for metric in [m for m in metric_names if m not in constant][:max_metrics]:
             file = figures_dir / f"{metric.replace('/', '_')}.png"
             if _plot_metric(rows, parameters, metric, file):
                 figures.append(f"figures/{file.name}")
@@ -277,6 +378,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
         "corrupt_files": len(scan.corrupt),
         "swept_parameters": parameters,
         "metric_means": means,
+        "constant_metrics": constant,
         "checks_passed": {name: {"passed": p, "runs": n} for name, (p, n) in checks.items()},
         "figures": figures,
     }
@@ -304,7 +406,13 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
     sections = [f"<h2>Checks</h2>{_table(['check', 'runs passing', 'all'], check_rows)}" if check_rows else ""]
     sections.append(
         "<h2>Metrics across the grid</h2>"
-        + _table(["metric", "mean over runs"], [[html.escape(m), _format(v)] for m, v in means.items()])
+        + _table(
+            ["metric", "mean over runs"],
+            [
+                [html.escape(m), _format(v) + (" (the same in every run: not plotted)" if m in constant else "")]
+                for m, v in means.items()
+            ],
+        )
     )
     sections += [f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>" for f in figures if (root / f).is_file()]
     index = root / "index.html"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .settings import ConfigError, build_config, parse_assignments
 
 __all__ = [
     "ConfigError",
+    "Checks",
     "Experiment",
     "ExperimentResult",
     "MissingExtra",
@@ -50,12 +52,56 @@ class ExperimentResult:
     checks : expectation name -> whether the run met it (the paper's claims, honestly evaluated).
     figures : file names (relative to ``out_dir``) of the figures written.
     notes : human-readable findings, including where a claimed effect did not appear.
+    check_details : optional, check name -> ``(measured, threshold, comparison)``: the value a check
+        compared, what it was compared with and how (``"<="``, ``"=="``, ``"all"``, ...), so a report
+        can show how close a pass or a failure was. :class:`Checks` fills it.
+    captions : optional, figure file name -> what the figure shows and what the theory predicts.
     """
 
     metrics: dict[str, Any]
     checks: dict[str, bool] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    check_details: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "==": lambda a, b: a == b,
+}
+
+
+class Checks:
+    """Collects an experiment's checks together with what each one measured.
+
+    ``compare(name, measured, "<=", threshold)`` evaluates and records a numeric comparison (a NaN
+    measurement fails); ``holds(name, ok, measured=..., expected=...)`` records a check that is not
+    one comparison (orders, classifications, "every seed ..."). ``passed`` and ``details`` go into
+    :class:`ExperimentResult` as ``checks`` and ``check_details``.
+    """
+
+    def __init__(self) -> None:
+        self.passed: dict[str, bool] = {}
+        self.details: dict[str, tuple[Any, Any, str]] = {}
+
+    def compare(self, name: str, measured: Any, comparison: str, threshold: Any) -> bool:
+        if comparison not in _COMPARE:
+            raise ValueError(f"comparison: expected one of {', '.join(_COMPARE)}, got {comparison!r}")
+        value = float(measured)
+        ok = bool(math.isfinite(value) and _COMPARE[comparison](value, float(threshold)))
+        self.passed[name] = ok
+        self.details[name] = (value, threshold, comparison)
+        return ok
+
+    def holds(self, name: str, ok: Any, *, measured: Any = None, expected: Any = None) -> bool:
+        self.passed[name] = bool(ok)
+        if measured is not None or expected is not None:
+            self.details[name] = (measured, expected, "is")
+        return bool(ok)
 
 
 @dataclass(frozen=True)
@@ -95,18 +141,37 @@ _REGISTRY: dict[str, Experiment] = {}
 
 
 def save_figure(
-    out_dir: Path | None, name: str, draw: Callable[[Any], Any], figures: list[str], figsize: tuple = (6.0, 4.0)
+    out_dir: Path | None,
+    name: str,
+    draw: Callable[[Any], Any],
+    figures: list[str],
+    figsize: tuple | str = "line",
+    *,
+    panels: tuple[int, int] = (1, 1),
+    share_y: bool = False,
 ) -> None:
     """Draw with ``draw(ax)`` on a fresh figure and save it as ``out_dir / name`` (appending ``name``
-    to ``figures``); nothing happens without an ``out_dir``. The figure is not registered with pyplot,
-    so experiments can run in threads and leave no open windows behind."""
+    to ``figures``); nothing happens without an ``out_dir``.
+
+    ``figsize`` is a :data:`trajcore.plot.style.SIZES` kind (or, as before, a size in inches);
+    ``panels = (rows, cols)`` passes ``draw`` an array of axes (sharing y with ``share_y``). The
+    figure is not registered with pyplot, so experiments can run in threads and leave no open windows
+    behind; it is saved with :func:`trajcore.plot.style.finish`."""
     if out_dir is None:
         return
-    from matplotlib.figure import Figure
+    from ..plot import style
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    draw(fig.subplots())
-    fig.savefig(out_dir / name, dpi=110)
+    if isinstance(figsize, str):
+        fig, axes = style.new_figure(figsize, *panels, sharey=share_y)
+    else:
+        import matplotlib as mpl
+        from matplotlib.figure import Figure
+
+        with mpl.rc_context(style.RC):
+            fig = Figure(figsize=figsize, layout="constrained")
+            axes = fig.subplots(*panels, sharey=share_y)
+    draw(axes)
+    style.finish(fig, out_dir / name)
     figures.append(name)
 
 

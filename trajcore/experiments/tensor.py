@@ -12,7 +12,7 @@ from .. import analysis
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..tensor import OrthogonalTensorDecomposition
-from . import ExperimentResult, experiment, save_figure
+from . import Checks, ExperimentResult, experiment, save_figure
 
 __all__ = ["OSTDReference", "OSTDEscapeScaling"]
 
@@ -108,18 +108,44 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "seconds": seconds,
         "steps_per_second_per_trajectory": cfg.steps * len(cfg.seeds) / max(seconds, 1e-9),
     }
-    checks = {
-        f"final relative error < {cfg.final_error:g} on every seed": bool(np.all(error[:, -1] < cfg.final_error)),
-        f"every plateau sqrt(unlearned c^2 / sum c^2) seen within {cfg.plateau_tolerance:g}": bool(
-            all(g is not None and g <= cfg.plateau_tolerance for gaps in plateau_gaps for g in gaps)
-        ),
-        "learning order = decreasing c_k a_0^(l-2) on every seed": orders == predicted_orders,
-        "a smaller c_k learned first on some seed": any(smaller_first),
-        "first escape within 10% of 1 / (2 l (l-2) eta c a_0^(l-2))": bool(
-            np.all(np.abs(np.array(first_ratio) - 1) < 0.1)
-        ),
-        "gradient dominance gamma within 0.05 of 1 - 1/l": abs(gamma - (1 - 1 / cfg.order)) < 0.05,
-    }
+    gaps = [g for seed_gaps in plateau_gaps for g in seed_gaps]
+    checks = Checks()
+    checks.compare(
+        f"final relative error < {cfg.final_error:g} on every seed: max",
+        float(np.max(error[:, -1])),
+        "<",
+        cfg.final_error,
+    )
+    checks.compare(
+        f"every plateau sqrt(unlearned c^2 / sum c^2) seen within {cfg.plateau_tolerance:g}: largest gap",
+        max(g if g is not None else float("nan") for g in gaps) if gaps else float("nan"),
+        "<=",
+        cfg.plateau_tolerance,
+    )
+    checks.holds(
+        "learning order = decreasing c_k a_0^(l-2) on every seed",
+        orders == predicted_orders,
+        measured=f"{sum(o == q for o, q in zip(orders, predicted_orders, strict=True))} of {len(orders)} seeds",
+        expected="all seeds",
+    )
+    checks.holds(
+        "a smaller c_k learned first on some seed",
+        any(smaller_first),
+        measured=f"{sum(smaller_first)} of {len(orders)} seeds",
+        expected="at least 1",
+    )
+    checks.compare(
+        "first escape within 10% of 1 / (2 l (l-2) eta c a_0^(l-2)): max |ratio - 1|",
+        float(np.max(np.abs(np.array(first_ratio) - 1))),
+        "<",
+        0.1,
+    )
+    checks.compare(
+        "gradient dominance gamma within 0.05 of 1 - 1/l: |gamma - (1 - 1/l)|",
+        abs(gamma - (1 - 1 / cfg.order)),
+        "<",
+        0.05,
+    )
     notes = [
         f"Relative error from the exact recorded loss; {traj.steps.shape[0]} records per seed, "
         f"{len(cfg.seeds)} seeds x {cfg.steps} steps in {seconds:.2f} s.",
@@ -128,14 +154,21 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "(4 of 40 seeds in a scan of seeds 0..39).",
     ]
     figures: list[str] = []
+    # The components are learned early in a long run (the rest is flat at c_k): the coefficient figure
+    # shows the run up to 1.5x the step at which the last component of seed 0 settled.
+    settle = np.flatnonzero(np.any(np.abs(traj.coefficients[0] - c) > 0.01 * c, axis=1))
+    shown = float(min(traj.steps[-1], 1.5 * traj.steps[settle[-1]] if settle.size else traj.steps[-1]))
     levels0 = analysis.predicted_plateau_levels(c, orders[0])
     plateaus0 = analysis.detect_plateaus(traj.steps, error[0], relative_change=1e-3, min_records=10)
     save_figure(
         out_dir,
         "ostd_coefficients.png",
         lambda ax: (
-            tensor_coefficients(traj[0], c, ax=ax),
-            ax.set_title(f"OSTD: beta_k(t), seed {cfg.seeds[0]}"),
+            tensor_coefficients(traj[0], c, ax=ax, logx=False),
+            ax.set_xlim(0, shown),
+            ax.set_title(
+                f"OSTD: coefficients $\\beta_k(t)$, seed {cfg.seeds[0]} (first {shown:.0f} of {cfg.steps} steps)"
+            ),
         ),
         figures,
     )
@@ -148,7 +181,20 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         ),
         figures,
     )
-    return ExperimentResult(metrics, checks, figures, notes)
+    captions = {
+        "ostd_coefficients.png": (
+            f"β_k = Σ_j ⟨z_k, u_j⟩^{cfg.order} against iterations (d = {cfg.d}, m = {cfg.width}, "
+            f"α = {cfg.alpha:g}, η = {cfg.lr:g}); dotted: the planted c_k. Shown up to step {shown:.0f} of "
+            f"{cfg.steps}: every β_k is within 1% of c_k from step {traj.steps[settle[-1] + 1] if settle.size else 0}"
+            " on. Paper A predicts each β_k rises monotonically to c_k, in decreasing order of c_k a_0^(l-2) "
+            "(a_0: the best initial alignment), not necessarily of c_k."
+        ),
+        "ostd_error_staircase.png": (
+            "Relative error ‖T − T*‖/‖T*‖ (log). The prediction: a staircase whose plateaus sit at "
+            "sqrt(unlearned Σc_k² / Σc_k²) (dashed), one step per learned component; thick: plateaus detected."
+        ),
+    }
+    return ExperimentResult(metrics, checks.passed, figures, notes, checks.details, captions)
 
 
 @dataclass(frozen=True)
@@ -204,16 +250,24 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
         "measured_first_escape": measured.tolist(),
         "predicted_first_escape": predicted.tolist(),
         "fitted_slopes": slopes,
+        "seeds_escaping_at_every_alpha": len(slopes),
         "expected_slope": -(cfg.order - 2),
         "measured_over_predicted_median": float(np.nanmedian(ratio)),
         "measured_over_predicted_max_deviation": float(np.nanmax(np.abs(ratio - 1))),
     }
-    checks = {
-        f"slope of log t vs log alpha within {cfg.slope_tolerance} of -(l-2)": bool(
-            slopes and max(abs(s + (cfg.order - 2)) for s in slopes) <= cfg.slope_tolerance
-        ),
-        "measured first escape within 15% of the prediction": bool(np.nanmax(np.abs(ratio - 1)) <= 0.15),
-    }
+    checks = Checks()
+    checks.compare(
+        f"slope of log t vs log alpha within {cfg.slope_tolerance} of -(l-2) on every seed: largest |slope + (l-2)|",
+        max(abs(s + (cfg.order - 2)) for s in slopes) if len(slopes) == len(cfg.seeds) else float("nan"),
+        "<=",
+        cfg.slope_tolerance,
+    )
+    checks.compare(
+        "measured first escape within 15% of the prediction: max |measured / predicted - 1|",
+        float(np.max(np.abs(ratio - 1))),
+        "<=",
+        0.15,
+    )
     notes = [
         "Escape = first record with some beta_k >= c_k / 2; it comes slightly after the blow-up time of "
         "a' = 2 l eta c a^(l-1) because the last doubling of beta takes finite time.",
@@ -222,8 +276,17 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
     save_figure(
         out_dir,
         "ostd_escape_scaling.png",
-        lambda ax: escape_scaling(alphas, measured, predicted, cfg.order, ax=ax),
+        lambda ax: (
+            escape_scaling(alphas, measured, predicted, cfg.order, ax=ax),
+            ax.set_title("First escape time against the init scale"),
+        ),
         figures,
-        (5.0, 4.0),
     )
-    return ExperimentResult(metrics, checks, figures, notes)
+    captions = {
+        "ostd_escape_scaling.png": (
+            f"First step at which some β_k reaches c_k/2, per seed ({len(cfg.seeds)} seeds), against the init "
+            f"scale α (log-log). The prediction 1/(2l(l−2)ηc a_0^(l−2)) (lines) has slope −(l−2) = "
+            f"−{cfg.order - 2}."
+        )
+    }
+    return ExperimentResult(metrics, checks.passed, figures, notes, checks.details, captions)

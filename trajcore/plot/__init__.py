@@ -12,7 +12,7 @@ from .network import (
     gradient_independence_heatmap,
     initialization_bar_chart,
 )
-from .rank import loss_curves, product_rank, product_singular_values
+from .rank import loss_curves, noise_rank_summary, product_rank, product_singular_values
 from .tensor import error_staircase, escape_scaling, tensor_coefficients
 from .text import text_chart
 from .trajectories import coefficients, learning_times, scaling
@@ -28,6 +28,7 @@ __all__ = [
     "initialization_bar_chart",
     "learning_times",
     "loss_curves",
+    "noise_rank_summary",
     "product_rank",
     "product_singular_values",
     "scaling",

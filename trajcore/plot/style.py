@@ -42,6 +42,7 @@ __all__ = [
     "plain_numbers",
     "early_fraction",
     "use_log_x_if_early",
+    "log_steps",
     "use_log_y_if_spanning",
     "is_constant",
     "beta",
@@ -89,7 +90,7 @@ RC: dict[Any, Any] = {
     "xtick.labelsize": 9,
     "ytick.labelsize": 9,
     "axes.formatter.useoffset": False,  # no "+1e-12" offsets that make rounding noise look like a trend
-    "axes.formatter.limits": (-4, 5),
+    "axes.formatter.limits": (-5, 6),  # plain numbers up to 999999 (no "1e5" multiplier for steps)
     "axes.grid": True,
     "grid.alpha": 0.25,
     "lines.linewidth": 1.6,
@@ -130,7 +131,9 @@ def cycle(n: int) -> list[dict[str, Any]]:
     return looks
 
 
-def new_figure(kind: str = "line", nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:
+def new_figure(
+    kind: str = "line", nrows: int = 1, ncols: int = 1, *, sharex: bool = False, sharey: bool = False
+) -> tuple[Any, Any]:
     """A figure of the fixed size ``SIZES[kind]`` and its axes (one ``Axes``, or an array for a grid).
 
     The figure uses constrained layout, so titles, labels and outside legends get room; it is not
@@ -143,7 +146,7 @@ def new_figure(kind: str = "line", nrows: int = 1, ncols: int = 1) -> tuple[Any,
 
     with mpl.rc_context(RC):
         fig = Figure(figsize=SIZES[kind], layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=True)
+        axes = fig.subplots(nrows, ncols, squeeze=True, sharex=sharex, sharey=sharey)
     return fig, axes
 
 
@@ -243,9 +246,20 @@ def use_log_x_if_early(ax: Any, steps: Any, series: Any, *, fraction: float = 0.
     t = np.asarray(steps, dtype=float)
     if t.size < 3 or early_fraction(t, series) > fraction:
         return False
-    positive = t[t > 0]
-    ax.set_xscale("symlog", linthresh=float(positive[0]) if positive.size else 1.0, linscale=0.3)
+    log_steps(ax, t)
     return True
+
+
+def log_steps(ax: Any, steps: Any) -> Any:
+    """Iterations on a log axis that keeps step 0: symlog, linear over one decade-wide stretch up to
+    the power of ten at or below the first recorded step (so the ticks 0 and 10^k stay apart),
+    limited to the recorded range (no negative margin)."""
+    t = np.asarray(steps, dtype=float)
+    positive = t[t > 0]
+    threshold = 10.0 ** np.floor(np.log10(positive.min())) if positive.size else 1.0
+    ax.set_xscale("symlog", linthresh=float(threshold), linscale=1.0)
+    ax.set_xlim(float(t.min()), float(t.max()))
+    return ax
 
 
 def use_log_y_if_spanning(ax: Any, values: Any, *, decades: float = 2.0) -> bool:
@@ -292,7 +306,10 @@ def _drawn_texts(fig: Any) -> list[Any]:
     return [
         t
         for t in fig.findobj(Text)
-        if id(t) not in spare and t.get_visible() and t.get_text().strip() and t.get_figure(root=True) is fig
+        if id(t) not in spare
+        and t.get_visible()
+        and t.get_text().strip()
+        and (t.axes is None or t.axes.get_visible())  # texts of hidden axes are not drawn
     ]
 
 
