@@ -357,6 +357,7 @@ def cnn_mnist_depth(config: CnnMnistDepthConfig, out_dir: Path | None) -> Experi
         raise MissingExtra(str(exc)) from exc
     x = dataset.x_train.reshape(-1, 1, 28, 28)
     probe = dataset.x_test.reshape(-1, 1, 28, 28)
+    assert dataset.labels_train is not None and dataset.labels_test is not None  # a classification set
     cells: dict[str, list[dict[str, Any]]] = {}
     with _one_thread(torch):
         for depth in config.depths:
@@ -464,6 +465,7 @@ def torch_architectures(config: TorchArchitecturesConfig, out_dir: Path | None) 
     dataset = data.digits(n_train=config.n_train or None)
     x = dataset.x_train.reshape(-1, 1, 8, 8)
     probe = dataset.x_test.reshape(-1, 1, 8, 8)
+    assert dataset.labels_train is not None and dataset.labels_test is not None
     cells: dict[str, list[dict[str, Any]]] = {}
     with _one_thread(torch):
         for arch in config.architectures:

@@ -19,9 +19,12 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from ._require import require_torch
+from ._require import INSTALL_HINT
 
-torch = require_torch()
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(f"trajcore.torch.models needs PyTorch: {INSTALL_HINT}") from exc
 nn = torch.nn
 
 __all__ = ["mlp", "mnist_cnn", "scale_initialization", "small_resnet", "tiny_vit"]
@@ -64,7 +67,7 @@ def mlp(input_dim: int, classes: int = 10, hidden: tuple[int, ...] = (64, 64)) -
     return nn.Sequential(layers)
 
 
-class _ResidualBlock(nn.Module):  # type: ignore[misc]
+class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
@@ -95,7 +98,7 @@ def small_resnet(channels: int = 16, blocks: int = 2, *, in_channels: int = 1, c
     return nn.Sequential(layers)
 
 
-class _Attention(nn.Module):  # type: ignore[misc]
+class _Attention(nn.Module):
     """Multi-head self-attention written out (softmax(q k^T / sqrt(d)) v), so autograd batches it."""
 
     def __init__(self, dim: int, heads: int) -> None:
@@ -113,7 +116,7 @@ class _Attention(nn.Module):  # type: ignore[misc]
         return self.out((weights @ v).transpose(1, 2).reshape(b, n, d))
 
 
-class _TransformerBlock(nn.Module):  # type: ignore[misc]
+class _TransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: int = 2) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
@@ -126,7 +129,7 @@ class _TransformerBlock(nn.Module):  # type: ignore[misc]
         return x + self.mlp(self.norm2(x))
 
 
-class _TinyViT(nn.Module):  # type: ignore[misc]
+class _TinyViT(nn.Module):
     def __init__(self, size: int, patch: int, dim: int, depth: int, heads: int, in_channels: int, classes: int):
         super().__init__()
         if size % patch:

@@ -29,9 +29,12 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._require import require_torch
+from ._require import INSTALL_HINT
 
-torch = require_torch()
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(f"trajcore.torch.optim needs PyTorch: {INSTALL_HINT}") from exc
 
 __all__ = ["LAMB", "LARS"]
 
@@ -53,7 +56,7 @@ def _trust_ratio(w_norm: Any, u_norm: Any) -> Any:
     return torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
 
 
-class LARS(torch.optim.Optimizer):  # type: ignore[misc]
+class LARS(torch.optim.Optimizer):
     """Layer-wise adaptive rate scaling with heavy-ball momentum (formula in the module docstring).
 
     lr : float > 0; momentum : [0, 1); weight_decay : >= 0; trust_coefficient : > 0 (0.001 in the
@@ -110,7 +113,7 @@ class LARS(torch.optim.Optimizer):  # type: ignore[misc]
         return loss
 
 
-class LAMB(torch.optim.Optimizer):  # type: ignore[misc]
+class LAMB(torch.optim.Optimizer):
     """Layer-wise adaptive moments (Adam moments, decoupled weight decay, trust ratio; module docstring).
 
     lr : float > 0; betas : two numbers in [0, 1); eps : > 0; weight_decay : >= 0.
