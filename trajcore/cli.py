@@ -161,10 +161,9 @@ def _experiment(name: str) -> Any:
 def _run_into_report(
     experiment: Any, config: Any, out: Path, directory: str, console: _Console, label: str = ""
 ) -> Any:
+    from .experiments import MissingExtra
     from .experiments.settings import config_dict
     from .report import ReportEntry
-
-    from .experiments import MissingExtra
 
     started = time.perf_counter()
     try:
