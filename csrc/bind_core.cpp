@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 
 #include "driver.hpp"
+#include "kernels.hpp"
 #include "linalg.hpp"
 #include "noise.hpp"
 #include "pybind.hpp"
@@ -48,8 +49,12 @@ void bind_core(py::module_& m) {
         info["openmp_version"] = 0;
         info["max_threads"] = 1;
 #endif
-#ifdef __VERSION__
+#if defined(__GNUC__) && !defined(__clang__)
+        info["compiler"] = std::string("GCC ") + __VERSION__;
+#elif defined(__VERSION__)
         info["compiler"] = std::string(__VERSION__);
+#elif defined(_MSC_FULL_VER)
+        info["compiler"] = "MSVC " + std::to_string(_MSC_FULL_VER);
 #else
         info["compiler"] = std::string("unknown");
 #endif
@@ -59,6 +64,18 @@ void bind_core(py::module_& m) {
         info["sanitizers"] = false;
 #endif
         info["kernel_isa"] = std::string(linalg::kernel_isa());
+        // Each variant's name is backed by the #error checks of its TU on the compiler's ISA macros.
+        py::list compiled;
+        int count = 0;
+        const kernels::Table* const* variants = kernels::compiled(&count);
+        for (int i = 0; i < count; ++i) compiled.append(std::string(variants[i]->isa));
+        info["kernel_isas_compiled"] = compiled;
+        info["kernel_baseline"] = std::string(variants[count - 1]->baseline);  // the generic variant's target
+#ifdef TRAJCORE_PORTABLE
+        info["portable"] = true;
+#else
+        info["portable"] = false;
+#endif
         info["blas_registered"] = linalg::has_blas();
         info["blas_threshold"] = linalg::blas_threshold();
         return info;

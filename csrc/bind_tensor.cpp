@@ -143,11 +143,13 @@ void bind_tensor(py::module_& m) {
     py::class_<OrthogonalTensorDecompositionKernel> ostd(m, "OrthogonalTensorDecompositionKernel");
     ostd.def(py::init([](std::shared_ptr<Tensor> target, int64_t width, const ConstArray& basis, bool halved) {
                  require(target != nullptr, "target: missing");
-                 require(basis.ndim() == 2 && basis.shape(0) == target->dim(), "basis: expected shape (d, q)");
+                 const int64_t d = target->dim();
+                 require(basis.ndim() == 2 && basis.shape(0) == d, "basis: expected shape (d, q)");
                  const int64_t q = basis.shape(1);
-                 return OrthogonalTensorDecompositionKernel(std::move(target), width,
-                                                            copy_vector(basis, target->dim() * q, "basis"), q,
-                                                            halved);
+                 // The basis is copied before `target` is moved from: the order in which arguments are
+                 // evaluated is unspecified (GCC goes right to left, clang left to right).
+                 std::vector<double> copied = copy_vector(basis, d * q, "basis");
+                 return OrthogonalTensorDecompositionKernel(std::move(target), width, std::move(copied), q, halved);
              }),
              py::arg("target"), py::arg("width"), py::arg("basis"), py::arg("halved"));
     ostd.def(

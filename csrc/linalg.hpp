@@ -1,8 +1,8 @@
 // Dense row-major matrix products for the step kernels.
 //
-// Small products run in register-blocked kernels compiled for three instruction sets (baseline
-// x86-64, AVX2+FMA, AVX-512) and picked at load time from what the CPU reports, so wheels stay
-// portable. Products at or above `blas_threshold()` multiply-adds go to the BLAS `dgemm` that
+// Small products run in register-blocked kernels compiled for up to three instruction sets (the
+// baseline, AVX2+FMA, AVX-512; kernels.hpp) and picked at load time from what the CPU reports, so
+// wheels stay portable. Products at or above `blas_threshold()` multiply-adds go to the BLAS `dgemm` that
 // Python hands over (scipy's, through its Cython capsule) when one was registered. Every path is
 // deterministic: the same inputs on the same machine give the same bits, whatever the thread count.
 #pragma once
@@ -46,7 +46,7 @@ bool has_blas();
 void set_blas_threshold(int64_t multiply_adds);
 int64_t blas_threshold();
 
-// Name of the instruction set the small kernels dispatched to ("avx512", "avx2" or "generic").
+// Name of the kernel variant in use ("avx512", "avx2", "generic" or "portable"; kernels.hpp).
 const char* kernel_isa();
 
 }  // namespace trajcore::linalg

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <climits>
 #include <exception>
+#include <numeric>
 #include <string>
 
+#include "kernels.hpp"
 #include "linalg.hpp"
 
 #ifdef TRAJCORE_OPENMP
@@ -17,67 +20,9 @@ namespace trajcore {
 using linalg::gemm_nn;
 using linalg::gemm_tn;
 
-// The 64-byte vector type of the walk is local to this file (static functions): no ABI is exposed.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace {
 
-struct WalkSpec {
-    const double* values;  // dense (d^l) or packed entries
-    bool dense;
-    int64_t d;
-    int l;
-    const double* U;  // (mp / 8, d, 8) chunk-major
-    int64_t mp;       // padded column count, a multiple of 8
-    int64_t h0, h1;   // chunk range
-    double* G;        // (mp / 8, d, 8), accumulated into
-    double* vectors;  // 2 l mp scratch
-    int split;        // depth below which the walk runs one chunk group at a time
-    int64_t group;    // chunks per group (1..4)
-};
-
-// 1/n for the multiplicities n <= kMaxOrder the walk divides by (a multiply instead of a division on
-// the walk's dependency chains).
-constexpr double kInverse[kMaxOrder + 2] = {0.0,       1.0,       1.0 / 2.0, 1.0 / 3.0, 1.0 / 4.0,  1.0 / 5.0,
-                                            1.0 / 6.0, 1.0 / 7.0, 1.0 / 8.0, 1.0 / 9.0, 1.0 / 10.0, 1.0 / 11.0};
-
-namespace generic {
-#include "tensor_walk.inc"
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define TRAJCORE_TENSOR_X86_DISPATCH 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-#include "tensor_walk.inc"
-}
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
-namespace avx512 {
-#include "tensor_walk.inc"
-}
-#pragma GCC pop_options
-#endif
-
-using walk_fn = void (*)(const WalkSpec&);
-
-walk_fn pick_walk() {
-#ifdef TRAJCORE_TENSOR_X86_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
-        return avx512::sorted_walk;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::sorted_walk;
-#endif
-    return generic::sorted_walk;
-}
-
-walk_fn sorted_walk() {
-    static const walk_fn fn = pick_walk();
-    return fn;
-}
+using kernels::WalkSpec;
 
 inline double ipow(double x, int n) {
     double r = 1.0;
@@ -164,13 +109,17 @@ int blocking_depth(int64_t d, int order) {
 int64_t packed_size(int64_t d, int order) {
     check_order(order);
     require(d > 0, "d: must be positive");
-    // C(d+l-1, l) = prod_{i=1..l} (d+i-1) / i, exact after every step.
-    __int128 r = 1;
-    for (int i = 1; i <= order; ++i) {
-        r = r * (d + i - 1) / i;
-        require(r <= INT64_MAX, "packed size overflows int64");
+    require(d <= INT64_MAX - order, "packed size overflows int64");
+    // C(d+i-1, i) = C(d+i-2, i-1) (d+i-1) / i, exact after every step, in 64 bits (plain C++17): with
+    // g = gcd(r, i), i / g divides d+i-1, so r (d+i-1) / i = (r / g) ((d+i-1) / (i / g)).
+    int64_t r = 1;
+    for (int64_t i = 1; i <= order; ++i) {
+        const int64_t g = std::gcd(r, i);
+        const int64_t a = r / g, c = (d + i - 1) / (i / g);
+        require(a <= INT64_MAX / c, "packed size overflows int64");
+        r = a * c;
     }
-    return static_cast<int64_t>(r);
+    return r;
 }
 
 int64_t dense_size(int64_t d, int order) {
@@ -327,7 +276,7 @@ void SymmetricTensor::walk(const double* Upad, int64_t mp, int64_t chunk_begin, 
     if (chunk_begin >= chunk_end) return;
     WalkSpec spec{values_.data(), storage_ == TensorStorage::dense, d_, l_, Upad, mp, chunk_begin, chunk_end,
                   Gpad, vectors, blocking_depth(d_, l_), chunk_group(d_)};
-    sorted_walk()(spec);
+    kernels::active().sorted_walk(spec);
 }
 
 void SymmetricTensor::contract_into(const double* U, int64_t m, double* G, std::vector<double>& scratch) const {

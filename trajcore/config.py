@@ -146,8 +146,10 @@ def show_config() -> None:
         f"  compiler      {info['compiler']}",
         f"  OpenMP        {'on (' + str(info['openmp_version']) + ')' if info['openmp'] else 'off (serial build)'}",
         f"  threads       {info['max_threads']} (OMP_NUM_THREADS={info['omp_num_threads']}, CPUs={info['cpu_count']})",
-        f"  kernels       {info['kernel_isa']} small-matrix kernels; BLAS dgemm from "
-        f"{'scipy' if info['blas_registered'] else 'none'} for >= {info['blas_threshold']} multiply-adds",
+        f"  kernels       {info['kernel_isa']} (chosen for this CPU; compiled: "
+        f"{', '.join(info['kernel_isas_compiled'])}; baseline {info['kernel_baseline']})",
+        f"  BLAS dgemm    {'scipy' if info['blas_registered'] else 'none'} for >= {info['blas_threshold']} "
+        "multiply-adds",
         f"  sanitizers    {'on' if info['sanitizers'] else 'off'}",
     ]
     lines += [f"  BLAS          {b}" for b in info["blas"]] or ["  BLAS          (not detected)"]
