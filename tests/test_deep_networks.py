@@ -11,6 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# Whole training runs of torch models: nothing of trajcore's compiled core is exercised that the
+# unit tests do not cover, so the sanitizer lane (which skips slow tests) leaves them out.
+pytestmark = pytest.mark.slow
+
 from trajcore import experiments  # noqa: E402
 from trajcore.experiments import deep_networks  # noqa: E402
 
