@@ -345,6 +345,7 @@ def _cnn_widths(depth: int, scale: float) -> tuple[int, ...]:
         "state_checkpoints": 4,
         "depths": (2, 3),
     },
+    flagship=True,
 )
 def cnn_mnist_depth(config: CnnMnistDepthConfig, out_dir: Path | None) -> ExperimentResult:
     torch = _torch()
@@ -451,6 +452,7 @@ def _architecture(name: str, width: int) -> Any:
         "width": 16,
         "state_checkpoints": 3,
     },
+    flagship=True,
 )
 def torch_architectures(config: TorchArchitecturesConfig, out_dir: Path | None) -> ExperimentResult:
     torch = _torch()
