@@ -557,7 +557,7 @@ def _figures(name: str, cells: dict[str, list[dict[str, Any]]], top: int, thresh
         every = cell["spacing_steps"]["recorded"]
         coefficient_figure(
             steps, np.asarray(cell["coefficients"]), top=top, ax=ax,
-            title=f"{key}: index {cell['windowed_index']:.2f} (windows of {cell['window_steps']})",
+            title=f"{key}\nwindowed index {cell['windowed_index']:.2f} ({cell['window_steps']}-step windows)",
             spacing=f"a record every {every} step{'s' if every > 1 else ''}",
         )  # fmt: skip
     for ax in np.atleast_1d(axes).ravel()[len(shown) :]:
