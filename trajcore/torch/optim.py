@@ -56,7 +56,36 @@ def _trust_ratio(w_norm: Any, u_norm: Any) -> Any:
     return torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
 
 
-class LARS(torch.optim.Optimizer):
+class _Layerwise(torch.optim.Optimizer):
+    """The step both optimizers share: the closure, then ``p <- p - lr * direction(p)`` per tensor."""
+
+    exclude_from_adaptation: Callable[[Any], bool]
+
+    def _direction(self, p: Any, group: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _adapt(self, p: Any, update: Any, group: dict[str, Any], coefficient: float) -> Any:
+        """Weight decay and the trust ratio on ``update``, unless ``p`` is excluded from adaptation."""
+        if not self.exclude_from_adaptation(p):
+            if group["weight_decay"]:
+                update.add_(p, alpha=group["weight_decay"])
+            update.mul_(coefficient * _trust_ratio(p.norm(), update.norm()))
+        return update
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(self._direction(p, group), alpha=-group["lr"])
+        return loss
+
+
+class LARS(_Layerwise):
     """Layer-wise adaptive rate scaling with heavy-ball momentum (formula in the module docstring).
 
     lr : float > 0; momentum : [0, 1); weight_decay : >= 0; trust_coefficient : > 0 (0.001 in the
@@ -87,33 +116,19 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.exclude_from_adaptation = exclude_from_adaptation
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                update = p.grad.clone()
-                if not self.exclude_from_adaptation(p):
-                    if group["weight_decay"]:
-                        update.add_(p, alpha=group["weight_decay"])
-                    update.mul_(group["trust_coefficient"] * _trust_ratio(p.norm(), update.norm()))
-                state = self.state[p]
-                if group["momentum"]:
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = update
-                    else:
-                        state["momentum_buffer"].mul_(group["momentum"]).add_(update)
-                    update = state["momentum_buffer"]
-                p.add_(update, alpha=-group["lr"])
-        return loss
+    def _direction(self, p: Any, group: dict[str, Any]) -> Any:
+        update = self._adapt(p, p.grad.clone(), group, group["trust_coefficient"])
+        if not group["momentum"]:
+            return update
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = update
+        else:
+            state["momentum_buffer"].mul_(group["momentum"]).add_(update)
+        return state["momentum_buffer"]
 
 
-class LAMB(torch.optim.Optimizer):
+class LAMB(_Layerwise):
     """Layer-wise adaptive moments (Adam moments, decoupled weight decay, trust ratio; module docstring).
 
     lr : float > 0; betas : two numbers in [0, 1); eps : > 0; weight_decay : >= 0.
@@ -146,31 +161,17 @@ class LAMB(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.exclude_from_adaptation = exclude_from_adaptation
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["first"] = torch.zeros_like(p)
-                    state["second"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                first, second = state["first"], state["second"]
-                first.mul_(b1).add_(p.grad, alpha=1 - b1)
-                second.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                update = (first / (1 - b1**t)) / ((second / (1 - b2**t)).sqrt() + group["eps"])
-                if not self.exclude_from_adaptation(p):
-                    if group["weight_decay"]:
-                        update.add_(p, alpha=group["weight_decay"])
-                    update.mul_(_trust_ratio(p.norm(), update.norm()))
-                p.add_(update, alpha=-group["lr"])
-        return loss
+    def _direction(self, p: Any, group: dict[str, Any]) -> Any:
+        b1, b2 = group["betas"]
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["first"] = torch.zeros_like(p)
+            state["second"] = torch.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        first, second = state["first"], state["second"]
+        first.mul_(b1).add_(p.grad, alpha=1 - b1)
+        second.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+        update = (first / (1 - b1**t)) / ((second / (1 - b2**t)).sqrt() + group["eps"])
+        return self._adapt(p, update, group, 1.0)
