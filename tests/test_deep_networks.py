@@ -101,7 +101,7 @@ def test_a_dead_network_is_reported_not_crashed():
     assert any("diverged at step" in note or "nothing to measure" in note for note in result.notes)
 
 
-def test_without_torch_the_experiment_says_how_to_install_it():
+def test_without_torch_the_experiment_says_how_to_install_it(tmp_path):
     code = textwrap.dedent(
         """
         import sys
@@ -114,7 +114,9 @@ def test_without_torch_the_experiment_says_how_to_install_it():
             print("missing:", error)
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # from outside the source tree: there, ``import trajcore`` would find the uncompiled sources
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert "missing: this experiment needs PyTorch: pip install 'trajcore[torch]'" in done.stdout
 
 
