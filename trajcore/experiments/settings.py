@@ -14,7 +14,14 @@ same thing wherever it is written. Rules every setting follows, wherever it is w
 - seeds: a config that has a list field ``seeds`` (``init_seeds``, ...) but no ``seed``
   (``init_seed``) also takes ``seed = N``, meaning ``seeds = [N]``: one seed per run, the natural
   axis of a sweep (``seed = { range = [0, 10] }`` in a sweep's ``[grid]``).
- The field ``n_threads``, when a config has it, is an execution
+
+Ranges and combinations (``steps >= 1``, ``0 < alpha < 1``, ``len(sigma) == rank``) are the config's
+own: its ``__post_init__`` calls :func:`check_limits` and :func:`require`, which raise
+:class:`ConfigError` naming the setting and what it expects. :func:`build_config` passes that message
+on unchanged, so ``trajcore run --set`` and every grid point of ``trajcore sweep`` (validated before
+anything is computed) are refused with the same one line, and so is the Python API.
+
+The field ``n_threads``, when a config has it, is an execution
 setting, not part of the experiment: results are bitwise identical for any thread count, so it is
 left out of the canonical config and of the run id.
 """
@@ -52,6 +59,13 @@ __all__ = [
     "config_dict",
     "canonical_json",
     "run_id",
+    "Limit",
+    "at_least",
+    "above",
+    "between",
+    "check_limits",
+    "require",
+    "shown",
 ]
 
 #: Fields that choose how a run executes, not what it computes (excluded from run ids).
@@ -66,6 +80,79 @@ _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 class ConfigError(ValueError):
     """A setting that does not fit the experiment's config (unknown key or mistyped value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """The range a number setting (or each value of a list setting) must lie in; ``None``: unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, name: str) -> str:
+        """``"steps >= 1"``, ``"0 < alpha < 1"``, ``"each of sigma > 0"``: the range as it reads in a message."""
+        if self.high is None:
+            if self.low is None:
+                return f"{name} finite"
+            return f"{name} {'>' if self.low_open else '>='} {_number(self.low)}"
+        low = "" if self.low is None else f"{_number(self.low)} {'<' if self.low_open else '<='} "
+        return f"{low}{name} {'<' if self.high_open else '<='} {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def at_least(low: float) -> Limit:
+    """``value >= low``."""
+    return Limit(low=low)
+
+
+def above(low: float) -> Limit:
+    """``value > low``."""
+    return Limit(low=low, low_open=True)
+
+
+def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Limit:
+    """``low <= value <= high`` (``<`` at an open end)."""
+    return Limit(low, high, low_open, high_open)
+
+
+def shown(value: Any) -> str:
+    """A setting's value as it is written on the command line (lists as comma lists)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(shown(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def require(config: Any, name: str, ok: Any, expected: str) -> None:
+    """``ConfigError`` "setting NAME=VALUE: expected EXPECTED" unless ``ok``: for a config's
+    ``__post_init__``, for rules that tie settings together (``len(sigma) == rank``)."""
+    if not ok:
+        raise ConfigError(f"setting {name}={shown(getattr(config, name))}: expected {expected}")
+
+
+def check_limits(config: Any, **limits: Limit) -> None:
+    """``ConfigError`` naming the first setting (in the order given) outside its :class:`Limit`; a
+    list setting must have every value inside. ``None`` values (optional settings) are not checked."""
+    for name, limit in limits.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        many = isinstance(value, (tuple, list))
+        bad = [v for v in (value if many else [value]) if not limit.holds(v)]
+        if bad:
+            got = f", got {shown(bad[0])}" if many and len(value) > 1 else ""
+            require(config, name, False, limit.describe(f"each of {name}" if many else name) + got)
 
 
 def field_types(config_type: type) -> dict[str, Any]:
@@ -322,7 +409,8 @@ def build_config(
     ------
     ConfigError
         Unknown key or mistyped value, as in :func:`parse_assignments`; also when the config's
-        own ``__post_init__`` rejects the combination.
+        own ``__post_init__`` rejects a value or a combination (a ``ConfigError`` it raises, see
+        :func:`check_limits`, is passed on as it is).
     """
     types = _check_keys(config_type, values, context)
     coerced = {}
@@ -337,6 +425,8 @@ def build_config(
     start = config_type() if base is None else base
     try:
         return dataclasses.replace(start, **coerced)
+    except ConfigError:  # the config's own validation: it names the setting and what it expects
+        raise
     except (ValueError, TypeError) as error:
         raise ConfigError(f"invalid config for {context}: {error}") from None
 
