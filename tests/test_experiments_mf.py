@@ -94,3 +94,40 @@ def test_residual_floor_is_where_gd_levels_off():
         traj = tc.run(problem, U0, lr=0.02, steps=3000)
         final = float(np.sqrt(4 * traj.loss[-1]))
         np.testing.assert_allclose(final, _residual_floor(problem.basis()[:, 0], U0), rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "check"),
+    [
+        ("smf_reference", {"steps": 30, "seeds": (0, 1)}, "no seed diverged: seeds that diverged"),
+        ("amf_reference", {"steps": 30, "seeds": (0, 1)}, "no seed diverged: seeds that diverged"),
+        (
+            "smf_scaling",
+            {"seeds": (0, 1), "alphas": (1e-2, 1e-4), "sigmas": (1.0,)},
+            "no run diverged: runs that diverged",
+        ),
+    ],
+)
+@pytest.mark.parametrize("lr", [10.0, 1e308])
+def test_a_diverging_run_fails_its_check_and_raises_no_numpy_warnings(name, settings, check, lr):
+    """Divergence is the experiment's finding, told by a check: not NumPy warnings on stderr."""
+    import warnings
+
+    experiment = get(name)
+    config = experiment.make_config({**settings, "lr": lr})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        result = experiment.run(config)
+    assert result.checks[check] is False
+    assert result.metrics["diverged"] > 0
+    json.dumps(result.metrics)
+
+
+def test_smf_reference_orders_by_sigma_and_takes_a_rank_one_target():
+    """ "Learned in order of sigma" follows the values, not their positions; rank 1 has no off-diagonal."""
+    experiment = get("smf_reference")
+    rising = experiment.run(experiment.make_config({"sigma": (1.0, 3.0, 5.0, 10.0), "seeds": (0,)}))
+    assert rising.checks["learned in order of sigma"] is True
+    one = experiment.run(experiment.make_config({"rank": 1, "sigma": (4.0,), "seeds": (0,)}))
+    assert all(one.checks.values()), one.checks
+    assert one.metrics["offdiagonal_max"] == 0.0

@@ -1,8 +1,14 @@
-"""Matrix-factorization experiments: the paper's reference settings and learning-time scaling."""
+"""Matrix-factorization experiments: the paper's reference settings and learning-time scaling.
+
+Every config checks its own settings (ranges, list lengths that must match) when it is built, so a
+bad setting is refused by ``trajcore run``/``sweep`` before anything is computed. Settings that are
+valid but make GD diverge (a large ``lr``) run: the records after the divergence are NaN, the
+analysis of them is done without NumPy's overflow warnings, and a check reports the divergence.
+"""
 
 from __future__ import annotations
 
-import math
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,16 +16,57 @@ from typing import Any
 import numpy as np
 
 from .. import analysis
+from .._memory import check_allocation
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
 from . import Checks, ExperimentResult, experiment, save_figure
+from .settings import above, at_least, between, check_limits, require
 
 __all__ = ["SMFReference", "AMFReference", "SMFScaling"]
 
 
+#: init scales: small (the theory's regime) and with ``alpha**2`` far from underflow
+ALPHA = between(1e-100, 1.0, high_open=True)
+#: target values: positive, and small enough that the loss (of order value**2) is finite
+SIGNAL = between(0.0, 1e100, low_open=True)
+#: GD steps a run of smf_scaling may need (its step counts follow from the settings)
+MAX_STEPS = 10_000_000
+
+
+def _diverging() -> contextlib.AbstractContextManager[Any]:
+    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
+    NaN and infinite records): a check of the experiment reports the divergence instead."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _check_sizes(rows: tuple[int, ...], width: int, seeds: int) -> None:
+    """``MemoryError`` naming the array, before any is made, when the sizes cannot fit: the factors
+    (``seeds x sum(rows) x width``), each ``row x row`` basis of the signal coefficients and the
+    kernel's ``width x width`` workspaces."""
+    check_allocation(f"initial factors ({seeds} seeds x {sum(rows)} x {width})", 8.0 * seeds * sum(rows) * width)
+    for d in rows:
+        check_allocation(f"the {d} x {d} basis of the coefficients", 8.0 * d * d)
+    check_allocation(f"the kernel's {width} x {width} workspaces", 8.0 * 3 * width * width)
+
+
 def _inits(shape: tuple[int, ...], alpha: float, seeds: tuple[int, ...]) -> np.ndarray:
     return np.stack([small_init(shape, alpha, seed=s) for s in seeds])
+
+
+def _finite_max(values: Any) -> float:
+    """The largest finite value (NaN if there is none: a run that never got there fails its check)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else float("nan")
+
+
+def _in_order(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(S,): whether each seed learned its components in decreasing order of ``values`` (equal values
+    in any order; a component never learned is out of order)."""
+    order = np.argsort(-values, kind="stable")
+    later = np.diff(times[:, order], axis=1)
+    return np.all((later > 0) | (np.diff(values[order]) == 0), axis=1)
 
 
 @dataclass(frozen=True)
@@ -38,6 +85,30 @@ class SMFReference:
     q: float = 0.5
     tolerance: float = 0.15
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            d=at_least(1),
+            rank=at_least(1),
+            width=at_least(1),
+            sigma=SIGNAL,
+            alpha=ALPHA,
+            lr=above(0),
+            steps=at_least(1),
+            seeds=at_least(0),
+            target_seed=at_least(0),
+            q=between(0, 1, low_open=True, high_open=True),
+            tolerance=above(0),
+        )
+        require(self, "rank", self.rank <= self.d, f"rank <= d = {self.d}")
+        require(
+            self,
+            "sigma",
+            len(self.sigma) == self.rank,
+            f"{self.rank} value{'s' if self.rank != 1 else ''} (one per target eigenvalue: rank = {self.rank}), "
+            f"got {len(self.sigma)}",
+        )
+
 
 @experiment(
     "smf_reference",
@@ -49,50 +120,56 @@ class SMFReference:
 def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import coefficients, learning_times
 
+    _check_sizes((cfg.d,), cfg.width, len(cfg.seeds))
     sigma = np.asarray(cfg.sigma, dtype=float)
     problem = SymmetricMatrixFactorization.planted(cfg.d, cfg.rank, sigma=sigma, seed=cfg.target_seed)
-    traj = run(
-        problem,
-        _inits((cfg.d, cfg.width), cfg.alpha, cfg.seeds),
-        lr=cfg.lr,
-        steps=cfg.steps,
-        record=Record(every=1, coefficients="signal"),
-    )
-    r = cfg.rank
-    block = traj.coefficients.reshape(len(cfg.seeds), -1, r, r)
-    diag = np.stack([block[:, :, i, i] for i in range(r)], axis=-1)  # (S, T, r)
-    offdiag = block[:, :, ~np.eye(r, dtype=bool)]
-    measured = analysis.learning_times(diag, q=cfg.q, steps=traj.steps)  # (S, r)
-    predicted = analysis.predicted_learning_times(sigma, cfg.alpha, cfg.width, cfg.lr)
-    deviation = np.abs(measured - predicted) / predicted
-    errors = np.array([np.linalg.norm(problem.residual(U)) for U in traj.final])
-    steps_back = np.diff(diag, axis=1)
-    metrics = {
-        "final_error_max": float(errors.max()),
-        "monotonicity_index_min": float(np.min(analysis.monotonicity_index(diag))),
-        "nonmonotone_mass_max": float(np.max(analysis.nonmonotone_mass(diag))),
-        "largest_decrease": float(max(0.0, -steps_back.min())),
-        "offdiagonal_max": float(np.abs(offdiag).max()),
-        "learning_times": measured.tolist(),
-        "predicted_learning_times": predicted.tolist(),
-        "learning_time_deviation_max": float(np.nanmax(deviation)),
-        "diverged": int(np.sum(traj.diverged)),
-    }
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        traj = run(
+            problem,
+            _inits((cfg.d, cfg.width), cfg.alpha, cfg.seeds),
+            lr=cfg.lr,
+            steps=cfg.steps,
+            record=Record(every=1, coefficients="signal"),
+        )
+        r = cfg.rank
+        block = traj.coefficients.reshape(len(cfg.seeds), -1, r, r)
+        diag = np.stack([block[:, :, i, i] for i in range(r)], axis=-1)  # (S, T, r)
+        offdiag = block[:, :, ~np.eye(r, dtype=bool)]
+        measured = analysis.learning_times(diag, q=cfg.q, steps=traj.steps)  # (S, r)
+        predicted = analysis.predicted_learning_times(sigma, cfg.alpha, cfg.width, cfg.lr)
+        deviation = np.abs(measured - predicted) / predicted
+        errors = np.array([np.linalg.norm(problem.residual(U)) for U in traj.final])
+        steps_back = np.diff(diag, axis=1)
+        decrease = np.nan_to_num(-steps_back / sigma, nan=np.inf) if steps_back.size else np.zeros(1)
+        in_order = _in_order(measured, sigma)
+        diverged = int(np.sum(traj.diverged))
+        metrics = {
+            "final_error_max": float(errors.max()),
+            "monotonicity_index_min": float(np.min(analysis.monotonicity_index(diag))),
+            "nonmonotone_mass_max": float(np.max(analysis.nonmonotone_mass(diag))),
+            "largest_decrease": float(np.max(np.maximum(0.0, -steps_back))) if steps_back.size else 0.0,
+            "offdiagonal_max": float(np.abs(offdiag).max()) if offdiag.size else 0.0,
+            "learning_times": measured.tolist(),
+            "predicted_learning_times": predicted.tolist(),
+            "learning_time_deviation_max": _finite_max(deviation),
+            "diverged": diverged,
+        }
     checks = Checks()
+    checks.compare("no seed diverged: seeds that diverged", diverged, "==", 0)
     checks.compare(
         "every beta_ii non-decreasing: largest one-step decrease / sigma_i",
-        max(0.0, float(np.max(-steps_back / sigma))),
+        max(0.0, float(np.max(decrease))),
         "<=",
         1e-12,
     )
     checks.holds(
         "learned in order of sigma",
-        np.all(np.diff(measured, axis=1) > 0),
-        measured=f"{int(np.sum(np.all(np.diff(measured, axis=1) > 0, axis=1)))} of {len(cfg.seeds)} seeds in order",
+        np.all(in_order),
+        measured=f"{int(np.sum(in_order))} of {len(cfg.seeds)} seeds in order",
         expected="all seeds",
     )
     checks.compare("final error ||UU^T - M||_F (max over seeds)", errors.max(), "<=", 1e-5)
-    checks.compare("off-diagonal signal coefficients: max |beta_ij|", np.abs(offdiag).max(), "<", 1e-2)
+    checks.compare("off-diagonal signal coefficients: max |beta_ij|", metrics["offdiagonal_max"], "<", 1e-2)
     checks.compare(
         f"learning times within {cfg.tolerance:.0%} of prediction: max relative deviation",
         float(np.max(deviation)),
@@ -110,18 +187,19 @@ def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
         ),
         figures,
     )
-    save_figure(
-        out_dir,
-        "smf_learning_times.png",
-        lambda ax: (
-            learning_times(
-                measured, predicted, ax=ax, labels=[f"$\\sigma_{{{i + 1}}}$ = {v:g}" for i, v in enumerate(sigma)]
+    if np.all(np.isfinite(predicted)):  # not for a step size so small that ln(1 + lr sigma) is 0
+        save_figure(
+            out_dir,
+            "smf_learning_times.png",
+            lambda ax: (
+                learning_times(
+                    measured, predicted, ax=ax, labels=[f"$\\sigma_{{{i + 1}}}$ = {v:g}" for i, v in enumerate(sigma)]
+                ),
+                ax.set_title(f"Learning times, {len(cfg.seeds)} seeds"),
             ),
-            ax.set_title(f"Learning times, {len(cfg.seeds)} seeds"),
-        ),
-        figures,
-        "square",
-    )
+            figures,
+            "square",
+        )
     captions = {
         "smf_coefficients.png": (
             f"β_ii = v_iᵀUUᵀv_i against iterations (d = {cfg.d}, r' = {cfg.width}, α = {cfg.alpha:g}, "
@@ -138,6 +216,8 @@ def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
         f"Learning time = first step with beta_ii >= {cfg.q} sigma_i; prediction "
         "ln(sigma_i / (alpha^2 r')) / (2 ln(1 + eta sigma_i))."
     ]
+    if diverged:
+        notes.append(f"{diverged} of {len(cfg.seeds)} seeds diverged (lr = {cfg.lr:g}): their records end in NaN.")
     return ExperimentResult(metrics, checks.passed, figures, notes, checks.details, captions)
 
 
@@ -156,6 +236,22 @@ class AMFReference:
     seeds: tuple[int, ...] = (0, 1, 2)
     target_seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            m=at_least(1),
+            n=at_least(1),
+            s=SIGNAL,
+            width=at_least(1),
+            alpha=ALPHA,
+            lr=above(0),
+            steps=at_least(1),
+            every=at_least(1),
+            seeds=at_least(0),
+            target_seed=at_least(0),
+        )
+        require(self, "s", len(self.s) <= min(self.m, self.n), f"at most min(m, n) = {min(self.m, self.n)} values")
+
 
 @experiment(
     "amf_reference",
@@ -167,31 +263,37 @@ class AMFReference:
 def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import coefficients
 
+    _check_sizes((cfg.m, cfg.n), cfg.width, len(cfg.seeds))
     s = np.asarray(cfg.s, dtype=float)
     r = s.shape[0]
     problem = AsymmetricMatrixFactorization.planted(cfg.m, cfg.n, r, s=s, seed=cfg.target_seed)
     pairs = np.array([[i, i] for i in range(r)])
-    traj = run(
-        problem,
-        _inits((cfg.m + cfg.n, cfg.width), cfg.alpha, cfg.seeds),
-        lr=cfg.lr,
-        steps=cfg.steps,
-        record=Record(every=cfg.every, coefficients=pairs),
-    )
-    diag = traj.coefficients  # (S, T, r)
-    times = analysis.learning_times(diag, q=0.5, steps=traj.steps)
-    final = np.array([problem.loss(W) for W in traj.final])
-    index = analysis.monotonicity_index(diag)  # (S, r)
-    gentle = cfg.lr * s < 0.5  # components whose step eta s_i is far from the stability edge
-    overshoot = np.max(diag, axis=1) / s - 1.0  # (S, r)
-    metrics = {
-        "final_loss_max": float(final.max()),
-        "monotonicity_index_by_component": np.min(index, axis=0).tolist(),
-        "overshoot_by_component": np.max(overshoot, axis=0).tolist(),
-        "learning_times": times.tolist(),
-        "final_coefficients": diag[:, -1].tolist(),
-    }
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        traj = run(
+            problem,
+            _inits((cfg.m + cfg.n, cfg.width), cfg.alpha, cfg.seeds),
+            lr=cfg.lr,
+            steps=cfg.steps,
+            record=Record(every=cfg.every, coefficients=pairs),
+        )
+        diag = traj.coefficients  # (S, T, r)
+        times = analysis.learning_times(diag, q=0.5, steps=traj.steps)
+        final = np.array([problem.loss(W) for W in traj.final])
+        index = analysis.monotonicity_index(diag)  # (S, r)
+        gentle = cfg.lr * s < 0.5  # components whose step eta s_i is far from the stability edge
+        overshoot = np.max(diag, axis=1) / s - 1.0  # (S, r)
+        in_order = _in_order(times, s)
+        diverged = int(np.sum(traj.diverged))
+        metrics = {
+            "final_loss_max": float(final.max()),
+            "monotonicity_index_by_component": np.min(index, axis=0).tolist(),
+            "overshoot_by_component": np.max(overshoot, axis=0).tolist(),
+            "learning_times": times.tolist(),
+            "final_coefficients": diag[:, -1].tolist(),
+            "diverged": diverged,
+        }
     checks = Checks()
+    checks.compare("no seed diverged: seeds that diverged", diverged, "==", 0)
     checks.compare(
         "components with eta s_i < 0.5 monotone: min monotonicity index",
         float(np.min(index[:, gentle])) if gentle.any() else 1.0,
@@ -200,8 +302,8 @@ def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
     )
     checks.holds(
         "learned in order of s",
-        np.all(np.diff(times, axis=1) > 0),
-        measured=f"{int(np.sum(np.all(np.diff(times, axis=1) > 0, axis=1)))} of {len(cfg.seeds)} seeds in order",
+        np.all(in_order),
+        measured=f"{int(np.sum(in_order))} of {len(cfg.seeds)} seeds in order",
         expected="all seeds",
     )
     checks.compare("final loss (max over seeds)", final.max(), "<=", 1e-8)
@@ -256,8 +358,35 @@ class SMFScaling:
     budget: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.budget) and self.budget > 0):
-            raise ValueError(f"budget: expected a positive number, got {self.budget}")
+        check_limits(
+            self,
+            d=at_least(1),
+            width=at_least(1),
+            alphas=ALPHA,
+            sigmas=SIGNAL,
+            sigma=SIGNAL,
+            alpha=ALPHA,
+            lr=above(0),
+            eps=between(0, 1, low_open=True, high_open=True),
+            seeds=at_least(0),
+            tolerance=above(0),
+            budget=above(0),
+        )
+        require(
+            self,
+            "alphas",
+            len(set(self.alphas)) >= 2,
+            "at least 2 different values (the slope against log(1/alpha) needs two)",
+        )
+        pairs = [(self.sigma, a) for a in self.alphas] + [(s, self.alpha) for s in self.sigmas]
+        need = max(_scaling_steps(self, s, a) for s, a in pairs)
+        require(
+            self,
+            "lr",
+            need <= MAX_STEPS,
+            f"runs of at most {MAX_STEPS} steps; these settings need {need:.3g} (steps grow as "
+            "budget * ln(1/eps) / (lr sigma): raise lr, the smallest sigma or eps, or lower budget)",
+        )
 
 
 @dataclass
@@ -268,6 +397,16 @@ class _RankOneRuns:
     reached: np.ndarray  # first step with ||U U^T - M||_F <= eps (NaN: never)
     floor: np.ndarray  # the error GD cannot remove on the run's time scale (see _residual_floor)
     steps: int
+    diverged: int  # seeds whose run diverged
+
+
+def _scaling_steps(cfg: SMFScaling, sigma: float, alpha: float) -> float:
+    """The steps of a rank-1 run of smf_scaling before rounding (``budget`` times three predicted
+    learning times plus 20 local-convergence times ``log(1/eps) / (eta sigma)``); inf or NaN when
+    they cannot be counted."""
+    with _diverging():
+        predicted = float(analysis.predicted_learning_times([sigma], alpha, cfg.width, cfg.lr)[0])
+        return float(cfg.budget * (3 * predicted + 20 * np.log(1 / cfg.eps) / (cfg.lr * sigma)))
 
 
 def _residual_floor(v: np.ndarray, U0: np.ndarray) -> float:
@@ -289,8 +428,7 @@ def _residual_floor(v: np.ndarray, U0: np.ndarray) -> float:
 
 def _rank_one_runs(cfg: SMFScaling, sigma: float, alpha: float) -> _RankOneRuns:
     problem = SymmetricMatrixFactorization.planted(cfg.d, 1, sigma=[sigma], seed=0)
-    predicted = float(analysis.predicted_learning_times([sigma], alpha, cfg.width, cfg.lr)[0])
-    steps = int(cfg.budget * (3 * predicted + 20 * np.log(1 / cfg.eps) / (cfg.lr * sigma))) + 10
+    steps = max(int(_scaling_steps(cfg, sigma, alpha)), 0) + 10  # finite: checked by the config
     starts = _inits((cfg.d, cfg.width), alpha, cfg.seeds)
     traj = run(problem, starts, lr=cfg.lr, steps=steps, record=Record(every=1, coefficients="signal"))
     times = analysis.learning_times(traj.coefficients, q=0.5, steps=traj.steps)[:, 0]
@@ -298,7 +436,7 @@ def _rank_one_runs(cfg: SMFScaling, sigma: float, alpha: float) -> _RankOneRuns:
     reached = np.array([traj.steps[np.argmax(e <= cfg.eps)] if np.any(e <= cfg.eps) else np.nan for e in error])
     v = problem.basis()[:, 0]
     floor = np.array([_residual_floor(v, U0) for U0 in starts])
-    return _RankOneRuns(times.astype(float), reached.astype(float), floor, steps)
+    return _RankOneRuns(times.astype(float), reached.astype(float), floor, steps, int(np.sum(traj.diverged)))
 
 
 def _none_for_nan(values: np.ndarray) -> list[Any]:
@@ -316,8 +454,14 @@ def _none_for_nan(values: np.ndarray) -> list[Any]:
     flagship=True,
 )
 def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        return _smf_scaling(cfg, out_dir)
+
+
+def _smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
     from ..plot import scaling, style
 
+    _check_sizes((cfg.d,), cfg.width, len(cfg.seeds))
     by_alpha_runs = [_rank_one_runs(cfg, cfg.sigma, a) for a in cfg.alphas]
     by_sigma_runs = [_rank_one_runs(cfg, s, cfg.alpha) for s in cfg.sigmas]
     n_seeds = len(cfg.seeds)
@@ -347,6 +491,7 @@ def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
     spread = float(ratio[compared].max() / ratio[compared].min()) if compared.size >= 2 else np.nan
     dev_alpha = float(np.max(np.abs(by_alpha - pred_alpha) / pred_alpha))  # NaN if a seed never learned
     dev_sigma = float(np.max(np.abs(by_sigma - pred_sigma) / pred_sigma))
+    diverged = sum(r.diverged for r in by_alpha_runs + by_sigma_runs)
     metrics = {
         "seeds": n_seeds,
         "alphas": list(cfg.alphas),
@@ -369,8 +514,10 @@ def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
         "seeds_in_regime_missing_eps": missed.sum(axis=0).tolist(),
         "iterations_over_bound": _none_for_nan(ratio),
         "iterations_over_bound_seeds": covered.sum(axis=0).tolist(),
+        "diverged": diverged,
     }
     checks = Checks()
+    checks.compare("no run diverged: runs that diverged", diverged, "==", 0)
     checks.compare(
         f"learning time vs alpha within {cfg.tolerance:.0%} of prediction on every seed: max deviation",
         dev_alpha,
