@@ -9,6 +9,7 @@ analysis of them is done without NumPy's overflow warnings, and a check reports 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ __all__ = ["SMFReference", "AMFReference", "SMFScaling"]
 
 #: init scales: small (the theory's regime) and with ``alpha**2`` far from underflow
 ALPHA = between(1e-100, 1.0, high_open=True)
-#: target values: positive, and small enough that the loss (of order value**2) is finite
-SIGNAL = between(0.0, 1e100, low_open=True)
+#: target values: positive, and far enough from underflow and overflow that value**2 (the loss's
+#: scale) is a finite, non-zero number
+SIGNAL = between(1e-100, 1e100)
 #: GD steps a run of smf_scaling may need (its step counts follow from the settings)
 MAX_STEPS = 10_000_000
 
@@ -378,12 +380,21 @@ class SMFScaling:
             len(set(self.alphas)) >= 2,
             "at least 2 different values (the slope against log(1/alpha) needs two)",
         )
-        pairs = [(self.sigma, a) for a in self.alphas] + [(s, self.alpha) for s in self.sigmas]
-        need = max(_scaling_steps(self, s, a) for s, a in pairs)
+        runs = [("alphas", self.sigma, a) for a in self.alphas] + [("sigmas", s, self.alpha) for s in self.sigmas]
+        for name, sigma, alpha in runs:  # the theory's regime: a positive predicted learning time
+            require(
+                self,
+                name,
+                alpha * alpha * self.width < sigma,
+                f"a small init, alpha^2 * width < sigma in every run (alpha = {alpha:g}, sigma = {sigma:g}, "
+                f"width = {self.width})",
+            )
+        steps = [_scaling_steps(self, sigma, alpha) for _, sigma, alpha in runs]
+        need = max(steps)
         require(
             self,
             "lr",
-            need <= MAX_STEPS,
+            all(math.isfinite(n) for n in steps) and need <= MAX_STEPS,
             f"runs of at most {MAX_STEPS} steps; these settings need {need:.3g} (steps grow as "
             "budget * ln(1/eps) / (lr sigma): raise lr, the smallest sigma or eps, or lower budget)",
         )
