@@ -6,10 +6,18 @@ script's units and convert with ``c = n d_N / 2``: ``lr = lr_mse / c``, gradient
 ``s = s_mse * c`` (so the per-step kick ``lr * s`` in weight space is the same), Langevin
 ``beta = beta_mse / c`` and the perturbed-GD gradient threshold ``* c``. Weight, input and label noise
 and dropout are in their own (data or weight) units.
+
+Every config checks its own settings when it is built (ranges, ranks within the widths, one planted
+singular value per planted rank), so ``trajcore run``/``sweep`` refuse a bad setting before computing.
+Step sizes and noise kicks lie within 1e-100..1e100, so the derived noise parameters (``kick / lr``,
+``2 lr / kick^2``) stay finite; noise levels and scales within 1e6, so the losses do. A step size
+that makes GD diverge runs; a check reports it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +40,35 @@ from ..noise import (
     WeightNoise,
 )
 from . import Checks, ExperimentResult, experiment, save_figure
+from .settings import above, at_least, between, check_limits, require
 
 __all__ = ["DLNReference", "DLNNoiseComparison"]
+
+#: step sizes and kicks: positive and far from overflow when combined (kick / lr, 2 lr / kick^2)
+SCALE = between(1e-100, 1e100)
+#: noise levels, init scales and planted singular values, in data or weight units: with data of
+#: order 1, much larger ones make every loss overflow
+LEVEL = between(0, 1e6)
+
+
+def _diverging() -> contextlib.AbstractContextManager[Any]:
+    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
+    NaN and infinite records): a check of the experiment reports the divergence instead."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _check_widths(config: Any, rank_field: str) -> None:
+    """``widths`` has an input and an output width, and ``rank_field`` (a layer's rank at the start)
+    is at most the narrowest layer."""
+    require(config, "widths", len(config.widths) >= 2, "at least 2 widths (input and output)")
+    cap = min(config.widths)
+    require(config, rank_field, getattr(config, rank_field) <= cap, f"{rank_field} <= min(widths) = {cap}")
+
+
+def _values_text(values: Any) -> str:
+    """Distinct values as integers where they are (``[1, 2]``), NaN shown as such (a diverged run)."""
+    distinct = np.unique(np.asarray(values, dtype=float))
+    return "[" + ", ".join("NaN" if not np.isfinite(v) else f"{v:g}" for v in distinct) + "]"
 
 
 def _dln_figure(out_dir: Path | None, name: str, draw: Any, figures: list[str]) -> None:
@@ -64,6 +99,28 @@ class DLNReference:
     imputation_threshold: float = 1e-6  # the script's absolute rank threshold inside the imputation
     script_atol: float = 1e-6  # the script's absolute threshold for the reported product rank
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            widths=at_least(1),
+            n=at_least(1),
+            init_rank=at_least(1),
+            lr=SCALE,
+            steps=at_least(1),
+            data_seed=at_least(0),
+            init_seeds=at_least(0),
+            noise_seed=at_least(0),
+            imputation_scale=LEVEL,
+            imputation_jitter=LEVEL,
+            imputation_threshold=at_least(0),
+            script_atol=above(0),
+        )
+        _check_widths(self, "init_rank")
+        ends = min(self.widths[0], self.widths[-1])
+        require(
+            self, "widths", ends >= 2, "input and output widths >= 2 (the product's second singular value is measured)"
+        )
+
 
 @experiment(
     "dln_paper_reference",
@@ -73,6 +130,11 @@ class DLNReference:
     flagship=True,
 )
 def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentResult:
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        return _dln_paper_reference(cfg, out_dir)
+
+
+def _dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import loss_curves, product_rank, product_singular_values
 
     problem = DeepLinearNetwork.paper_data(cfg.widths, n=cfg.n, seed=cfg.data_seed)
@@ -115,6 +177,7 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
     }
     bound_arr = np.asarray(bound, dtype=float).reshape(-1, 1)
     checks = Checks()
+    checks.compare("no run diverged: runs that diverged (GD and imputation)", metrics["diverged"], "==", 0)
     checks.compare(
         "GD product rank never exceeds min_k dim S_k(0): largest rank - bound",
         float(np.max(rank_gd - bound_arr)),
@@ -124,13 +187,13 @@ def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentRe
     checks.holds(
         "GD flat at the script's absolute threshold",
         np.all(atol_gd == cfg.init_rank),
-        measured=f"ranks {sorted({int(v) for v in np.unique(atol_gd)})}",
+        measured=f"ranks {_values_text(atol_gd)}",
         expected=f"{cfg.init_rank} throughout",
     )
     checks.holds(
         "GD flat after the first step at the default relative tolerance",
         np.all(rank_gd[:, 1:] == rank_gd[:, 1:2]),
-        measured=f"ranks after step 0: {sorted({int(v) for v in np.unique(rank_gd[:, 1:])})}",
+        measured=f"ranks after step 0: {_values_text(rank_gd[:, 1:])}",
         expected="one value",
     )
     checks.compare(
@@ -285,6 +348,53 @@ class DLNNoiseComparison:
     batch_size: int = 100
     optimum_tolerance: float = 0.05  # planted: a final loss within this fraction of the optimum reaches it
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            widths=at_least(1),
+            n=at_least(1),
+            init_rank=at_least(1),
+            lr=SCALE,
+            steps=at_least(1),
+            planted_rank=at_least(1),
+            planted_singular_values=between(1e-100, 1e6),
+            planted_noise=LEVEL,
+            planted_init_scale=between(1e-100, 1e6),
+            planted_lr=SCALE,
+            planted_steps=at_least(1),
+            data_seed=at_least(0),
+            init_seed=at_least(0),
+            noise_seed=at_least(0),
+            n_runs=at_least(1),
+            record_every=at_least(1),
+            gradient_kick=SCALE,
+            planted_gradient_kick=SCALE,
+            perturbed_radius=LEVEL,
+            perturbed_threshold=LEVEL,
+            perturbed_interval=at_least(0),
+            imputation_scale=LEVEL,
+            planted_imputation_scale=LEVEL,
+            imputation_threshold=above(0),
+            weight_noise=LEVEL,
+            dropconnect=between(0, 1, high_open=True),
+            dropout=between(0, 1, high_open=True),
+            input_noise=LEVEL,
+            label_noise=LEVEL,
+            batch_size=at_least(1),
+            optimum_tolerance=above(0),
+        )
+        _check_widths(self, "init_rank")
+        ends = min(self.widths[0], self.widths[-1])
+        require(self, "planted_rank", self.planted_rank <= ends, f"planted_rank <= min(d_0, d_N) = {ends}")
+        require(
+            self,
+            "planted_singular_values",
+            len(self.planted_singular_values) == self.planted_rank,
+            f"{self.planted_rank} value{'s' if self.planted_rank != 1 else ''} (one per planted direction: "
+            f"planted_rank = {self.planted_rank}), got {len(self.planted_singular_values)}",
+        )
+        require(self, "batch_size", self.batch_size <= self.n, f"batch_size <= n = {self.n}")
+
 
 #: Noise models that keep the gradient in the S_k structure: under exact GD they cannot raise the
 #: product rank beyond the start's min_k dim S_k (PAPERS.md section 5).
@@ -328,23 +438,28 @@ def _compare(
     c = _mse_factor(problem)
     lr = lr_mse / c
     common: dict[str, Any] = dict(lr=lr, steps=steps, seed=cfg.noise_seed, n_runs=cfg.n_runs, every=cfg.record_every)
-    rows, trajs = analysis.compare_noise(
-        problem,
-        start,
-        _noise_models(cfg, c, lr, kick, radius, imputation_scale),
-        atol=cfg.imputation_threshold,
-        return_trajectories=True,
-        **common,
-    )
-    batch = DeepLinearNetwork(problem.widths, problem.X, problem.Y, batch_size=cfg.batch_size)
-    sgd_rows, sgd_trajs = analysis.compare_noise(
-        batch,
-        start,
-        {f"minibatch SGD (b={cfg.batch_size})": None},
-        atol=cfg.imputation_threshold,
-        return_trajectories=True,
-        **common,
-    )
+    with warnings.catch_warnings():
+        # A model whose every run diverged has only NaN records: its row's means are NaN (and its
+        # "diverged" count says why); NumPy's warnings about the empty means add nothing.
+        for message in ("Mean of empty slice", "All-NaN slice encountered"):
+            warnings.filterwarnings("ignore", message=message, category=RuntimeWarning)
+        rows, trajs = analysis.compare_noise(
+            problem,
+            start,
+            _noise_models(cfg, c, lr, kick, radius, imputation_scale),
+            atol=cfg.imputation_threshold,
+            return_trajectories=True,
+            **common,
+        )
+        batch = DeepLinearNetwork(problem.widths, problem.X, problem.Y, batch_size=cfg.batch_size)
+        sgd_rows, sgd_trajs = analysis.compare_noise(
+            batch,
+            start,
+            {f"minibatch SGD (b={cfg.batch_size})": None},
+            atol=cfg.imputation_threshold,
+            return_trajectories=True,
+            **common,
+        )
     return rows + sgd_rows, {**trajs, **sgd_trajs}
 
 
@@ -370,6 +485,11 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
     flagship=True,
 )
 def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
+    with _diverging():  # a large lr diverges: NaN records, reported by the checks
+        return _dln_noise_comparison(cfg, out_dir)
+
+
+def _dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
     from ..plot import loss_curves, noise_rank_summary, product_rank
 
     reference = DeepLinearNetwork.paper_data(cfg.widths, n=cfg.n, seed=cfg.data_seed)
@@ -412,7 +532,10 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
     noisy_pl = [r for r in pl_rows if r["noise"] != "GD" and r["diverged"] == 0]
     best = min(noisy_pl, key=lambda r: r["final_loss"]) if noisy_pl else None
     gd_final = pl_trajs["GD"][0].final
-    gd_status = analysis.global_optimality(planted, gd_final)
+    if gd_pl["diverged"] == 0 and np.all(np.isfinite(gd_final)):
+        gd_status = analysis.global_optimality(planted, gd_final)
+    else:  # GD diverged (its check fails): no critical point to classify
+        gd_status = {"classification": "diverged", "relative_gradient": float("nan")}
     bound_pl = analysis.subspace_rank_bound(planted, pl_start)
     rank_bound_loss = 0.5 * (planted.yy - float(np.sum(planted.regression_eigenvalues[:bound_pl])))
     raising = [r["noise"] for r in ref_rows if r["exceeds_subspace_bound"]]
@@ -420,6 +543,12 @@ def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Exper
     over_optimum = {r["noise"]: r["final_loss"] / r["optimal_loss"] for r in pl_rows}
     at_optimum = [n for n, v in over_optimum.items() if v <= 1 + cfg.optimum_tolerance]
     checks = Checks()
+    checks.compare(
+        "no GD run diverged (reference and planted): GD runs that diverged",
+        row(ref_rows, "GD")["diverged"] + gd_pl["diverged"],
+        "==",
+        0,
+    )
     checks.compare(
         "gradient noise gives full product rank (reference, default rule)",
         row(ref_rows, "gradient noise")["numerical_rank"],

@@ -1,20 +1,57 @@
-"""Orthogonal symmetric tensor decomposition experiments (PAPERS.md section 3)."""
+"""Orthogonal symmetric tensor decomposition experiments (PAPERS.md section 3).
+
+Every config checks its own settings when it is built (ranges, at most d orthonormal components, a
+known storage), so ``trajcore run``/``sweep`` refuse a bad setting before computing. A step size that
+makes GD diverge runs; the analysis of its NaN records raises no NumPy warnings and a check reports it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import analysis
 from ..dynamics import Record, run
 from ..initialization import small_init
-from ..tensor import OrthogonalTensorDecomposition
+from ..tensor import MAX_ORDER, OrthogonalTensorDecomposition
 from . import Checks, ExperimentResult, experiment, save_figure
+from .settings import above, at_least, between, check_limits, require
 
 __all__ = ["OSTDReference", "OSTDEscapeScaling"]
+
+#: the storages of a planted target
+STORAGES = ("factored", "dense", "packed")
+#: steps a run of ostd_escape_scaling may need (its step counts follow from the settings)
+MAX_STEPS = 10_000_000
+
+
+def _diverging() -> contextlib.AbstractContextManager[Any]:
+    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
+    NaN and infinite records): a check of the experiment reports the divergence instead."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _check_common(config: OSTDReference | OSTDEscapeScaling) -> None:
+    """The settings both tensor experiments share: sizes, the order (escape by blow-up needs l >= 3),
+    positive coefficients c_k, one orthonormal component per c_k (at most d), step size and seeds."""
+    check_limits(
+        config,
+        d=at_least(1),
+        order=between(3, MAX_ORDER),
+        width=at_least(1),
+        c=between(1e-100, 1e100),  # positive, with c^2 a finite non-zero number
+        lr=above(0),
+        every=at_least(1),
+        seeds=at_least(0),
+        target_seed=at_least(0),
+    )
+    require(config, "c", len(config.c) <= config.d, f"at most d = {config.d} values (orthonormal components)")
 
 
 @dataclass(frozen=True)
@@ -38,6 +75,17 @@ class OSTDReference:
     plateau_tolerance: float = 1e-3
     final_error: float = 1e-5
 
+    def __post_init__(self) -> None:
+        _check_common(self)
+        check_limits(
+            self,
+            alpha=between(1e-100, 1.0, high_open=True),
+            steps=at_least(1),
+            plateau_tolerance=above(0),
+            final_error=above(0),
+        )
+        require(self, "storage", self.storage in STORAGES, "one of " + ", ".join(STORAGES))
+
 
 def _first_escape(problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray]:
     """(predicted learning order (r,), predicted escape times (r,)) from the initial alignments."""
@@ -58,6 +106,11 @@ def _first_escape(problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: fl
     flagship=True,
 )
 def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult:
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        return _ostd_reference(cfg, out_dir)
+
+
+def _ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult:
     from ..plot import error_staircase, tensor_coefficients
 
     c = np.asarray(cfg.c, dtype=float)
@@ -92,8 +145,12 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
     snapshots = short.iterates if short.iterates is not None else np.zeros((0, cfg.d, cfg.width))
     beta = short.coefficients[:, first]
     growth = (beta > 1e-3 * c[first]) & (beta < 0.5 * c[first])
-    dominance = analysis.gradient_dominance(problem, snapshots[growth], np.array([[first, first]]))
-    gamma = float(dominance.gamma[0])
+    if growth.any():
+        dominance = analysis.gradient_dominance(problem, snapshots[growth], np.array([[first, first]]))
+        gamma = float(dominance.gamma[0])
+    else:  # the run ends (or diverges) before the first component grows: nothing to measure
+        gamma = float("nan")
+    diverged = int(np.sum(traj.diverged))
 
     smaller_first = [o != sorted(o, key=lambda k: -c[k]) for o in orders]
     metrics = {
@@ -107,9 +164,11 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "nonmonotone_mass_max": float(np.max(analysis.nonmonotone_mass(traj.coefficients))),
         "seconds": seconds,
         "steps_per_second_per_trajectory": cfg.steps * len(cfg.seeds) / max(seconds, 1e-9),
+        "diverged": diverged,
     }
     gaps = [g for seed_gaps in plateau_gaps for g in seed_gaps]
     checks = Checks()
+    checks.compare("no seed diverged: seeds that diverged", diverged, "==", 0)
     checks.compare(
         f"final relative error < {cfg.final_error:g} on every seed: max",
         float(np.max(error[:, -1])),
@@ -153,11 +212,22 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "when two components share that column the later one must use another and the order can differ "
         "(4 of 40 seeds in a scan of seeds 0..39).",
     ]
+    if not growth.any():
+        notes.append(
+            f"Gradient dominance not measured: within {short_steps} steps no record of seed {cfg.seeds[0]} has "
+            f"component {first + 1} between 1e-3 c and c/2 (its predicted escape: step {first_times[first]:.0f})."
+        )
     figures: list[str] = []
     # The components are learned early in a long run (the rest is flat at c_k): the coefficient figure
     # shows the run up to 1.5x the step at which the last component of seed 0 settled.
-    settle = np.flatnonzero(np.any(np.abs(traj.coefficients[0] - c) > 0.01 * c, axis=1))
+    settle = np.flatnonzero(np.any(~(np.abs(traj.coefficients[0] - c) <= 0.01 * c), axis=1))  # NaN: not settled
     shown = float(min(traj.steps[-1], 1.5 * traj.steps[settle[-1]] if settle.size else traj.steps[-1]))
+    if not settle.size:
+        settled = "from the start"
+    elif settle[-1] + 1 < traj.steps.shape[0]:
+        settled = f"from step {traj.steps[settle[-1] + 1]} on"
+    else:
+        settled = "nowhere in the run (not all settled)"
     levels0 = analysis.predicted_plateau_levels(c, orders[0])
     plateaus0 = analysis.detect_plateaus(traj.steps, error[0], relative_change=1e-3, min_records=10)
     save_figure(
@@ -185,8 +255,8 @@ def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult
         "ostd_coefficients.png": (
             f"β_k = Σ_j ⟨z_k, u_j⟩^{cfg.order} against iterations (d = {cfg.d}, m = {cfg.width}, "
             f"α = {cfg.alpha:g}, η = {cfg.lr:g}); dotted: the planted c_k. Shown up to step {shown:.0f} of "
-            f"{cfg.steps}: every β_k is within 1% of c_k from step {traj.steps[settle[-1] + 1] if settle.size else 0}"
-            " on. Paper A predicts each β_k rises monotonically to c_k, in decreasing order of c_k a_0^(l-2) "
+            f"{cfg.steps}: every β_k is within 1% of c_k {settled}. Paper A predicts each β_k rises "
+            "monotonically to c_k, in decreasing order of c_k a_0^(l-2) "
             "(a_0: the best initial alignment), not necessarily of c_k."
         ),
         "ostd_error_staircase.png": (
@@ -216,6 +286,29 @@ class OSTDEscapeScaling:
     every: int = 10
     slope_tolerance: float = 0.1
 
+    def __post_init__(self) -> None:
+        _check_common(self)
+        check_limits(self, alphas=between(1e-100, 1.0, high_open=True), slope_tolerance=above(0))
+        require(
+            self,
+            "alphas",
+            len(set(self.alphas)) >= 2,
+            "at least 2 different values (the slope against log(alpha) needs two)",
+        )
+        # The first escape comes near 1 / (2 l (l-2) lr c a_0^(l-2)), a_0 the best initial alignment:
+        # alpha times the largest of width * r Gaussians, below sqrt(2 ln(2 width r)) + 3 for any seed
+        # in practice. So this is a lower bound on the steps the smallest alpha needs.
+        top = math.sqrt(2 * math.log(2 * self.width * len(self.c))) + 3
+        rate = 2 * self.order * (self.order - 2) * self.lr * max(self.c) * (min(self.alphas) * top) ** (self.order - 2)
+        need = 1 / rate if rate > 0 else math.inf
+        require(
+            self,
+            "alphas",
+            need <= MAX_STEPS,
+            f"values whose first escape fits in {MAX_STEPS} steps; alpha = {min(self.alphas):g} needs at least "
+            f"{need:.3g} (about 1 / (2 l (l-2) lr c alpha^(l-2))): raise the smallest alpha or lr",
+        )
+
 
 @experiment(
     "ostd_escape_scaling",
@@ -224,6 +317,11 @@ class OSTDEscapeScaling:
     demo={"alphas": (1e-2, 2e-2, 4e-2), "seeds": (0, 1)},
 )
 def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> ExperimentResult:
+    with _diverging():  # a large lr diverges: NaN records, reported by a check
+        return _ostd_escape_scaling(cfg, out_dir)
+
+
+def _ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> ExperimentResult:
     from ..plot import escape_scaling
 
     c = np.asarray(cfg.c, dtype=float)
@@ -231,20 +329,28 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
     alphas = np.asarray(cfg.alphas, dtype=float)
     measured = np.full((len(cfg.seeds), alphas.shape[0]), np.nan)
     predicted = np.full_like(measured, np.nan)
+    diverged = 0
+    never = []  # alphas at which no seed can escape (a_0^(l-2) underflows): nothing to run
     for i, alpha in enumerate(alphas):
         inits = np.stack([small_init((cfg.d, cfg.width), alpha, seed=s) for s in cfg.seeds])
         first_pred = np.array([np.min(_first_escape(problem, U0, cfg.lr)[1]) for U0 in inits])
-        steps = int(np.ceil(2.0 * np.max(first_pred[np.isfinite(first_pred)]))) + cfg.every
+        predicted[:, i] = first_pred
+        escaping = first_pred[np.isfinite(first_pred)]
+        if not escaping.size:
+            never.append(float(alpha))
+            continue
+        steps = int(np.ceil(2.0 * np.max(escaping))) + cfg.every
         traj = run(problem, inits, lr=cfg.lr, steps=steps, record=Record(every=cfg.every))
+        diverged += int(np.sum(traj.diverged))
         for s in range(len(cfg.seeds)):
             # The first escape: the earliest step at which some beta_k reaches half of its c_k.
             reached = traj.coefficients[s] >= 0.5 * c
             hit = np.flatnonzero(np.any(reached, axis=1))
             measured[s, i] = traj.steps[hit[0]] if hit.size else np.nan
-        predicted[:, i] = first_pred
     log_a = np.log(alphas)
     slopes = [float(np.polyfit(log_a, np.log(m), 1)[0]) for m in measured if np.all(np.isfinite(m))]
     ratio = measured / predicted
+    finite = ratio[np.isfinite(ratio)]
     metrics = {
         "alphas": alphas.tolist(),
         "measured_first_escape": measured.tolist(),
@@ -252,10 +358,12 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
         "fitted_slopes": slopes,
         "seeds_escaping_at_every_alpha": len(slopes),
         "expected_slope": -(cfg.order - 2),
-        "measured_over_predicted_median": float(np.nanmedian(ratio)),
-        "measured_over_predicted_max_deviation": float(np.nanmax(np.abs(ratio - 1))),
+        "measured_over_predicted_median": float(np.median(finite)) if finite.size else float("nan"),
+        "measured_over_predicted_max_deviation": float(np.max(np.abs(finite - 1))) if finite.size else float("nan"),
+        "diverged": diverged,
     }
     checks = Checks()
+    checks.compare("no run diverged: runs that diverged", diverged, "==", 0)
     checks.compare(
         f"slope of log t vs log alpha within {cfg.slope_tolerance} of -(l-2) on every seed: largest |slope + (l-2)|",
         max(abs(s + (cfg.order - 2)) for s in slopes) if len(slopes) == len(cfg.seeds) else float("nan"),
@@ -272,16 +380,23 @@ def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experim
         "Escape = first record with some beta_k >= c_k / 2; it comes slightly after the blow-up time of "
         "a' = 2 l eta c a^(l-1) because the last doubling of beta takes finite time.",
     ]
+    if never:
+        notes.append(
+            f"Not run at alpha = {', '.join(f'{a:g}' for a in never)}: a_0^(l-2) underflows, no seed can escape."
+        )
     figures: list[str] = []
-    save_figure(
-        out_dir,
-        "ostd_escape_scaling.png",
-        lambda ax: (
-            escape_scaling(alphas, measured, predicted, cfg.order, ax=ax),
-            ax.set_title("First escape time against the init scale"),
-        ),
-        figures,
-    )
+    if np.isfinite(measured).any():  # a log-log figure of nothing (every run diverged) is left out
+        save_figure(
+            out_dir,
+            "ostd_escape_scaling.png",
+            lambda ax: (
+                escape_scaling(alphas, measured, predicted, cfg.order, ax=ax),
+                ax.set_title("First escape time against the init scale"),
+            ),
+            figures,
+        )
+    else:
+        notes.append("No figure: no seed escaped at any alpha.")
     captions = {
         "ostd_escape_scaling.png": (
             f"First step at which some β_k reaches c_k/2, per seed ({len(cfg.seeds)} seeds), against the init "
