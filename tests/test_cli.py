@@ -415,3 +415,120 @@ def test_repr_of_a_trajectory_shows_shapes_not_data():
     assert len(text) < 300, text
     assert "batch=3" in text and "records=401" in text and "iterates (3, 401, 20, 20)" in text
     assert "diverged 0 of 3" in text and len(repr(traj[1])) < 300
+
+
+# -- settings a config refuses, specs that name no experiment, runs that diverge ------------------
+def _one_error_line(err: str, prefix: str = "trajcore: error: ") -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), err
+    assert "Traceback" not in err and "Warning" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        # 0 steps leaves smf_reference nothing to measure (it was "zero-size array to reduction ...")
+        ("steps=0", "setting steps=0: expected steps >= 1"),
+        # the init scale of a small-init experiment (it was "OverflowError: (34, ...)", exit 1)
+        ("alpha=1e300", "setting alpha=1e+300: expected 1e-100 <= alpha < 1"),
+        # one eigenvalue per rank (it was "expected shape (4)", exit 1)
+        ("sigma=1,2", "setting sigma=1.0,2.0: expected 4 values (one per target eigenvalue: rank = 4), got 2"),
+    ],
+)
+def test_run_refuses_a_setting_outside_its_range_naming_it(tmp_path, capsys, setting, message):
+    out = tmp_path / "out"
+    assert main(["run", "smf_reference", "--set", setting, "--out", str(out)]) == 2
+    assert _one_error_line(capsys.readouterr().err) == f"trajcore: error: {message}"
+    assert not out.exists()
+
+
+def test_sweep_checks_every_point_against_the_configs_ranges_before_computing(tmp_path, capsys):
+    spec, store = tmp_path / "spec.toml", tmp_path / "store"
+    spec.write_text('experiment = "smf_reference"\n[base]\nsteps = 20\n[grid]\nsigma = [[4, 3, 2, 1], [1, 2]]\n')
+    argv = ["sweep", str(spec), "--out", str(store), "--executor", "threads"]
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "[grid]: 1 of 2 point(s) do not fit smf_reference, nothing computed: sigma=[1, 2]" in line
+    assert "setting sigma=1.0,2.0: expected 4 values (one per target eigenvalue: rank = 4), got 2" in line
+    spec.write_text('experiment = "smf_reference"\n[base]\nsteps = 0\n[grid]\nseed = [0, 1]\n')
+    assert main(argv) == 2
+    assert _one_error_line(capsys.readouterr().err).endswith("[base]: setting steps=0: expected steps >= 1")
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("value", ["3", '""', '["smf_reference"]', "true", '{ name = "smf_reference" }'])
+def test_a_spec_whose_experiment_is_not_a_name_says_what_it_must_be(tmp_path, capsys, value):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"experiment = {value}\n[grid]\nseed = [0, 1]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "store")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "expected a string naming an experiment" in line and "missing" not in line, line
+    spec.write_text("[grid]\nseed = [0, 1]\n")  # no experiment at all: that is what is missing
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "store")]) == 2
+    assert 'missing experiment = "<name>"' in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_diverging_run_is_reported_by_its_checks_and_prints_no_numpy_warnings(tmp_path):
+    """A fresh process prints every warning it is not told to keep quiet: stderr is the one line."""
+    out = tmp_path / "run"
+    proc = run_cli(
+        "run", "smf_reference", "--set", "lr=1e308", "--set", "steps=30", "--set", "seed=0", "--out", str(out)
+    )
+    assert proc.returncode == 1, proc.stderr
+    line = _one_error_line(proc.stderr, "trajcore: failed: smf_reference: ")
+    assert "no seed diverged" in line
+    assert "warning" not in proc.stdout.lower()  # the experiment raised none for the CLI to sum up
+    record = json.loads((out / "metrics.json").read_text())["experiments"]["smf_reference"]
+    assert record["metrics"]["diverged"] == 1 and record["checks"]["no seed diverged: seeds that diverged"] is False
+    # a sweep computes in worker processes, whose warnings would go straight to this stderr
+    spec = tmp_path / "spec.toml"
+    spec.write_text('experiment = "smf_reference"\n[base]\nsteps = 30\nseeds = [0]\n[grid]\nlr = [1e308, 10.0]\n')
+    proc = run_cli("sweep", str(spec), "--out", str(tmp_path / "store"), "--workers", "2")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@dataclass(frozen=True)
+class _Noisy:
+    n: int = 2
+
+
+def _noisy(config: _Noisy, out_dir: Path | None):
+    """An experiment that raises warnings, as code an experiment calls might."""
+    import warnings
+
+    from trajcore.experiments import ExperimentResult
+
+    for _ in range(config.n):
+        np.log(np.zeros(1))  # "divide by zero encountered in log"
+    warnings.warn("a plotting library's complaint", UserWarning, stacklevel=1)
+    return ExperimentResult({"n": config.n}, {"ran": True})
+
+
+def test_warnings_an_experiment_raises_are_summed_up_on_stdout_not_printed(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from trajcore import experiments
+
+    monkeypatch.setitem(experiments._REGISTRY, "noisy", experiments.Experiment("noisy", "warns", _Noisy, _noisy))
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as a fresh process shows them: every one
+        warnings.showwarning = lambda message, *args, **kwargs: print(f"LEAKED {message}", file=sys.stderr)
+        code = main(["run", "noisy", "--out", str(out)])
+        captured = capsys.readouterr()
+        assert code == 0 and captured.err == "", captured.err
+        summary = "3 warnings (divide by zero encountered in log (x2); a plotting library's complaint)"
+        assert "noisy: " in captured.out and f"all checks pass; {summary}" in captured.out
+        notes = json.loads((out / "metrics.json").read_text())["experiments"]["noisy"]["notes"]
+        assert notes == [f"Warnings raised during the run: {summary}."]
+        # a sweep computing in threads: summed up once at the end
+        spec = tmp_path / "spec.toml"
+        spec.write_text('experiment = "noisy"\n[grid]\nn = [1, 2]\n')
+        code = main(["sweep", str(spec), "--out", str(tmp_path / "store"), "--executor", "threads"])
+        captured = capsys.readouterr()
+        assert code == 0 and captured.err == "", captured.err
+        assert "note: 5 warnings (divide by zero encountered in log (x3); a plotting library's complaint (x2))" in (
+            captured.out
+        )

@@ -7,6 +7,12 @@ unreachable). Errors are one line on stderr. ``run`` exits 1 when any of the exp
 fails (after writing the report; ``--no-strict`` makes that exit 0); ``demo`` does so only with
 ``--strict``.
 
+Warnings raised while a command works (NumPy's about a diverging run, a plotting library's) are
+recorded rather than printed, and summed up in one line on stdout (and, for a run, in its notes in
+the report): a diverged run is reported by the experiment's checks, and stderr keeps its one line.
+Worker processes of a sweep (``--executor local`` or ``dask``) print their own warnings; the
+matrix-factorization, linear-network and tensor experiments raise none.
+
 Progress (on stderr: a bar for sweeps, the elapsed time of the running experiment for ``run`` and
 ``demo``) appears when stderr is a terminal and ``--quiet`` is not given, or always with
 ``--progress`` (never with ``--no-progress``). It is erased before each result line is printed, so
@@ -22,6 +28,7 @@ refused.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import shutil
@@ -30,6 +37,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -106,6 +114,24 @@ class _Ticker:
         sys.stderr.flush()
 
 
+# -- warnings ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Warnings raised in the block (by any thread), recorded instead of printed: stderr holds a
+    command's one error line. The filters stay as they are (``-W error`` still raises)."""
+    with warnings.catch_warnings(record=True) as caught:
+        yield caught
+
+
+def _warnings_summary(caught: Sequence[warnings.WarningMessage]) -> str:
+    """``"3 warnings (overflow encountered in matmul (x2); All-NaN slice encountered)"``."""
+    counts = collections.Counter(_one_line(w.message) for w in caught)
+    texts = [f"{text} (x{n})" if n > 1 else text for text, n in counts.most_common(3)]
+    if len(counts) > 3:
+        texts.append(f"{len(counts) - 3} other kind(s)")
+    return f"{len(caught)} warning{'s' if len(caught) != 1 else ''} ({'; '.join(texts)})"
+
+
 # -- report directories --------------------------------------------------------------------------
 def _check_out(out: Path) -> Path:
     """``out`` as an absolute path; ``UsageError`` unless ``--out`` may receive a report (checked
@@ -167,7 +193,7 @@ def _run_into_report(
 
     started = time.perf_counter()
     try:
-        with console.ticker(label or experiment.name):
+        with console.ticker(label or experiment.name), _recorded_warnings() as caught:
             result = experiment.run(config, out / directory if directory else out)
     except MissingExtra as error:
         raise Skipped(f"{experiment.name}: skipped, {error}") from None
@@ -176,6 +202,10 @@ def _run_into_report(
     seconds = time.perf_counter() - started
     failed = [name for name, ok in result.checks.items() if not ok]
     status = "all checks pass" if not failed else f"FAILED checks: {', '.join(failed)}"
+    if caught:  # the checks say whether the run went wrong; the warnings are noted, not printed
+        summary = _warnings_summary(caught)
+        result.notes.append(f"Warnings raised during the run: {summary}.")
+        status += f"; {summary}"
     console.say(f"  {experiment.name}: {seconds:.1f} s, {status}")
     return ReportEntry(experiment.name, experiment.description, config_dict(config), result, seconds, directory)
 
@@ -284,6 +314,7 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
         raise UsageError("--scheduler needs --executor dask")
     kind = kind or "local"
     try:
+        _check_spec_experiment(args.spec)
         spec = load_spec(args.spec)
         _, runs = expand(spec)  # validate every config before touching the executor or the disk
     except SpecError as error:
@@ -325,6 +356,27 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
     )
     print(f"summary: {(out / 'summary.csv').resolve()}  (plots: trajcore report {out})")
     return EXIT_OK
+
+
+def _check_spec_experiment(path: str) -> None:
+    """``UsageError`` when a spec's ``experiment`` is there but is not a name (``experiment = 3``);
+    a spec that cannot be read or parsed is left for :func:`trajcore.sweep.load_spec` to explain."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return
+    value = data.get("experiment")
+    if "experiment" in data and not (isinstance(value, str) and value.strip()):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise UsageError(
+            f'{path}: experiment = {shown}: expected a string naming an experiment, e.g. experiment = "smf_reference"'
+            " (see trajcore list)"
+        )
 
 
 def cmd_report(args: argparse.Namespace, console: _Console) -> int:
@@ -502,7 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             print("trajcore: error: no command given (see trajcore --help)", file=sys.stderr)
             return EXIT_USAGE
-        return int(args.handler(args, _Console(args.quiet, args.progress)))
+        console = _Console(args.quiet, args.progress)
+        with _recorded_warnings() as caught:  # what an experiment does not note itself (see _run_into_report)
+            code = int(args.handler(args, console))
+        if caught:
+            console.say(f"note: {_warnings_summary(caught)} while working")
+        return code
     except UsageError as error:
         print(f"trajcore: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
@@ -516,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: object) -> str:
     """An error as one line (exception texts may hold newlines: an experiment's, a TOML parser's, a
     path's)."""
     return " ".join(part.strip() for part in str(error).splitlines()).strip()
