@@ -314,7 +314,6 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
         raise UsageError("--scheduler needs --executor dask")
     kind = kind or "local"
     try:
-        _check_spec_experiment(args.spec)
         spec = load_spec(args.spec)
         _, runs = expand(spec)  # validate every config before touching the executor or the disk
     except SpecError as error:
@@ -356,27 +355,6 @@ def cmd_sweep(args: argparse.Namespace, console: _Console) -> int:
     )
     print(f"summary: {(out / 'summary.csv').resolve()}  (plots: trajcore report {out})")
     return EXIT_OK
-
-
-def _check_spec_experiment(path: str) -> None:
-    """``UsageError`` when a spec's ``experiment`` is there but is not a name (``experiment = 3``);
-    a spec that cannot be read or parsed is left for :func:`trajcore.sweep.load_spec` to explain."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return
-    value = data.get("experiment")
-    if "experiment" in data and not (isinstance(value, str) and value.strip()):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise UsageError(
-            f'{path}: experiment = {shown}: expected a string naming an experiment, e.g. experiment = "smf_reference"'
-            " (see trajcore list)"
-        )
 
 
 def cmd_report(args: argparse.Namespace, console: _Console) -> int:

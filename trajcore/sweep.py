@@ -217,8 +217,14 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
     if unknown:
         raise SpecError(f"{source}: unknown key(s) {', '.join(unknown)}; a spec has {', '.join(sorted(_SPEC_KEYS))}")
     experiment = data.get("experiment")
-    if not isinstance(experiment, str) or not experiment:
+    if "experiment" not in data:
         raise SpecError(f'{source}: missing experiment = "<name>"')
+    if not isinstance(experiment, str) or not experiment.strip():
+        shown = repr(experiment) if len(repr(experiment)) <= 40 else repr(experiment)[:37] + "..."
+        raise SpecError(
+            f'{source}: experiment = {shown}: expected a string naming an experiment, e.g. experiment = "smf_reference"'
+            " (see trajcore list)"
+        )
     base = data.get("base", {})
     grid = data.get("grid", {})
     if not isinstance(base, dict) or not isinstance(grid, dict):
