@@ -14,11 +14,13 @@ Two ways to compute the k products (``method``):
 * ``"loop"``: a forward and a backward pass per basis function, the reference.
 
 Both compute the same numbers (to rounding). The batched form saves the k - 1 repeated forward
-passes; the k backward passes themselves are the FLOP floor of exact per-function gradients, so
-no ordering of the same products gains more than the forward passes' share. Measured on this
-project's 2-core machine (``bench/compare_torch.py``, CNN 32-8 on 28 x 28 inputs, k = 10): 1.2-1.3x
-in float64, but 0.8x in float32, where PyTorch's CPU convolutions are faster one cotangent at a
-time. ``"auto"`` (the default) takes ``"batched"`` for float64 models and ``"loop"`` otherwise.
+passes and runs the k backward passes as larger products; the k backward passes themselves are the
+FLOP floor of exact per-function gradients (a backward pass costs about two forward passes), so no
+ordering of the same products gains much more than ``3k / (1 + 2k)``, 1.43x at k = 10. Measured on
+this project's 2-core machine (2026-12-04; ``bench/compare_torch.py``, CNN 32-8 on 28 x 28 inputs,
+500 probe points, k = 10): 1.54x in float64, 1.29x in float32 on one torch thread and 1.75x on two.
+``"batched"`` is the default; when PyTorch cannot batch a model's backward pass (an operation
+without a batching rule), it falls back to ``"loop"`` with a warning.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GRADIENT_METHODS", "GradientStatistics", "coefficient_gradients", "gradient_statistics"]
 
-GRADIENT_METHODS = ("auto", "batched", "loop")
+GRADIENT_METHODS = ("batched", "loop")
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,6 @@ def _each_checkpoint(model: Any, run: NetworkRun, basis: Basis, probe: Any, chec
 
     if method not in GRADIENT_METHODS:
         raise ValueError(f"method: expected one of {GRADIENT_METHODS}, got {method!r}")
-    if method == "auto":
-        first = next(iter(model.parameters()), None)
-        method = "batched" if first is not None and first.dtype == torch.float64 else "loop"
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     _check_run_basis(run, basis)
@@ -192,7 +191,7 @@ def coefficient_gradients(
     probe: Any,
     checkpoints: Any | None = None,
     *,
-    method: str = "auto",
+    method: str = "batched",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``grad_theta beta_i`` at recorded checkpoints of a torch run (the torch twin of
     :func:`trajcore.analysis.coefficient_gradients`).
@@ -209,8 +208,8 @@ def coefficient_gradients(
         The same probe set, in the same order.
     checkpoints : (T',) int, optional
         Positions in ``run.steps`` (default: all).
-    method : {"auto", "batched", "loop"}
-        See the module docstring; all give the same gradients to rounding.
+    method : {"batched", "loop"}
+        See the module docstring; both give the same gradients to rounding.
 
     Returns
     -------
@@ -238,7 +237,7 @@ def gradient_statistics(
     probe: Any,
     checkpoints: Any | None = None,
     *,
-    method: str = "auto",
+    method: str = "batched",
 ) -> GradientStatistics:
     """Norms and cosines of the coefficient gradients at recorded checkpoints, keeping only ``(T', k, k)``.
 
