@@ -1,48 +1,65 @@
-"""Type stubs of the compiled core (csrc/bind_*.cpp)."""
+"""Type stubs of the compiled core (csrc/bind_*.cpp).
 
-import enum
-from typing import Any
+Checked against the compiled module by `python -m mypy.stubtest trajcore._core` (.ci/run). pybind11
+functions carry no inspectable signature, so stubtest cannot compare their parameters: the names,
+defaults and keyword-ness below are the py::arg lists of csrc/bind_*.cpp (the runtime docstrings,
+`help(trajcore._core)`, show them too) and must be kept in step by hand. Every argument of a pybind11
+function can be passed by keyword.
+"""
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import CapsuleType
 
+# Stub-only stand-ins (private names, absent from trajcore._core) for pybind11's metaclass and base class,
+# pybind11_builtins.pybind11_type and pybind11_builtins.pybind11_object: every class below is built by them.
+class _pybind11_type(type): ...
+class _pybind11_object(metaclass=_pybind11_type): ...
+
+# csrc/bind_core.cpp
 scipy_dgemm_signature: str
 
 def build_info() -> dict[str, Any]: ...
-def register_blas_dgemm(capsule: Any, threshold: int) -> None: ...
+def register_blas_dgemm(capsule: CapsuleType, threshold: int) -> None: ...
 def normal_draws(seed: int, trajectory: int, step: int, stream: int, count: int) -> NDArray[np.float64]: ...
+def uniform_draws(seed: int, trajectory: int, step: int, stream: int, count: int) -> NDArray[np.float64]: ...
 
-# csrc/bind_projection.cpp
-def project(
-    snapshots: NDArray[np.float64], basis: NDArray[np.float64], scale: float, n_threads: int = 1
-) -> NDArray[np.float64]: ...
-def project_per_output(
-    snapshots: NDArray[np.float64], basis: NDArray[np.float64], scale: float, n_threads: int = 1
-) -> NDArray[np.float64]: ...
-def project_into(
-    snapshot: NDArray[np.float64], basis: NDArray[np.float64], scale: float, out: NDArray[np.float64], row: int
-) -> None: ...
+class NoiseKind(_pybind11_object):
+    """A pybind11 enum (py::enum_), not an enum.Enum: it is not iterable; `NoiseKind(value)` takes any int."""
 
-class NoiseKind(enum.Enum):
-    gradient_gaussian = 1
-    langevin = 2
-    perturbed_gd = 3
-    singular_value_imputation = 4
-    weight_additive = 5
-    dropconnect = 6
-    dropout = 7
-    input_gaussian = 8
-    label_gaussian = 9
+    gradient_gaussian: ClassVar[NoiseKind]  # = 1
+    langevin: ClassVar[NoiseKind]  # = 2
+    perturbed_gd: ClassVar[NoiseKind]  # = 3
+    singular_value_imputation: ClassVar[NoiseKind]  # = 4
+    weight_additive: ClassVar[NoiseKind]  # = 5
+    dropconnect: ClassVar[NoiseKind]  # = 6
+    dropout: ClassVar[NoiseKind]  # = 7
+    input_gaussian: ClassVar[NoiseKind]  # = 8
+    label_gaussian: ClassVar[NoiseKind]  # = 9
+    __members__: ClassVar[dict[str, NoiseKind]]
+    def __init__(self, value: int) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self, /) -> int: ...
+    def __index__(self, /) -> int: ...
+    def __hash__(self, /) -> int: ...
+    @overload
+    def __eq__(self, other: NoiseKind, /) -> bool: ...
+    @overload
+    def __eq__(self, other: object, /) -> bool: ...
+    @overload
+    def __ne__(self, other: NoiseKind, /) -> bool: ...
+    @overload
+    def __ne__(self, other: object, /) -> bool: ...
+    def __getstate__(self, /) -> int: ...
+    def __setstate__(self, state: int, /) -> None: ...
 
-class NoiseTerm:
-    kind: NoiseKind
-    scale: float
-    anneal: float
-    probability: float
-    threshold: float
-    radius: float
-    interval: int
-    jitter: float
+class NoiseTerm(_pybind11_object):
     def __init__(
         self,
         kind: NoiseKind,
@@ -54,13 +71,30 @@ class NoiseTerm:
         interval: int = 0,
         jitter: float = 0.0,
     ) -> None: ...
+    # Read-only (def_readonly): a term is checked once, when it is built.
+    @property
+    def kind(self) -> NoiseKind: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def anneal(self) -> float: ...
+    @property
+    def probability(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def radius(self) -> float: ...
+    @property
+    def interval(self) -> int: ...
+    @property
+    def jitter(self) -> float: ...
 
-class _DrivenKernel:
-    """Methods every kernel gets from bind_run_chunk (csrc/bind_driver.hpp)."""
+# csrc/bind_driver.hpp
+class _DrivenKernel(_pybind11_object):
+    """Stub-only base: the methods every kernel class gets from bind_run_chunk (csrc/bind_driver.hpp)."""
 
-    state_size: int
-    state_transposed: bool
-    n_observables: int
+    # x (B, n), velocity (B, n) or None, diverged_at / last_perturbation / loss_limit (B,), loss (B, R),
+    # observations (B, R, K), iterates (B, R, n) or None, lr (total_steps,), record_steps (R,): updated in place.
     def run_chunk(
         self,
         x: NDArray[np.float64],
@@ -77,14 +111,38 @@ class _DrivenKernel:
         t1: int,
         total_steps: int,
         momentum: float,
-        noise: list[NoiseTerm],
+        noise: Sequence[NoiseTerm],
         seed: int,
         trajectory_offset: int,
         n_threads: int,
     ) -> None: ...
-    def losses(self, x: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...
+    def losses(self, x: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...  # x (B, n) -> (B,)
+    @property
+    def state_size(self) -> int: ...
+    @property
+    def state_transposed(self) -> bool: ...
+    @property
+    def n_observables(self) -> int: ...
 
+# csrc/bind_matrix_factorization.cpp
 class SymmetricMatrixFactorizationKernel(_DrivenKernel):
+    # One binding, whose required `basis` and `pairs` follow defaulted arguments (pybind11 allows it, a
+    # Python signature cannot say it): the overloads spell the calls it accepts, all positional up to
+    # `pairs`, or `basis` and `pairs` by keyword. Target: dense (d, d), V (d, r) with sigma (r,), or diagonal.
+    @overload
+    def __init__(
+        self,
+        d: int,
+        width: int,
+        dense: NDArray[np.float64] | None,
+        V: NDArray[np.float64] | None,
+        sigma: NDArray[np.float64] | None,
+        basis: NDArray[np.float64],  # (d, q)
+        pairs: NDArray[np.int64],  # (K, 2)
+        diagonal: NDArray[np.float64] | None = None,
+        transposed: bool = False,
+    ) -> None: ...
+    @overload
     def __init__(
         self,
         d: int,
@@ -99,11 +157,30 @@ class SymmetricMatrixFactorizationKernel(_DrivenKernel):
         transposed: bool = False,
     ) -> None: ...
 
+# Q (n, n), X (B, n, w) -> (B, n, w)
 def change_basis(
     Q: NDArray[np.float64], X: NDArray[np.float64], transpose: bool, n_threads: int = 1
 ) -> NDArray[np.float64]: ...
 
 class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
+    # As SymmetricMatrixFactorizationKernel: one binding, required arguments after defaulted ones.
+    # Target (rows, cols): dense, left (rows, r) weights (r,) right (cols, r), or diagonal (min(rows, cols),).
+    @overload
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        width: int,
+        dense: NDArray[np.float64] | None,
+        left: NDArray[np.float64] | None,
+        weights: NDArray[np.float64] | None,
+        right: NDArray[np.float64] | None,
+        left_basis: NDArray[np.float64],  # (rows, q_l)
+        right_basis: NDArray[np.float64],  # (cols, q_r)
+        pairs: NDArray[np.int64],  # (K, 2)
+        diagonal: NDArray[np.float64] | None = None,
+    ) -> None: ...
+    @overload
     def __init__(
         self,
         rows: int,
@@ -120,16 +197,29 @@ class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
         diagonal: NDArray[np.float64] | None = None,
     ) -> None: ...
 
-# csrc/bind_linear_network.cpp
-def uniform_draws(seed: int, trajectory: int, step: int, stream: int, count: int) -> NDArray[np.float64]: ...
-def jacobi_svd(A: NDArray[np.float64], vectors: bool = False) -> Any: ...
+# csrc/bind_projection.cpp
+# snapshots (T, N), basis (N, k) -> (T, k)
+def project(
+    snapshots: NDArray[np.float64], basis: NDArray[np.float64], scale: float, n_threads: int = 1
+) -> NDArray[np.float64]: ...
 
+# snapshots (T, n, C), basis (n, k) -> (T, C, k)
+def project_per_output(
+    snapshots: NDArray[np.float64], basis: NDArray[np.float64], scale: float, n_threads: int = 1
+) -> NDArray[np.float64]: ...
+
+# snapshot (N,), basis (N, k) -> out[row] of out (T, k)
+def project_into(
+    snapshot: NDArray[np.float64], basis: NDArray[np.float64], scale: float, out: NDArray[np.float64], row: int
+) -> None: ...
+
+# csrc/bind_linear_network.cpp
 class DeepLinearNetworkKernel(_DrivenKernel):
     def __init__(
         self,
-        widths: list[int],
-        X_rows: NDArray[np.float64],
-        Y_rows: NDArray[np.float64],
+        widths: Sequence[int],
+        X_rows: NDArray[np.float64],  # (n, widths[0])
+        Y_rows: NDArray[np.float64],  # (n, widths[-1])
         batch_size: int,
         rank_rtol: float,
         rank_atol: float,
@@ -139,31 +229,49 @@ class DeepLinearNetworkKernel(_DrivenKernel):
     def loss_and_grad(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
     def observe(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
 
+# One binding returning s (k,), or (U (rows, k), s, V (cols, k)) when vectors is true.
+@overload
+def jacobi_svd(A: NDArray[np.float64], vectors: Literal[False] = False) -> NDArray[np.float64]: ...
+@overload
+def jacobi_svd(
+    A: NDArray[np.float64], vectors: Literal[True]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+@overload
+def jacobi_svd(A: NDArray[np.float64], vectors: bool = False) -> Any: ...
+
 # csrc/bind_tensor.cpp
 def packed_size(d: int, order: int) -> int: ...
 def packed_multiplicities(d: int, order: int) -> NDArray[np.float64]: ...
 def dense_asymmetry(T: NDArray[np.float64], d: int, order: int) -> float: ...
 
-class SymmetricTensorCore:
-    dim: int
-    order: int
-    rank: int
-    storage: str
-    norm_squared: float
+class SymmetricTensorCore(_pybind11_object):
+    # No py::init: pybind11_object.__init__ raises TypeError ("No constructor defined!"); use from_*.
+    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
     @staticmethod
     def from_factors(Z: NDArray[np.float64], c: NDArray[np.float64], order: int) -> SymmetricTensorCore: ...
     @staticmethod
     def from_dense(T: NDArray[np.float64], d: int, order: int) -> SymmetricTensorCore: ...
     @staticmethod
     def from_packed(T: NDArray[np.float64], d: int, order: int) -> SymmetricTensorCore: ...
-    def to_dense(self) -> NDArray[np.float64]: ...
-    def to_packed(self) -> NDArray[np.float64]: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def storage(self) -> str: ...  # "factored", "dense" or "packed"
+    @property
+    def norm_squared(self) -> float: ...
+    def to_dense(self) -> NDArray[np.float64]: ...  # flat (d**order,)
+    def to_packed(self) -> NDArray[np.float64]: ...  # flat (packed_size(d, order),)
     def as_dense(self) -> SymmetricTensorCore: ...
     def as_packed(self) -> SymmetricTensorCore: ...
-    def contract(self, U: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...
-    def full_contract(self, U: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...
+    def contract(self, U: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...  # U (d, m) -> (d, m)
+    def full_contract(self, U: NDArray[np.float64], n_threads: int = 1) -> NDArray[np.float64]: ...  # -> (m,)
 
 class OrthogonalTensorDecompositionKernel(_DrivenKernel):
+    # basis (d, q)
     def __init__(self, target: SymmetricTensorCore, width: int, basis: NDArray[np.float64], halved: bool) -> None: ...
     def loss_and_grad(self, U: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
     def observe(self, U: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
