@@ -533,3 +533,15 @@ def test_local_threads_and_dask_executors_give_byte_identical_stores(tmp_path, m
         )
         assert proc.returncode == 0, proc.stderr
         assert _store_files(tmp_path / f"cli-{kind}") == reference, kind
+
+
+def test_a_base_completed_by_every_grid_point_is_accepted():
+    """[base] rank = 2 alone lacks a matching sigma; every grid point brings one: the sweep is valid."""
+    spec = parse_spec(
+        'experiment = "smf_reference"\n[base]\nrank = 2\nsteps = 50\n[grid]\nsigma = [[3.0, 1.0], [4.0, 2.0]]\n'
+    )
+    _, runs = expand(spec)
+    assert sorted(run.config.sigma for run in runs) == [(3.0, 1.0), (4.0, 2.0)]
+    bad = parse_spec('experiment = "smf_reference"\n[base]\nrank = 2\nsteps = 50\n[grid]\nseed = [0, 1]\n')
+    with pytest.raises(SpecError, match=r"^\[base\]: setting sigma="):
+        expand(bad)

@@ -264,10 +264,13 @@ def expand(spec: SweepSpec) -> tuple[Experiment, list[Run]]:
         experiment = get(spec.experiment)
     except KeyError as error:
         raise SpecError(str(error.args[0])) from None
+    # [base] alone may break a rule that every grid point satisfies ([base] rank = 2 with a grid of
+    # two-value sigmas): its error is the message only when every point fails
     try:
         experiment.make_config(spec.base)
+        base_error = None
     except ConfigError as error:
-        raise SpecError(f"[base]: {error}") from None
+        base_error = error
     keys = list(spec.grid)
     runs: dict[str, Run] = {}
     bad: list[str] = []
@@ -282,6 +285,8 @@ def expand(spec: SweepSpec) -> tuple[Experiment, list[Run]]:
             continue
         rid = run_id(experiment.name, config)
         runs.setdefault(rid, Run(rid, config))
+    if bad and base_error is not None and len(bad) == points:
+        raise SpecError(f"[base]: {base_error}")
     if bad:
         named = "; ".join(bad[:_NAMED_FAILURES]) + (
             f"; and {len(bad) - _NAMED_FAILURES} more" if len(bad) > _NAMED_FAILURES else ""
