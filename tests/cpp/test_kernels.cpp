@@ -371,6 +371,10 @@ void test_asymmetric_matrix_factorization() {
 
 // ||sum_j u_j^(x)l - T||^2 (halved: 1/2 of it); gradient 2 l (or l) times the residual contracted with
 // u_j l - 1 times.
+// The naive reference of the tensor loss and gradient (defined with the step-kernel references below).
+double naive_tensor(const std::vector<double>& dense, int64_t d, int l, int64_t m, const double* U, bool halved,
+                    double* grad);
+
 void test_tensor_decomposition() {
     Values values(6);
     for (int l : {2, 3, 4})
@@ -397,27 +401,8 @@ void test_tensor_decomposition() {
                     auto ws = kernel.workspace();
                     std::vector<double> U = values.vector(static_cast<size_t>(d * m)), grad(U.size());
                     const double loss = kernel.loss_and_grad(U.data(), grad.data(), ws, no_noise());
-                    std::vector<double> R(static_cast<size_t>(dl));
-                    double want_loss = 0.0;
-                    for (int64_t flat = 0; flat < dl; ++flat) {
-                        double s = -dense[flat];
-                        for (int64_t j = 0; j < m; ++j) {
-                            double p = 1.0;
-                            for (int64_t rest = flat, q = 0; q < l; ++q, rest /= d) p *= U[(rest % d) * m + j];
-                            s += p;
-                        }
-                        R[flat] = s;
-                        want_loss += s * s;
-                    }
-                    const double factor = halved ? 0.5 : 1.0;
-                    std::vector<double> want(U.size(), 0.0);
-                    for (int64_t flat = 0; flat < dl; ++flat)
-                        for (int64_t j = 0; j < m; ++j) {
-                            double p = 1.0;
-                            for (int64_t rest = flat / d, q = 0; q < l - 1; ++q, rest /= d) p *= U[(rest % d) * m + j];
-                            want[(flat % d) * m + j] += factor * 2.0 * l * R[flat] * p;
-                        }
-                    want_loss *= factor;
+                    std::vector<double> want(U.size());
+                    const double want_loss = naive_tensor(dense, d, l, m, U.data(), halved, want.data());
                     check(std::fabs(loss - want_loss) <= 1e-11 * (want_loss + 1.0) && all_close(grad, want, 1e-11),
                           std::string("tensor decomposition ") + (packed ? "packed" : "dense") + " l=" +
                               std::to_string(l) + dims(" d,m", d, m, 0));
