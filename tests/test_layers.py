@@ -55,9 +55,6 @@ KNOWN = {
     ("trajcore.linear_network", "trajcore.trajectory"): (
         "DeepLinearNetwork.observables splits a Trajectory's records: a problem reads the running layer's record type"
     ),
-    ("trajcore.torch.gradients", "trajcore.analysis.network"): (
-        "the torch adapter projects runs with analysis.project_run, which belongs with the bases"
-    ),
 }
 
 
@@ -169,10 +166,27 @@ def test_no_import_cycles(graph):
     assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_the_reader_sees_what_it_should():
-    """The walk itself: a relative import, a function-level import and a TYPE_CHECKING import."""
-    sources = _sources()
-    imports = _imports("trajcore.torch.gradients", sources["trajcore.torch.gradients"], set(sources))
-    assert "trajcore.torch._state" in imports  # from ._state import StateLayout
-    assert "trajcore.analysis.network" in imports  # inside a function
-    assert "trajcore.bases" not in imports  # under TYPE_CHECKING only
+def test_the_reader_sees_what_it_should(tmp_path):
+    """The walk itself, on a module written here: relative, absolute and function-level imports are
+    counted, an import under TYPE_CHECKING is not, nor is an import from outside the package."""
+    module = tmp_path / "example.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import numpy\n"
+        "from . import dynamics\n"
+        "from .analysis.series import monotonicity_index\n"
+        "import trajcore.noise\n"
+        "if TYPE_CHECKING:\n"
+        "    from .network import NetworkRun\n"
+        "def later():\n"
+        "    from .plot import style\n",
+        encoding="utf-8",
+    )
+    known = set(_sources())
+    assert _imports("trajcore.example", module, known) == {
+        "trajcore.dynamics",
+        "trajcore.analysis.series",
+        "trajcore.noise",
+        "trajcore.plot",
+        "trajcore.plot.style",
+    }

@@ -58,6 +58,8 @@ __all__ = [
     "output_basis",
     "output_principal_basis",
     "run_output_basis",
+    "project_run",
+    "check_run_basis",
     "ntk_basis",
     "legendre_basis",
     "hermite_basis",
@@ -205,6 +207,37 @@ class Basis:
     def streaming(self, capacity: int) -> StreamingProjection:
         """A preallocated ``(capacity, k)`` buffer filled one snapshot at a time (during training)."""
         return StreamingProjection(self, capacity)
+
+
+def check_run_basis(run: NetworkRun, basis: Basis) -> None:
+    """``TypeError``/``ValueError`` unless ``basis`` is defined on ``run``'s probe set and outputs."""
+    from .network import NetworkRun
+
+    if not isinstance(run, NetworkRun):
+        raise TypeError(f"run: expected a trajcore.network.NetworkRun, got {type(run).__name__}")
+    if not isinstance(basis, Basis):
+        raise TypeError(f"basis: expected a trajcore.bases.Basis, got {type(basis).__name__}")
+    if run.outputs is None:
+        raise ValueError("run: it did not record probe outputs (record_outputs=False); use run.coefficients")
+    n, C = run.outputs.shape[1:]
+    if basis.n != n:
+        raise ValueError(f"basis: defined on {basis.n} probe points, the run's probe set has {n}")
+    if basis.vector_valued and basis.output_dim != C:
+        raise ValueError(f"basis: has {basis.output_dim} outputs per point, the run's network has {C}")
+
+
+def project_run(run: NetworkRun, basis: Basis, n_threads: int | None = None) -> np.ndarray:
+    """Coefficients ``beta_i(t) = (1/n) sum_x <F_t(x), phi_i(x)>`` of a run's recorded outputs.
+
+    Returns (T, k) for a vector-valued basis, (T, C, k) for a scalar basis and C > 1 outputs
+    (one coefficient per output), (T, k) for a scalar basis and C = 1.
+    """
+    check_run_basis(run, basis)
+    assert run.outputs is not None
+    coefficients = basis.project(run.outputs, n_threads=n_threads)
+    if not basis.vector_valued and coefficients.ndim == 3 and coefficients.shape[1] == 1:
+        return coefficients[:, 0, :]
+    return coefficients
 
 
 class StreamingProjection:

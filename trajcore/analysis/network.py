@@ -1,6 +1,7 @@
 """Basis coefficients of a network run and the three conditions of PAPERS.md section 1, measured.
 
-* :func:`project_run` -- coefficients ``beta_i(t)`` of a recorded run on any basis, ``(T, k)``.
+* :func:`project_run` -- coefficients ``beta_i(t)`` of a recorded run on any basis, ``(T, k)``
+  (defined with the bases, :func:`trajcore.bases.project_run`).
 * :func:`top_coefficient_monotonicity` -- the paper's claim as one number per coefficient.
 * :func:`initialization_bars` -- condition 1 (small initialization): ``|beta_i(0)|`` of the top final
   coefficients and the residual bar (figure 2a).
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import as_float_array, as_positive_int
+from ..bases import check_run_basis, project_run
 from .series import monotonicity_index
 
 if TYPE_CHECKING:
@@ -34,37 +36,6 @@ __all__ = [
     "coefficient_gradients",
     "max_gradient_cosines",
 ]
-
-
-def _check_run_basis(run: NetworkRun, basis: Basis) -> None:
-    from ..bases import Basis
-    from ..network import NetworkRun
-
-    if not isinstance(run, NetworkRun):
-        raise TypeError(f"run: expected a trajcore.network.NetworkRun, got {type(run).__name__}")
-    if not isinstance(basis, Basis):
-        raise TypeError(f"basis: expected a trajcore.bases.Basis, got {type(basis).__name__}")
-    if run.outputs is None:
-        raise ValueError("run: it did not record probe outputs (record_outputs=False); use run.coefficients")
-    n, C = run.outputs.shape[1:]
-    if basis.n != n:
-        raise ValueError(f"basis: defined on {basis.n} probe points, the run's probe set has {n}")
-    if basis.vector_valued and basis.output_dim != C:
-        raise ValueError(f"basis: has {basis.output_dim} outputs per point, the run's network has {C}")
-
-
-def project_run(run: NetworkRun, basis: Basis, n_threads: int | None = None) -> np.ndarray:
-    """Coefficients ``beta_i(t) = (1/n) sum_x <F_t(x), phi_i(x)>`` of a run's recorded outputs.
-
-    Returns (T, k) for a vector-valued basis, (T, C, k) for a scalar basis and C > 1 outputs
-    (one coefficient per output), (T, k) for a scalar basis and C = 1.
-    """
-    _check_run_basis(run, basis)
-    assert run.outputs is not None
-    coefficients = basis.project(run.outputs, n_threads=n_threads)
-    if not basis.vector_valued and coefficients.ndim == 3 and coefficients.shape[1] == 1:
-        return coefficients[:, 0, :]
-    return coefficients
 
 
 def top_coefficient_monotonicity(coefficients: Any, top: int = 5) -> np.ndarray:
@@ -98,7 +69,7 @@ def initialization_bars(run: NetworkRun, basis: Basis, top: int = 20) -> Initial
     The residual is measured against the whole initial function, not only the basis (which may be
     incomplete), so it is the size of every component of ``f_0`` outside the top-m functions.
     """
-    _check_run_basis(run, basis)
+    check_run_basis(run, basis)
     assert run.outputs is not None
     if not basis.vector_valued and run.outputs.shape[2] != 1:
         raise ValueError("basis: initialization bars need scalar coefficients: a vector-valued basis, or C = 1")
@@ -143,7 +114,7 @@ def coefficient_gradients(
     """
     from ..network import MLP
 
-    _check_run_basis(run, basis)
+    check_run_basis(run, basis)
     if run.parameters is None:
         raise ValueError("run: parameters were not recorded; train with Training(record_parameters=True)")
     model_info = run.metadata.get("model", {})

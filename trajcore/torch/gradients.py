@@ -144,13 +144,13 @@ def _gradients_here(model: Any, batches: list[Any], psi: np.ndarray, method: str
 def _each_checkpoint(model: Any, run: NetworkRun, basis: Basis, probe: Any, checkpoints: Any, method: str) -> Any:
     """Yield ``(position, (k, P) gradients)`` at each requested checkpoint, the state restored exactly."""
     torch = require_torch()
-    from ..analysis.network import _check_run_basis
+    from ..bases import check_run_basis
 
     if method not in GRADIENT_METHODS:
         raise ValueError(f"method: expected one of {GRADIENT_METHODS}, got {method!r}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    _check_run_basis(run, basis)
+    check_run_basis(run, basis)
     if not basis.vector_valued and run.outputs is not None and run.outputs.shape[2] != 1:
         raise ValueError("basis: gradients of scalar coefficients need a vector-valued basis, or C = 1")
     layout = _layout(model, run)
@@ -217,7 +217,7 @@ def coefficient_gradients(
     coefficients : (T', k) float64
     gradients : (T', k, P) float64, in the order of ``model.parameters()``.
     """
-    from ..analysis.network import project_run
+    from ..bases import project_run
 
     index = _checkpoint_index(run, checkpoints)
     grads = None
@@ -243,7 +243,7 @@ def gradient_statistics(
 
     Same arguments as :func:`coefficient_gradients`; memory O(k P) instead of O(T' k P).
     """
-    from ..analysis.network import project_run
+    from ..bases import project_run
 
     index = _checkpoint_index(run, checkpoints)
     norms = np.empty((index.size, basis.k))
