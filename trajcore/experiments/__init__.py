@@ -13,6 +13,7 @@ Typed settings (``--set key=value``, sweep values) are parsed by :mod:`.settings
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -34,6 +35,7 @@ __all__ = [
     "registry",
     "get",
     "save_figure",
+    "tolerating_divergence",
 ]
 
 # Modules that define experiments (each registers on import).
@@ -135,6 +137,14 @@ class Experiment:
         if out_dir is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         return self.fn(cfg, None if out_dir is None else Path(out_dir))
+
+
+def tolerating_divergence() -> contextlib.AbstractContextManager[Any]:
+    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
+    NaN and infinite records): a check of the experiment reports the divergence instead."""
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import Checks, ExperimentResult, MissingExtra, experiment
-from .settings import at_least, between, check_limits, require
+from .settings import POSITIVE, at_least, between, check_limits, require
 
 __all__ = ["CnnMnistDepthConfig", "TorchArchitecturesConfig", "measure_run", "cnn_mnist_depth", "torch_architectures"]
 
@@ -333,9 +333,9 @@ class CnnMnistDepthConfig:
             n_probe=at_least(1),
             steps=at_least(1),
             batch_size=at_least(1),
-            lr=between(1e-100, 1e100),
+            lr=POSITIVE,
             weight_decay=between(0, 1e6),
-            clip_value=between(1e-100, 1e100),
+            clip_value=POSITIVE,
             record_every=at_least(1),
             seeds=at_least(0),
             top=at_least(1),
@@ -457,10 +457,10 @@ class TorchArchitecturesConfig:
             batch_size=at_least(1),
             n_train=at_least(0),
             record_every=at_least(1),
-            lr_sgd_momentum=between(1e-100, 1e100),
-            lr_adamw=between(1e-100, 1e100),
-            lr_lars=between(1e-100, 1e100),
-            lr_lamb=between(1e-100, 1e100),
+            lr_sgd_momentum=POSITIVE,
+            lr_adamw=POSITIVE,
+            lr_lars=POSITIVE,
+            lr_lamb=POSITIVE,
             weight_decay=between(0, 1e6),
             width=at_least(2),
             top=at_least(1),

@@ -16,7 +16,6 @@ that makes GD diverge runs; a check reports it.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,22 +38,14 @@ from ..noise import (
     SingularValueImputation,
     WeightNoise,
 )
-from . import Checks, ExperimentResult, experiment, save_figure
-from .settings import above, at_least, between, check_limits, require
+from . import Checks, ExperimentResult, experiment, save_figure, tolerating_divergence
+from .settings import POSITIVE, above, at_least, between, check_limits, require
 
 __all__ = ["DLNReference", "DLNNoiseComparison"]
 
-#: step sizes and kicks: positive and far from overflow when combined (kick / lr, 2 lr / kick^2)
-SCALE = between(1e-100, 1e100)
 #: noise levels, init scales and planted singular values, in data or weight units: with data of
 #: order 1, much larger ones make every loss overflow
 LEVEL = between(0, 1e6)
-
-
-def _diverging() -> contextlib.AbstractContextManager[Any]:
-    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
-    NaN and infinite records): a check of the experiment reports the divergence instead."""
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _check_widths(config: Any, rank_field: str) -> None:
@@ -105,7 +96,7 @@ class DLNReference:
             widths=at_least(1),
             n=at_least(1),
             init_rank=at_least(1),
-            lr=SCALE,
+            lr=POSITIVE,
             steps=at_least(1),
             data_seed=at_least(0),
             init_seeds=at_least(0),
@@ -130,7 +121,7 @@ class DLNReference:
     flagship=True,
 )
 def dln_paper_reference(cfg: DLNReference, out_dir: Path | None) -> ExperimentResult:
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         return _dln_paper_reference(cfg, out_dir)
 
 
@@ -354,21 +345,21 @@ class DLNNoiseComparison:
             widths=at_least(1),
             n=at_least(1),
             init_rank=at_least(1),
-            lr=SCALE,
+            lr=POSITIVE,
             steps=at_least(1),
             planted_rank=at_least(1),
             planted_singular_values=between(1e-100, 1e6),
             planted_noise=LEVEL,
             planted_init_scale=between(1e-100, 1e6),
-            planted_lr=SCALE,
+            planted_lr=POSITIVE,
             planted_steps=at_least(1),
             data_seed=at_least(0),
             init_seed=at_least(0),
             noise_seed=at_least(0),
             n_runs=at_least(1),
             record_every=at_least(1),
-            gradient_kick=SCALE,
-            planted_gradient_kick=SCALE,
+            gradient_kick=POSITIVE,
+            planted_gradient_kick=POSITIVE,
             perturbed_radius=LEVEL,
             perturbed_threshold=LEVEL,
             perturbed_interval=at_least(0),
@@ -485,7 +476,7 @@ def _table_notes(title: str, rows: list[dict[str, Any]]) -> list[str]:
     flagship=True,
 )
 def dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> ExperimentResult:
-    with _diverging():  # a large lr diverges: NaN records, reported by the checks
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by the checks
         return _dln_noise_comparison(cfg, out_dir)
 
 

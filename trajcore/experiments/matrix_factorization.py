@@ -8,7 +8,6 @@ analysis of them is done without NumPy's overflow warnings, and a check reports 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,25 +20,16 @@ from .._memory import check_allocation
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
-from . import Checks, ExperimentResult, experiment, save_figure
-from .settings import above, at_least, between, check_limits, require
+from . import Checks, ExperimentResult, experiment, save_figure, tolerating_divergence
+from .settings import POSITIVE, above, at_least, between, check_limits, require
 
 __all__ = ["SMFReference", "AMFReference", "SMFScaling"]
 
 
 #: init scales: small (the theory's regime) and with ``alpha**2`` far from underflow
 ALPHA = between(1e-100, 1.0, high_open=True)
-#: target values: positive, and far enough from underflow and overflow that value**2 (the loss's
-#: scale) is a finite, non-zero number
-SIGNAL = between(1e-100, 1e100)
 #: GD steps a run of smf_scaling may need (its step counts follow from the settings)
 MAX_STEPS = 10_000_000
-
-
-def _diverging() -> contextlib.AbstractContextManager[Any]:
-    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
-    NaN and infinite records): a check of the experiment reports the divergence instead."""
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _check_sizes(rows: tuple[int, ...], width: int, seeds: int) -> None:
@@ -93,7 +83,7 @@ class SMFReference:
             d=at_least(1),
             rank=at_least(1),
             width=at_least(1),
-            sigma=SIGNAL,
+            sigma=POSITIVE,
             alpha=ALPHA,
             lr=above(0),
             steps=at_least(1),
@@ -125,7 +115,7 @@ def smf_reference(cfg: SMFReference, out_dir: Path | None) -> ExperimentResult:
     _check_sizes((cfg.d,), cfg.width, len(cfg.seeds))
     sigma = np.asarray(cfg.sigma, dtype=float)
     problem = SymmetricMatrixFactorization.planted(cfg.d, cfg.rank, sigma=sigma, seed=cfg.target_seed)
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         traj = run(
             problem,
             _inits((cfg.d, cfg.width), cfg.alpha, cfg.seeds),
@@ -243,7 +233,7 @@ class AMFReference:
             self,
             m=at_least(1),
             n=at_least(1),
-            s=SIGNAL,
+            s=POSITIVE,
             width=at_least(1),
             alpha=ALPHA,
             lr=above(0),
@@ -270,7 +260,7 @@ def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
     r = s.shape[0]
     problem = AsymmetricMatrixFactorization.planted(cfg.m, cfg.n, r, s=s, seed=cfg.target_seed)
     pairs = np.array([[i, i] for i in range(r)])
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         traj = run(
             problem,
             _inits((cfg.m + cfg.n, cfg.width), cfg.alpha, cfg.seeds),
@@ -365,8 +355,8 @@ class SMFScaling:
             d=at_least(1),
             width=at_least(1),
             alphas=ALPHA,
-            sigmas=SIGNAL,
-            sigma=SIGNAL,
+            sigmas=POSITIVE,
+            sigma=POSITIVE,
             alpha=ALPHA,
             lr=above(0),
             eps=between(0, 1, low_open=True, high_open=True),
@@ -415,7 +405,7 @@ def _scaling_steps(cfg: SMFScaling, sigma: float, alpha: float) -> float:
     """The steps of a rank-1 run of smf_scaling before rounding (``budget`` times three predicted
     learning times plus 20 local-convergence times ``log(1/eps) / (eta sigma)``); inf or NaN when
     they cannot be counted."""
-    with _diverging():
+    with tolerating_divergence():
         predicted = float(analysis.predicted_learning_times([sigma], alpha, cfg.width, cfg.lr)[0])
         return float(cfg.budget * (3 * predicted + 20 * np.log(1 / cfg.eps) / (cfg.lr * sigma)))
 
@@ -465,7 +455,7 @@ def _none_for_nan(values: np.ndarray) -> list[Any]:
     flagship=True,
 )
 def smf_scaling(cfg: SMFScaling, out_dir: Path | None) -> ExperimentResult:
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         return _smf_scaling(cfg, out_dir)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import Checks, ExperimentResult, experiment
-from .settings import at_least, between, check_limits, require
+from .settings import POSITIVE, at_least, between, check_limits, require
 
 __all__ = ["MlpDigitsCkConfig", "mlp_digits_ck"]
 
@@ -61,8 +61,8 @@ class MlpDigitsCkConfig:
             self,
             hidden=at_least(1),
             init_scale=between(1e-100, 1e6),
-            gd_lr=between(1e-100, 1e100),
-            adam_lr=between(1e-100, 1e100),
+            gd_lr=POSITIVE,
+            adam_lr=POSITIVE,
             steps=at_least(1),
             seeds=at_least(0),
             top=at_least(1),

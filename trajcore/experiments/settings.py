@@ -60,6 +60,7 @@ __all__ = [
     "canonical_json",
     "run_id",
     "Limit",
+    "POSITIVE",
     "at_least",
     "above",
     "between",
@@ -125,6 +126,11 @@ def above(low: float) -> Limit:
 def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Limit:
     """``low <= value <= high`` (``<`` at an open end)."""
     return Limit(low, high, low_open, high_open)
+
+
+#: positive, and far enough from underflow and overflow that the value's square (a loss's scale) and
+#: its products with others of its kind are finite and non-zero: step sizes, targets, kicks
+POSITIVE = between(1e-100, 1e100)
 
 
 def shown(value: Any) -> str:

@@ -7,12 +7,10 @@ makes GD diverge runs; the analysis of its NaN records raises no NumPy warnings 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,8 +18,8 @@ from .. import analysis
 from ..dynamics import Record, run
 from ..initialization import small_init
 from ..tensor import MAX_ORDER, OrthogonalTensorDecomposition
-from . import Checks, ExperimentResult, experiment, save_figure
-from .settings import above, at_least, between, check_limits, require
+from . import Checks, ExperimentResult, experiment, save_figure, tolerating_divergence
+from .settings import POSITIVE, above, at_least, between, check_limits, require
 
 __all__ = ["OSTDReference", "OSTDEscapeScaling"]
 
@@ -29,12 +27,6 @@ __all__ = ["OSTDReference", "OSTDEscapeScaling"]
 STORAGES = ("factored", "dense", "packed")
 #: steps a run of ostd_escape_scaling may need (its step counts follow from the settings)
 MAX_STEPS = 10_000_000
-
-
-def _diverging() -> contextlib.AbstractContextManager[Any]:
-    """NumPy's floating-point warnings off, for code that knowingly handles a run that diverged (its
-    NaN and infinite records): a check of the experiment reports the divergence instead."""
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _check_common(config: OSTDReference | OSTDEscapeScaling) -> None:
@@ -45,7 +37,7 @@ def _check_common(config: OSTDReference | OSTDEscapeScaling) -> None:
         d=at_least(1),
         order=between(3, MAX_ORDER),
         width=at_least(1),
-        c=between(1e-100, 1e100),  # positive, with c^2 a finite non-zero number
+        c=POSITIVE,  # positive, with c^2 a finite non-zero number
         lr=above(0),
         every=at_least(1),
         seeds=at_least(0),
@@ -106,7 +98,7 @@ def _first_escape(problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: fl
     flagship=True,
 )
 def ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResult:
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         return _ostd_reference(cfg, out_dir)
 
 
@@ -317,7 +309,7 @@ class OSTDEscapeScaling:
     demo={"alphas": (1e-2, 2e-2, 4e-2), "seeds": (0, 1)},
 )
 def ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> ExperimentResult:
-    with _diverging():  # a large lr diverges: NaN records, reported by a check
+    with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         return _ostd_escape_scaling(cfg, out_dir)
 
 
