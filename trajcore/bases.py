@@ -210,7 +210,8 @@ class Basis:
 
 
 def check_run_basis(run: NetworkRun, basis: Basis) -> None:
-    """``TypeError``/``ValueError`` unless ``basis`` is defined on ``run``'s probe set and outputs."""
+    """``TypeError``/``ValueError`` unless ``basis`` fits ``run``: ``basis.n`` equals the run's probe
+    points n (``run.outputs`` is (T, n, C)) and, for a vector-valued basis, ``basis.output_dim`` equals C."""
     from .network import NetworkRun
 
     if not isinstance(run, NetworkRun):
