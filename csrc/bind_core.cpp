@@ -37,7 +37,7 @@ void bind_draws(py::module_& m, const char* name, Draw draw) {
         py::arg("seed"), py::arg("trajectory"), py::arg("step"), py::arg("stream"), py::arg("count"));
 }
 
-void bind_core(py::module_& m) {
+TRAJCORE_BINDINGS(core, 0) {
     m.def("build_info", []() {
         py::dict info;
 #ifdef TRAJCORE_OPENMP
@@ -102,15 +102,15 @@ void bind_core(py::module_& m) {
     m.attr("scipy_dgemm_signature") = dgemm_signature;
 
     py::enum_<NoiseKind>(m, "NoiseKind")
-        .value("gradient_gaussian", NoiseKind::gradient_gaussian)
+        .value("gradient", NoiseKind::gradient)
         .value("langevin", NoiseKind::langevin)
         .value("perturbed_gd", NoiseKind::perturbed_gd)
         .value("singular_value_imputation", NoiseKind::singular_value_imputation)
-        .value("weight_additive", NoiseKind::weight_additive)
+        .value("weight_noise", NoiseKind::weight_noise)
         .value("dropconnect", NoiseKind::dropconnect)
         .value("dropout", NoiseKind::dropout)
-        .value("input_gaussian", NoiseKind::input_gaussian)
-        .value("label_gaussian", NoiseKind::label_gaussian);
+        .value("input_noise", NoiseKind::input_noise)
+        .value("label_noise", NoiseKind::label_noise);
 
     py::class_<NoiseTerm>(m, "NoiseTerm")
         .def(py::init([](NoiseKind kind, double scale, double anneal, double probability, double threshold,

@@ -1,7 +1,7 @@
 // Python bindings of the deep-linear-network kernel and the small Jacobi SVD it uses.
 #include <cmath>
 
-#include "bind_driver.hpp"
+#include "bind_kernel.hpp"
 #include "linear_network.hpp"
 #include "pybind.hpp"
 
@@ -11,8 +11,9 @@ namespace py = pybind11;
 using py_helpers::ConstArray;
 using py_helpers::copy_vector;
 
-void bind_linear_network(py::module_& m) {
-    py::class_<DeepLinearNetworkKernel> cls(m, "DeepLinearNetworkKernel");
+TRAJCORE_BINDINGS(linear_network, 1) {
+    auto cls = bind_kernel<DeepLinearNetworkKernel>(
+        m, "DeepLinearNetworkKernel", "Gradient descent on L = 1/2 ||W_N ... W_1 X - Y||_F^2.");
     cls.def(py::init([](std::vector<int64_t> widths, const ConstArray& X_rows, const ConstArray& Y_rows,
                         int64_t batch_size, double rank_rtol, double rank_atol, unsigned groups,
                         py::object optimum) {
@@ -33,27 +34,6 @@ void bind_linear_network(py::module_& m) {
             }),
             py::arg("widths"), py::arg("X_rows"), py::arg("Y_rows"), py::arg("batch_size"), py::arg("rank_rtol"),
             py::arg("rank_atol"), py::arg("groups"), py::arg("optimum") = py::none());
-    cls.def(
-        "loss_and_grad",
-        [](const DeepLinearNetworkKernel& k, const ConstArray& x) {
-            require(x.ndim() == 1 && x.shape(0) == k.state_size(), "x: expected shape (state_size,)");
-            py::array_t<double> g(k.state_size());
-            auto ws = k.workspace();
-            const double loss = k.exact_loss_and_grad(x.data(), g.mutable_data(), ws);
-            return py::make_tuple(loss, g);
-        },
-        py::arg("x"), "Exact loss and full-batch gradient at one flat state (no noise).");
-    cls.def(
-        "observe",
-        [](const DeepLinearNetworkKernel& k, const ConstArray& x) {
-            require(x.ndim() == 1 && x.shape(0) == k.state_size(), "x: expected shape (state_size,)");
-            py::array_t<double> out(k.n_observables());
-            auto ws = k.workspace();
-            const double loss = k.observe(x.data(), out.mutable_data(), ws, std::nan(""));
-            return py::make_tuple(loss, out);
-        },
-        py::arg("x"), "Exact loss and the recorded observables at one flat state.");
-    bind_run_chunk<DeepLinearNetworkKernel>(cls);
 
     m.def(
         "jacobi_svd",

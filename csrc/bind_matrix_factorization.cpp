@@ -1,7 +1,7 @@
 // Python bindings of the matrix-factorization kernels.
 #include <algorithm>
 
-#include "bind_driver.hpp"
+#include "bind_kernel.hpp"
 #include "matrix_factorization.hpp"
 #include "pybind.hpp"
 
@@ -36,8 +36,9 @@ static std::vector<int64_t> copy_pairs(const py::array_t<int64_t, py::array::c_s
     return std::vector<int64_t>(p.data(), p.data() + p.size());
 }
 
-void bind_matrix_factorization(py::module_& m) {
-    py::class_<SymmetricMatrixFactorizationKernel> smf(m, "SymmetricMatrixFactorizationKernel");
+TRAJCORE_BINDINGS(matrix_factorization, 1) {
+    auto smf = bind_kernel<SymmetricMatrixFactorizationKernel>(
+        m, "SymmetricMatrixFactorizationKernel", "Gradient descent on f(U) = 1/4 ||U U^T - M||_F^2.");
     smf.def(py::init([](int64_t d, int64_t width, py::object dense, py::object V, py::object sigma,
                         const ConstArray& basis, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs,
                         py::object diagonal, bool transposed) {
@@ -51,7 +52,6 @@ void bind_matrix_factorization(py::module_& m) {
             py::arg("d"), py::arg("width"), py::arg("dense") = py::none(), py::arg("V") = py::none(),
             py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"), py::arg("diagonal") = py::none(),
             py::arg("transposed") = false);
-    bind_run_chunk<SymmetricMatrixFactorizationKernel>(smf);
 
     m.def(
         "change_basis",
@@ -83,7 +83,8 @@ void bind_matrix_factorization(py::module_& m) {
         py::arg("Q"), py::arg("X"), py::arg("transpose"), py::arg("n_threads") = 1,
         "Q^T X_b (transpose) or Q X_b for each X_b of X (B, n, w): parameters into or out of the basis Q (n, n).");
 
-    py::class_<AsymmetricMatrixFactorizationKernel> amf(m, "AsymmetricMatrixFactorizationKernel");
+    auto amf = bind_kernel<AsymmetricMatrixFactorizationKernel>(
+        m, "AsymmetricMatrixFactorizationKernel", "Gradient descent on f(X, Y) = 1/2 ||X Y^T - M||_F^2.");
     amf.def(py::init([](int64_t rows, int64_t cols, int64_t width, py::object dense, py::object A, py::object s,
                         py::object Bm, const ConstArray& left_basis, const ConstArray& right_basis,
                         const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& pairs,
@@ -100,7 +101,6 @@ void bind_matrix_factorization(py::module_& m) {
             py::arg("rows"), py::arg("cols"), py::arg("width"), py::arg("dense") = py::none(),
             py::arg("left") = py::none(), py::arg("weights") = py::none(), py::arg("right") = py::none(),
             py::arg("left_basis"), py::arg("right_basis"), py::arg("pairs"), py::arg("diagonal") = py::none());
-    bind_run_chunk<AsymmetricMatrixFactorizationKernel>(amf);
 }
 
 }  // namespace trajcore

@@ -7,7 +7,7 @@ namespace trajcore {
 namespace py = pybind11;
 using py_helpers::ConstArray;
 
-void bind_projection(py::module_& m) {
+TRAJCORE_BINDINGS(projection, 1) {
     m.def(
         "project",
         [](const ConstArray& snapshots, const ConstArray& basis, double scale, int n_threads) {

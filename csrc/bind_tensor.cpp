@@ -2,7 +2,7 @@
 #include <memory>
 #include <string>
 
-#include "bind_driver.hpp"
+#include "bind_kernel.hpp"
 #include "pybind.hpp"
 #include "tensor.hpp"
 
@@ -40,7 +40,7 @@ const double* columns(const ConstArray& U, int64_t d, int64_t& m) {
 
 }  // namespace
 
-void bind_tensor(py::module_& m) {
+TRAJCORE_BINDINGS(tensor, 1) {
     m.def("packed_size", &packed_size, py::arg("d"), py::arg("order"),
           "Distinct entries C(d + l - 1, l) of a symmetric order-l tensor on R^d.");
     m.def(
@@ -140,7 +140,8 @@ void bind_tensor(py::module_& m) {
         },
         py::arg("U"), py::arg("n_threads") = 1, "(m,): T(u_j, ..., u_j).");
 
-    py::class_<OrthogonalTensorDecompositionKernel> ostd(m, "OrthogonalTensorDecompositionKernel");
+    auto ostd = bind_kernel<OrthogonalTensorDecompositionKernel>(
+        m, "OrthogonalTensorDecompositionKernel", "Gradient descent on f(U) = ||sum_j u_j^{(x)l} - T||_F^2 (or half of it).");
     ostd.def(py::init([](std::shared_ptr<Tensor> target, int64_t width, const ConstArray& basis, bool halved) {
                  require(target != nullptr, "target: missing");
                  const int64_t d = target->dim();
@@ -152,33 +153,6 @@ void bind_tensor(py::module_& m) {
                  return OrthogonalTensorDecompositionKernel(std::move(target), width, std::move(copied), q, halved);
              }),
              py::arg("target"), py::arg("width"), py::arg("basis"), py::arg("halved"));
-    ostd.def(
-        "loss_and_grad",
-        [](const OrthogonalTensorDecompositionKernel& kernel, const ConstArray& U) {
-            require(U.size() == kernel.state_size(), "U: expected d * width values");
-            py::array_t<double> grad(static_cast<py::ssize_t>(kernel.state_size()));
-            double* g = grad.mutable_data();
-            double loss = 0.0;
-            {
-                py::gil_scoped_release release;
-                auto ws = kernel.workspace();
-                loss = kernel.loss_and_grad(U.data(), g, ws, StepContext{0, 0, 0, nullptr});
-            }
-            return py::make_tuple(loss, grad);
-        },
-        py::arg("U"), "(loss, flat gradient) at U, as one step of the driver computes them.");
-    ostd.def(
-        "observe",
-        [](const OrthogonalTensorDecompositionKernel& kernel, const ConstArray& U) {
-            require(U.size() == kernel.state_size(), "U: expected d * width values");
-            py::array_t<double> out(static_cast<py::ssize_t>(kernel.n_observables()));
-            double* o = out.mutable_data();
-            auto ws = kernel.workspace();
-            const double loss = kernel.observe(U.data(), o, ws);
-            return py::make_tuple(loss, out);
-        },
-        py::arg("U"), "(exact loss, observables) at U, as a record step computes them.");
-    bind_run_chunk<OrthogonalTensorDecompositionKernel>(ostd);
 }
 
 }  // namespace trajcore

@@ -6,32 +6,7 @@
 // recording at the requested steps, and divergence detection. Python calls it chunk by chunk so that
 // Ctrl-C and progress bars work between chunks; all state lives in caller-owned arrays.
 //
-// A Problem provides (all const, thread-safe; per-thread scratch lives in its Workspace):
-//   int64_t state_size()      -- parameters per trajectory (the flat layout of x)
-//   int64_t n_observables()   -- values recorded per record step besides the loss
-//   Workspace workspace()     -- scratch for one thread
-//   double loss_and_grad(const double* x, double* g, Workspace&, const StepContext&)
-//                             -- loss at x, gradient into g (model-level noise may use ctx)
-//   double observe(const double* x, double* out, Workspace&[, double gradient_loss])
-//                             -- noise-free loss at x (accurate to ~1e-10 relative), observables into
-//                                out. With the optional fourth argument: when the driver has just
-//                                called loss_and_grad (or loss_and_step) at the same x,
-//                                gradient_loss is the loss it returned and the workspace still
-//                                holds its products, which observe may reuse; otherwise it is NaN.
-// and optionally
-//   void post_step(double* x, Workspace&, const StepContext&)
-//                             -- problem-level changes after the update (e.g. imputation)
-//   StepResult loss_and_step(const double* x, double lr, double* next, bool next_is_final,
-//                            Workspace&, const StepContext&)
-//                             -- loss at x as loss_and_grad returns it, next = x - lr * grad in fewer
-//                                passes over memory (the gradient is never stored), and whether next
-//                                is finite; it leaves the workspace as loss_and_grad does, for
-//                                observe. next_is_final says nothing changes next before the next
-//                                call (no noise, no post_step): the problem may then prepare next's
-//                                products on the way, for a following call at next, as long as the
-//                                results are the same bits as without them. The driver uses it
-//                                whenever there is no momentum (perturbed GD then reads the
-//                                gradient's norm off the displacement, |x - next| / lr).
+// What a kernel provides is the contract in kernel.hpp, checked when run_chunk is instantiated.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -44,6 +19,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "kernel.hpp"
 #include "linalg.hpp"
 #include "noise.hpp"
 
@@ -52,18 +28,6 @@
 #endif
 
 namespace trajcore {
-
-struct StepContext {
-    uint64_t seed;
-    uint64_t trajectory;  // global index: trajectory_offset + position in the batch
-    int64_t step;
-    const std::vector<NoiseTerm>* noise;
-};
-
-struct StepResult {
-    double loss;       // at x
-    bool next_finite;  // every entry of next is finite (only read when next_is_final)
-};
 
 struct RunSpec {
     int64_t t0 = 0, t1 = 0;            // steps advanced by this chunk: t0, ..., t1 - 1
@@ -91,39 +55,6 @@ struct BatchState {
     double* iterates = nullptr;          // (B, R, n) or nullptr
 };
 
-// Whether Problem::observe takes the optional gradient_loss argument.
-template <class P, class = void>
-struct observe_takes_gradient_loss : std::false_type {};
-template <class P>
-struct observe_takes_gradient_loss<
-    P, std::void_t<decltype(std::declval<const P&>().observe(std::declval<const double*>(), std::declval<double*>(),
-                                                             std::declval<typename P::Workspace&>(), 0.0))>>
-    : std::true_type {};
-
-// Whether Problem has the optional post_step and loss_and_step.
-template <class P, class = void>
-struct has_post_step : std::false_type {};
-template <class P>
-struct has_post_step<P, std::void_t<decltype(std::declval<const P&>().post_step(
-                            std::declval<double*>(), std::declval<typename P::Workspace&>(),
-                            std::declval<const StepContext&>()))>> : std::true_type {};
-template <class P, class = void>
-struct has_loss_and_step : std::false_type {};
-template <class P>
-struct has_loss_and_step<P, std::void_t<decltype(std::declval<const P&>().loss_and_step(
-                                std::declval<const double*>(), 0.0, std::declval<double*>(), false,
-                                std::declval<typename P::Workspace&>(), std::declval<const StepContext&>()))>>
-    : std::true_type {};
-
-template <class Problem>
-double observe(const Problem& problem, const double* x, double* out, typename Problem::Workspace& ws,
-               double gradient_loss) {
-    if constexpr (observe_takes_gradient_loss<Problem>::value)
-        return problem.observe(x, out, ws, gradient_loss);
-    else
-        return problem.observe(x, out, ws);
-}
-
 // Threads for a batch of `batch` trajectories: never more than trajectories, so a single run does not
 // start an idle team whose spinning slows it down.
 inline int resolve_threads(int requested, int64_t batch) {
@@ -148,7 +79,7 @@ inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, d
         const NoiseTerm& term = spec.noise[term_index];
         RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
         switch (term.kind) {
-            case NoiseKind::gradient_gaussian: {
+            case NoiseKind::gradient: {
                 const double s = lr * term.scale_at(ctx.step);
                 if (s == 0.0) break;
                 for (int64_t i = 0; i < n; ++i) next[i] -= s * rng.normal();
@@ -184,6 +115,8 @@ inline void apply_parameter_noise(const RunSpec& spec, const StepContext& ctx, d
 
 template <class Problem>
 void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
+    static_assert(check_kernel<Problem>());
+    check_noise_supported<Problem>(spec.noise);
     const int64_t n = problem.state_size();
     const int64_t K = problem.n_observables();
     const int64_t R = spec.n_records;
@@ -198,11 +131,11 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
 
     // Without momentum a step may go through loss_and_step; perturbed GD then reads the gradient's
     // norm off the displacement, |x - next| / lr.
-    const bool fused = has_loss_and_step<Problem>::value && spec.momentum == 0.0 && state.velocity == nullptr;
+    const bool fused = Problem::capabilities.fused_step && spec.momentum == 0.0 && state.velocity == nullptr;
     bool needs_gradient_norm = false;
     for (const NoiseTerm& term : spec.noise) needs_gradient_norm |= term.kind == NoiseKind::perturbed_gd;
     // Nothing changes next after loss_and_step: its finiteness check stands.
-    const bool next_is_final = spec.noise.empty() && !has_post_step<Problem>::value;
+    const bool next_is_final = spec.noise.empty() && !Problem::capabilities.post_step;
 
 #ifdef TRAJCORE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -239,7 +172,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                 const double lr = spec.lr[t];
                 double loss;
                 bool next_known_finite = false;
-                if constexpr (has_loss_and_step<Problem>::value) {
+                if constexpr (Problem::capabilities.fused_step) {
                     if (fused) {
                         const StepResult step = problem.loss_and_step(x, lr, next, next_is_final, workspace, ctx);
                         loss = step.loss;
@@ -273,7 +206,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
                     gradient_norm = std::sqrt(gradient_norm);
                 }
                 apply_parameter_noise(spec, ctx, gradient_norm, lr, next, n, state.last_perturbation + b);
-                if constexpr (has_post_step<Problem>::value) problem.post_step(next, workspace, ctx);
+                if constexpr (Problem::capabilities.post_step) problem.post_step(next, workspace, ctx);
                 if (!next_known_finite && !all_finite(next, n)) {
                     state.diverged_at[b] = t + 1;
                     healthy = false;
@@ -295,6 +228,7 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
 // Exact losses of B parameter vectors x (B, n) into out (B,), through Problem::observe.
 template <class Problem>
 void evaluate_losses(const Problem& problem, const double* x, int64_t batch, double* out, int n_threads) {
+    static_assert(check_kernel<Problem>());
     const int64_t n = problem.state_size();
     std::exception_ptr error;
     std::mutex error_mutex;

@@ -374,12 +374,12 @@ double DeepLinearNetworkKernel::data_loss_and_grad(const double* w, double* g, W
     for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
         const NoiseTerm& term = noise[term_index];
         if (term.kind == NoiseKind::dropout) dropout = dropout || term.probability > 0.0;
-        if (term.kind != NoiseKind::input_gaussian && term.kind != NoiseKind::label_gaussian) continue;
+        if (term.kind != NoiseKind::input_noise && term.kind != NoiseKind::label_noise) continue;
         const double s = term.scale_at(ctx.step);
         if (s == 0.0) continue;
         RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);
-        double* target = term.kind == NoiseKind::input_gaussian ? H0 : ws.labels.data();
-        const int64_t count = term.kind == NoiseKind::input_gaussian ? b * d0 : b * dN;
+        double* target = term.kind == NoiseKind::input_noise ? H0 : ws.labels.data();
+        const int64_t count = term.kind == NoiseKind::input_noise ? b * d0 : b * dN;
         for (int64_t t = 0; t < count; ++t) target[t] += s * rng.normal();
     }
     const double scale = static_cast<double>(n_) / static_cast<double>(b);
@@ -440,10 +440,10 @@ double DeepLinearNetworkKernel::loss_and_grad(const double* x, double* g, Worksp
     const std::vector<NoiseTerm>& noise = *ctx.noise;
     bool weight_noise = false, dropconnect = false, data_path = batch_ < n_;
     for (const NoiseTerm& term : noise) {
-        weight_noise = weight_noise || term.kind == NoiseKind::weight_additive || term.kind == NoiseKind::dropconnect;
+        weight_noise = weight_noise || term.kind == NoiseKind::weight_noise || term.kind == NoiseKind::dropconnect;
         dropconnect = dropconnect || term.kind == NoiseKind::dropconnect;
-        data_path = data_path || term.kind == NoiseKind::dropout || term.kind == NoiseKind::input_gaussian ||
-                    term.kind == NoiseKind::label_gaussian;
+        data_path = data_path || term.kind == NoiseKind::dropout || term.kind == NoiseKind::input_noise ||
+                    term.kind == NoiseKind::label_noise;
     }
     const double* w = x;
     if (weight_noise) {
@@ -452,7 +452,7 @@ double DeepLinearNetworkKernel::loss_and_grad(const double* x, double* g, Worksp
         if (dropconnect) ws.weight_scale.assign(static_cast<size_t>(state_size_), 1.0);
         for (size_t term_index = 0; term_index < noise.size(); ++term_index) {
             const NoiseTerm& term = noise[term_index];
-            if (term.kind == NoiseKind::weight_additive) {
+            if (term.kind == NoiseKind::weight_noise) {
                 const double s = term.scale_at(ctx.step);
                 if (s == 0.0) continue;
                 RandomStream rng = noise_stream(ctx.seed, ctx.trajectory, ctx.step, term_index);

@@ -18,8 +18,8 @@
 // so they run on any path; the gradient with respect to W is the gradient at W~ times the mask scale.
 //
 // Noise kinds read by this kernel (NoiseTerm fields in parentheses; each term its own stream):
-//   weight_additive (scale, anneal), dropconnect (probability), dropout (probability; hidden units
-//   only, per sample, inverse scaling), input_gaussian (scale, anneal), label_gaussian (scale, anneal),
+//   weight_noise (scale, anneal), dropconnect (probability), dropout (probability; hidden units
+//   only, per sample, inverse scaling), input_noise (scale, anneal), label_noise (scale, anneal),
 //   singular_value_imputation (scale = std of the draw, jitter = std of the jitter, threshold =
 //   absolute rank tolerance or 0 for the kernel's rank rule). Minibatch indices come from stream 0.
 //
@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "driver.hpp"
+#include "kernel.hpp"
 
 namespace trajcore {
 
@@ -88,6 +88,15 @@ public:
     DeepLinearNetworkKernel(std::vector<int64_t> widths, int64_t n, std::vector<double> X_rows,
                             std::vector<double> Y_rows, int64_t batch_size, RankTolerance tolerance,
                             unsigned groups, std::vector<double> optimum);
+
+    static constexpr Capabilities capabilities =
+        Capabilities{}
+            .with_observe_after_gradient()
+            .with_post_step()
+            .with_sampled_gradient()
+            .with_model_noise(noise_kinds(NoiseKind::singular_value_imputation, NoiseKind::weight_noise,
+                                          NoiseKind::dropconnect, NoiseKind::dropout, NoiseKind::input_noise,
+                                          NoiseKind::label_noise));
 
     int64_t state_size() const { return state_size_; }
     int64_t n_observables() const { return n_observables_; }

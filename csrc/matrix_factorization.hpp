@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "driver.hpp"
+#include "kernel.hpp"
 #include "linalg.hpp"
 
 namespace trajcore {
@@ -137,6 +137,9 @@ public:
     SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector,
                                        bool transposed = false);
 
+    static constexpr Capabilities capabilities =
+        Capabilities{}.with_fused_step().with_observe_after_gradient().with_transposed_state();
+
     int64_t state_size() const { return d_ * w_; }
     bool state_transposed() const { return row_gram_; }
     int64_t n_observables() const { return projector_.size(); }
@@ -200,6 +203,8 @@ public:
     };
 
     AsymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
+
+    static constexpr Capabilities capabilities = Capabilities{}.with_observe_after_gradient();
 
     int64_t state_size() const { return (m_ + n_) * w_; }
     int64_t n_observables() const { return projector_.size(); }

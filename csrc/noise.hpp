@@ -3,7 +3,9 @@
 // A run carries a list of NoiseTerm. Terms that act on the flat parameter vector (gradient noise,
 // Langevin, perturbed GD) are applied by the driver for every problem; terms that act inside a
 // model (weight noise, masks, input or label noise, singular-value imputation) are read by the
-// problems that support them, and a problem rejects terms it does not support when it is built.
+// kernels that declare them (Capabilities::model_noise, kernel.hpp), and the driver refuses a run
+// that carries a term its kernel does not declare. The enumerators are spelled as the Python
+// specs' `kind` (trajcore.noise): one vocabulary on both sides.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -16,19 +18,19 @@
 namespace trajcore {
 
 enum class NoiseKind : int {
-    gradient_gaussian = 1,  // g += s_t xi,  s_t = scale / (1 + t)^(anneal / 2)  (variance s0^2 / (1+t)^gamma)
+    gradient = 1,  // g += s_t xi,  s_t = scale / (1 + t)^(anneal / 2)  (variance s0^2 / (1+t)^gamma)
     langevin = 2,           // x -= lr g + sqrt(2 lr / beta) xi,  beta = inverse temperature (`scale`)
     perturbed_gd = 3,       // x += uniform ball(radius) when ||g|| <= threshold and >= interval steps since last
     singular_value_imputation = 4,
-    weight_additive = 5,
+    weight_noise = 5,
     dropconnect = 6,
     dropout = 7,
-    input_gaussian = 8,
-    label_gaussian = 9,
+    input_noise = 8,
+    label_noise = 9,
 };
 
 struct NoiseTerm {
-    NoiseKind kind = NoiseKind::gradient_gaussian;
+    NoiseKind kind = NoiseKind::gradient;
     double scale = 0.0;      // standard deviation, or inverse temperature for Langevin
     double anneal = 0.0;     // gamma of s0^2 / (1 + t)^gamma
     double probability = 0.0;  // drop probability for masks
@@ -52,15 +54,15 @@ inline RandomStream noise_stream(uint64_t seed, uint64_t trajectory, int64_t ste
 // case: -Wswitch flags this function when a kind is added without it.
 inline bool is_known(NoiseKind kind) {
     switch (kind) {
-        case NoiseKind::gradient_gaussian:
+        case NoiseKind::gradient:
         case NoiseKind::langevin:
         case NoiseKind::perturbed_gd:
         case NoiseKind::singular_value_imputation:
-        case NoiseKind::weight_additive:
+        case NoiseKind::weight_noise:
         case NoiseKind::dropconnect:
         case NoiseKind::dropout:
-        case NoiseKind::input_gaussian:
-        case NoiseKind::label_gaussian:
+        case NoiseKind::input_noise:
+        case NoiseKind::label_noise:
             return true;
     }
     return false;
@@ -79,8 +81,42 @@ inline void check_noise_term(const NoiseTerm& term) {
         require(term.scale > 0.0, "noise scale (the Langevin inverse temperature) must be > 0");
 }
 
-inline bool acts_on_parameters(NoiseKind kind) {
-    return kind == NoiseKind::gradient_gaussian || kind == NoiseKind::langevin || kind == NoiseKind::perturbed_gd;
+// The kind's name, as Python spells it (NoiseSpec.kind).
+inline const char* noise_kind_name(NoiseKind kind) {
+    switch (kind) {
+        case NoiseKind::gradient:
+            return "gradient";
+        case NoiseKind::langevin:
+            return "langevin";
+        case NoiseKind::perturbed_gd:
+            return "perturbed_gd";
+        case NoiseKind::singular_value_imputation:
+            return "singular_value_imputation";
+        case NoiseKind::weight_noise:
+            return "weight_noise";
+        case NoiseKind::dropconnect:
+            return "dropconnect";
+        case NoiseKind::dropout:
+            return "dropout";
+        case NoiseKind::input_noise:
+            return "input_noise";
+        case NoiseKind::label_noise:
+            return "label_noise";
+    }
+    return "unknown";
 }
+
+// A set of noise kinds, one bit per kind.
+using NoiseKinds = uint32_t;
+constexpr NoiseKinds noise_kinds() { return 0; }
+template <class... Rest>
+constexpr NoiseKinds noise_kinds(NoiseKind kind, Rest... rest) {
+    return (NoiseKinds{1} << static_cast<int>(kind)) | noise_kinds(rest...);
+}
+constexpr bool contains(NoiseKinds kinds, NoiseKind kind) { return (kinds & noise_kinds(kind)) != 0; }
+
+// The kinds the driver applies to the flat parameter vector of any problem.
+constexpr NoiseKinds parameter_noise = noise_kinds(NoiseKind::gradient, NoiseKind::langevin, NoiseKind::perturbed_gd);
+constexpr bool acts_on_parameters(NoiseKind kind) { return contains(parameter_noise, kind); }
 
 }  // namespace trajcore

@@ -43,3 +43,23 @@ inline std::vector<double> copy_vector(const ConstArray& a, int64_t size, const 
 }
 
 }  // namespace trajcore::py_helpers
+
+namespace trajcore {
+
+using BindFunction = void (*)(pybind11::module_&);
+
+// Adds a family's bindings to trajcore._core (called at static initialisation by TRAJCORE_BINDINGS);
+// the module runs them in (order, name) order. Returns true, to initialise a static.
+bool register_bindings(int order, const char* name, BindFunction bind);
+
+}  // namespace trajcore
+
+// Defines the function that binds a family and registers it, so that a new family's bind file is all
+// it takes (no list to edit):
+//     TRAJCORE_BINDINGS(tensor, 1) { ... m.def(...) ... }
+// `order` 0 is for the shared types other bindings use in their signatures (NoiseTerm); families use 1.
+#define TRAJCORE_BINDINGS(name, order)                                                              \
+    static void trajcore_bind_##name(pybind11::module_& m);                                         \
+    [[maybe_unused]] static const bool trajcore_registered_##name =                                 \
+        ::trajcore::register_bindings(order, #name, &trajcore_bind_##name);                         \
+    static void trajcore_bind_##name(pybind11::module_& m)

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "driver.hpp"
+#include "kernel.hpp"
 
 namespace trajcore {
 
@@ -101,6 +101,8 @@ public:
 
     OrthogonalTensorDecompositionKernel(std::shared_ptr<const SymmetricTensor> target, int64_t width,
                                         std::vector<double> basis, int64_t n_basis, bool halved);
+
+    static constexpr Capabilities capabilities{};
 
     int64_t state_size() const { return d_ * m_; }
     int64_t n_observables() const { return q_; }

@@ -75,7 +75,7 @@ def test_one_kernel_shared_by_eight_threads() -> None:
     n, K, B, steps = kernel.state_size, kernel.n_observables, 4, 200
     rec = np.arange(0, steps + 1, 10, dtype=np.int64)
     lr = np.full(steps, 0.01)
-    noise = [_core.NoiseTerm(_core.NoiseKind.gradient_gaussian, scale=0.01)]
+    noise = [_core.NoiseTerm(_core.NoiseKind.gradient, scale=0.01)]
 
     def drive(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = tc.small_init((B, n), 0.1, seed=seed)

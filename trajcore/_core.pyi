@@ -30,15 +30,15 @@ def uniform_draws(seed: int, trajectory: int, step: int, stream: int, count: int
 class NoiseKind(_pybind11_object):
     """A pybind11 enum (py::enum_), not an enum.Enum: it is not iterable; `NoiseKind(value)` takes any int."""
 
-    gradient_gaussian: ClassVar[NoiseKind]  # = 1
+    gradient: ClassVar[NoiseKind]  # = 1
     langevin: ClassVar[NoiseKind]  # = 2
     perturbed_gd: ClassVar[NoiseKind]  # = 3
     singular_value_imputation: ClassVar[NoiseKind]  # = 4
-    weight_additive: ClassVar[NoiseKind]  # = 5
+    weight_noise: ClassVar[NoiseKind]  # = 5
     dropconnect: ClassVar[NoiseKind]  # = 6
     dropout: ClassVar[NoiseKind]  # = 7
-    input_gaussian: ClassVar[NoiseKind]  # = 8
-    label_gaussian: ClassVar[NoiseKind]  # = 9
+    input_noise: ClassVar[NoiseKind]  # = 8
+    label_noise: ClassVar[NoiseKind]  # = 9
     __members__: ClassVar[dict[str, NoiseKind]]
     def __init__(self, value: int) -> None: ...
     @property
@@ -89,9 +89,9 @@ class NoiseTerm(_pybind11_object):
     @property
     def jitter(self) -> float: ...
 
-# csrc/bind_driver.hpp
+# csrc/bind_kernel.hpp
 class _DrivenKernel(_pybind11_object):
-    """Stub-only base: the methods every kernel class gets from bind_run_chunk (csrc/bind_driver.hpp)."""
+    """Stub-only base: the surface every kernel class gets from bind_kernel (csrc/bind_kernel.hpp)."""
 
     # x (B, n), velocity (B, n) or None, diverged_at / last_perturbation / loss_limit (B,), loss (B, R),
     # observations (B, R, K), iterates (B, R, n) or None, lr (total_steps,), record_steps (R,): updated in place.
@@ -123,6 +123,11 @@ class _DrivenKernel(_pybind11_object):
     def state_transposed(self) -> bool: ...
     @property
     def n_observables(self) -> int: ...
+    # names of the model-level noise kinds the kernel reads (a static property of the class)
+    model_noise: ClassVar[list[str]]
+    # x: state_size values, any shape
+    def loss_and_grad(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
+    def observe(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
 
 # csrc/bind_matrix_factorization.cpp
 class SymmetricMatrixFactorizationKernel(_DrivenKernel):
@@ -226,8 +231,6 @@ class DeepLinearNetworkKernel(_DrivenKernel):
         groups: int,
         optimum: NDArray[np.float64] | None = None,
     ) -> None: ...
-    def loss_and_grad(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
-    def observe(self, x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
 
 # One binding returning s (k,), or (U (rows, k), s, V (cols, k)) when vectors is true.
 @overload
@@ -273,5 +276,3 @@ class SymmetricTensorCore(_pybind11_object):
 class OrthogonalTensorDecompositionKernel(_DrivenKernel):
     # basis (d, q)
     def __init__(self, target: SymmetricTensorCore, width: int, basis: NDArray[np.float64], halved: bool) -> None: ...
-    def loss_and_grad(self, U: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...
-    def observe(self, U: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]: ...

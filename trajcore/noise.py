@@ -69,7 +69,7 @@ class GradientNoise(NoiseSpec):
         as_positive_float("anneal", self.anneal, allow_zero=True)
 
     def _term(self) -> Any:
-        return _core.NoiseTerm(_core.NoiseKind.gradient_gaussian, scale=self.scale, anneal=self.anneal)
+        return _core.NoiseTerm(_core.NoiseKind.gradient, scale=self.scale, anneal=self.anneal)
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class WeightNoise(NoiseSpec):
         as_positive_float("anneal", self.anneal, allow_zero=True)
 
     def _term(self) -> Any:
-        return _core.NoiseTerm(_core.NoiseKind.weight_additive, scale=self.scale, anneal=self.anneal)
+        return _core.NoiseTerm(_core.NoiseKind.weight_noise, scale=self.scale, anneal=self.anneal)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class InputNoise(NoiseSpec):
         as_positive_float("anneal", self.anneal, allow_zero=True)
 
     def _term(self) -> Any:
-        return _core.NoiseTerm(_core.NoiseKind.input_gaussian, scale=self.scale, anneal=self.anneal)
+        return _core.NoiseTerm(_core.NoiseKind.input_noise, scale=self.scale, anneal=self.anneal)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ class LabelNoise(NoiseSpec):
         as_positive_float("anneal", self.anneal, allow_zero=True)
 
     def _term(self) -> Any:
-        return _core.NoiseTerm(_core.NoiseKind.label_gaussian, scale=self.scale, anneal=self.anneal)
+        return _core.NoiseTerm(_core.NoiseKind.label_noise, scale=self.scale, anneal=self.anneal)
 
 
 NoiseArgument = None | NoiseSpec | Iterable[NoiseSpec]

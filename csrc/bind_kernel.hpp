@@ -1,21 +1,24 @@
-// Binds the shared driver as `run_chunk` on a problem's kernel class (one line per problem).
+// One binding for any step kernel: bind_kernel<K>(m, name, doc) binds the kernel's whole surface
+// (the shared driver as run_chunk, exact losses, single-point loss/gradient and observables, sizes and
+// declared capabilities) and returns the class, to which the family's bind file adds its constructor.
 #pragma once
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "driver.hpp"
+#include "kernel.hpp"
 #include "pybind.hpp"
 
 namespace trajcore {
 
-// Kernels whose state is stored transposed say so with state_transposed().
-template <class K, class = void>
-struct has_state_transposed : std::false_type {};
-template <class K>
-struct has_state_transposed<K, std::void_t<decltype(std::declval<const K&>().state_transposed())>>
-    : std::true_type {};
-
-template <class Kernel, class PyClass>
-void bind_run_chunk(PyClass& cls) {
+template <class Kernel>
+pybind11::class_<Kernel> bind_kernel(pybind11::module_& m, const char* name, const char* doc) {
+    static_assert(check_kernel<Kernel>());
     namespace py = pybind11;
+    using py_helpers::ConstArray;
     using py_helpers::mutable_data;
+    py::class_<Kernel> cls(m, name, doc);
     cls.def(
         "run_chunk",
         [](const Kernel& kernel, py::array x, py::object velocity, py::array diverged_at,
@@ -88,17 +91,54 @@ void bind_run_chunk(PyClass& cls) {
             return out;
         },
         py::arg("x"), py::arg("n_threads") = 1, "Exact losses (B,) of parameter vectors x (B, n).");
+    cls.def(
+        "loss_and_grad",
+        [](const Kernel& kernel, const ConstArray& x) {
+            require(x.size() == kernel.state_size(),
+                    "x: expected state_size = " + std::to_string(kernel.state_size()) + " values");
+            py::array_t<double> grad(static_cast<py::ssize_t>(kernel.state_size()));
+            double* g = grad.mutable_data();
+            double loss = 0.0;
+            {
+                py::gil_scoped_release release;
+                auto ws = kernel.workspace();
+                loss = exact_loss_and_grad(kernel, x.data(), g, ws);
+            }
+            return py::make_tuple(loss, grad);
+        },
+        py::arg("x"), "(loss, flat gradient (state_size,)) at one state (any shape of state_size values): exact, noise-free, full data.");
+    cls.def(
+        "observe",
+        [](const Kernel& kernel, const ConstArray& x) {
+            require(x.size() == kernel.state_size(),
+                    "x: expected state_size = " + std::to_string(kernel.state_size()) + " values");
+            py::array_t<double> out(static_cast<py::ssize_t>(kernel.n_observables()));
+            double* o = out.mutable_data();
+            double loss = 0.0;
+            {
+                py::gil_scoped_release release;
+                auto ws = kernel.workspace();
+                loss = observe(kernel, x.data(), o, ws, std::nan(""));
+            }
+            return py::make_tuple(loss, out);
+        },
+        py::arg("x"), "(exact loss, observables (n_observables,)) at one flat state, as a record step computes them.");
     cls.def_property_readonly("state_size", &Kernel::state_size);
     cls.def_property_readonly(
-        "state_transposed",
-        [](const Kernel& kernel) {
-            if constexpr (has_state_transposed<Kernel>::value)
-                return kernel.state_transposed();
-            else
-                return false;
-        },
+        "state_transposed", [](const Kernel& kernel) { return state_transposed(kernel); },
         "Whether a trajectory's (p, w) parameters are stored transposed, as (w, p).");
     cls.def_property_readonly("n_observables", &Kernel::n_observables);
+    cls.def_property_readonly_static(
+        "model_noise",
+        [](const py::object&) {
+            std::vector<std::string> kinds;
+            for (int kind = 0; kind < 32; ++kind)
+                if (contains(Kernel::capabilities.model_noise, static_cast<NoiseKind>(kind)))
+                    kinds.emplace_back(noise_kind_name(static_cast<NoiseKind>(kind)));
+            return kinds;
+        },
+        "Names of the model-level noise kinds this kernel reads (parameter-level kinds work for every kernel).");
+    return cls;
 }
 
 }  // namespace trajcore
