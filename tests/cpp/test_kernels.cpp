@@ -525,7 +525,7 @@ void check_driver(const std::string& name, const Problem& problem, const NaivePr
     spec.momentum = momentum;
     if (gradient_noise > 0.0) {
         trajcore::NoiseTerm term;
-        term.kind = trajcore::NoiseKind::gradient_gaussian;
+        term.kind = trajcore::NoiseKind::gradient;
         term.scale = gradient_noise;
         spec.noise.push_back(term);
     }
