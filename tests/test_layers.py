@@ -27,6 +27,7 @@ LAYER_OF = {
     "trajcore._memory": "core",
     "trajcore._storage": "core",
     "trajcore._validation": "core",
+    "trajcore._json": "core",
     "trajcore.config": "core",
     "trajcore.problem": "problems",
     "trajcore.matrix_factorization": "problems",

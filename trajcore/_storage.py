@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._json import dumps
+
 __all__ = ["TEMP_SUFFIX", "atomic_write", "atomic_write_text", "save_record", "load_record"]
 
 TEMP_SUFFIX = ".tmp"
@@ -59,9 +61,13 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 
 def save_record(path: PathLike, arrays: dict[str, Any], metadata: dict[str, Any]) -> None:
-    """Write ``arrays`` (None values skipped) and JSON ``metadata`` as one ``.npz`` file, atomically."""
+    """Write ``arrays`` (None values skipped) and ``metadata`` as one ``.npz`` file, atomically.
+
+    The metadata is stored as strict JSON under the package policy (``trajcore._json``): numpy
+    values and tuples come back as numbers and lists, a non-finite float as None.
+    """
     payload = {name: value for name, value in arrays.items() if value is not None}
-    payload["metadata_json"] = np.array(json.dumps(metadata, sort_keys=True))
+    payload["metadata_json"] = np.array(dumps(metadata, sort_keys=True))
     atomic_write(path, lambda handle: np.savez(handle, **payload))
 
 

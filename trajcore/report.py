@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._json import dumps, json_ready
 from ._storage import atomic_write_text
 from .experiments import ExperimentResult
-from .store import PathLike, RunStore, json_ready
+from .store import PathLike, RunStore
 
 __all__ = ["ReportEntry", "write_report", "rebuild_report", "write_sweep_report", "all_checks_pass"]
 
@@ -266,7 +267,7 @@ def write_report(out_dir: PathLike, entries: Sequence[ReportEntry], title: str =
     root.mkdir(parents=True, exist_ok=True)
     records = {entry.name: _entry_record(entry) for entry in entries}
     document = {"title": title, "experiments": records}
-    atomic_write_text(root / "metrics.json", json.dumps(document, indent=2) + "\n")
+    atomic_write_text(root / "metrics.json", dumps(document, indent=2) + "\n")
     index = root / "index.html"
     atomic_write_text(index, _render(root, title, records))
     return index
@@ -339,7 +340,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
     parameters = [
         k
         for k, v in grid.items()
-        if k not in _REPLICATE_KEYS and len({json.dumps(x) for x in v}) > 1 and all(map(_is_number, v))
+        if k not in _REPLICATE_KEYS and len({dumps(x) for x in v}) > 1 and all(map(_is_number, v))
     ]
     metric_names: list[str] = []
     for payload in scan.complete.values():
@@ -382,7 +383,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
         "checks_passed": {name: {"passed": p, "runs": n} for name, (p, n) in checks.items()},
         "figures": figures,
     }
-    atomic_write_text(root / "metrics.json", json.dumps(json_ready(document), indent=2) + "\n")
+    atomic_write_text(root / "metrics.json", dumps(document, indent=2) + "\n")
     title = f"sweep of {spec.get('experiment')}"
     summary = (
         f"<p>{len(rows)} of {spec.get('runs')} runs stored"
@@ -390,7 +391,7 @@ def write_sweep_report(store_dir: PathLike, max_metrics: int = 12) -> Path:
         + ". Table: <a href='summary.csv'>summary.csv</a>; "
         + "numbers: <a href='metrics.json'>metrics.json</a>.</p>"
         + "<p class='muted'>base: "
-        + html.escape(json.dumps(spec.get("base", {})))
+        + html.escape(dumps(spec.get("base", {})))
         + "; grid: "
         + html.escape(", ".join(f"{k} ({len(v)} values)" for k, v in grid.items()))
         + "</p>"

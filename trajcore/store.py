@@ -8,6 +8,9 @@ Layout of a store directory::
     failures.json       the runs that raised in the last pass (absent when none did)
     sweep.lock          while a sweep writes: its process id, host and start time
 
+Every .json file is strict JSON under the package's one policy (``trajcore._json``): numpy values are
+plain numbers and lists, and a non-finite number (a NaN metric, say) is written as ``null``.
+
 A run file appears only complete: it is written to a temporary file in the same directory,
 flushed and fsynced, then renamed over its final name (``os.replace`` is atomic on POSIX and
 Windows), and the directory is fsynced. A reader therefore sees either no file or a whole one; a
@@ -30,7 +33,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import socket
 import time
@@ -39,11 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-import numpy as np
-
+from ._json import canonical_json, dumps, json_ready
 from ._storage import TEMP_SUFFIX, atomic_write_text
-from .experiments.settings import canonical_json
 
+# json_ready is the package JSON policy (trajcore._json), re-exported here where it was first public.
 __all__ = ["RunStore", "StoreScan", "StoreError", "StoreLock", "json_ready", "load_summary"]
 
 try:
@@ -56,27 +57,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 class StoreError(RuntimeError):
     """A store directory that cannot be used (belongs to another experiment, not a store, ...)."""
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays turned into Python numbers/lists and non-finite floats
-    into ``None`` (strict JSON has no NaN/inf); dict keys become strings."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 def _checksum(payload: dict[str, Any]) -> str:
@@ -134,7 +114,7 @@ class RunStore:
         """Create the directories and record ``spec``; refuse a store that belongs to another experiment."""
         self.check_usable_for(str(spec.get("experiment")))
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.spec_path, json.dumps(json_ready(spec), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.spec_path, dumps(spec, indent=2, sort_keys=True) + "\n")
 
     # -- run files -------------------------------------------------------------------------------
     def run_path(self, run_id: str) -> Path:
@@ -273,7 +253,7 @@ class StoreLock:
 
     def _record(self) -> bytes:
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        return (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}) + "\n").encode()
+        return (dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}) + "\n").encode()
 
     def acquire(self) -> None:
         if self._fd is not None:

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import gc
 import itertools
-import json
 import math
 import multiprocessing
 import os
@@ -36,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._json import canonical_json, dumps, json_ready
 from ._storage import atomic_write_text
 from .experiments import Experiment, get
-from .experiments.settings import ConfigError, canonical_json, config_dict, run_id
-from .store import PathLike, RunStore, StoreError, StoreScan, json_ready
+from .experiments.settings import ConfigError, config_dict, run_id
+from .store import PathLike, RunStore, StoreError, StoreScan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -501,7 +501,7 @@ def _spec_differences(stored: SweepSpec, spec: SweepSpec) -> str:
     differences = []
     for key in sorted(set(stored.base) | set(spec.base)):
         there, here = stored.base.get(key, "default"), spec.base.get(key, "default")
-        if canonical_json(json_ready(there)) != canonical_json(json_ready(here)):
+        if canonical_json(there) != canonical_json(here):
             differences.append(f"[base] {key}: {there!r} stored, {here!r} here")
     if set(stored.grid) != set(spec.grid):
         differences.append(
@@ -577,7 +577,7 @@ def run_sweep(
         rows = store.rebuild_summary(final)
         failures_path = store.root / "failures.json"
         if failures:
-            atomic_write_text(failures_path, json.dumps(json_ready(failures), indent=2, sort_keys=True) + "\n")
+            atomic_write_text(failures_path, dumps(failures, indent=2, sort_keys=True) + "\n")
         else:
             with contextlib.suppress(FileNotFoundError):
                 failures_path.unlink()

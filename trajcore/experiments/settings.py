@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import math
 import sys
 import types
@@ -44,6 +43,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+from .._json import canonical_json, json_ready
 
 __all__ = [
     "ConfigError",
@@ -437,30 +438,22 @@ def build_config(
         raise ConfigError(f"invalid config for {context}: {error}") from None
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # JSON has no inf/nan; keep the distinction in the canonical text
-    return value
-
-
 def config_dict(config: Any, *, canonical: bool = False) -> dict[str, Any]:
-    """A config as a JSON-ready dict (tuples become lists); ``canonical`` drops execution fields."""
-    out = {}
-    for f in dataclasses.fields(config):
-        if canonical and f.name in EXECUTION_FIELDS:
-            continue
-        out[f.name] = _json_ready(getattr(config, f.name))
-    return out
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted, compact JSON: the same data always gives the same text (and so the same hash)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    """A config as a JSON-ready dict (tuples become lists, the package JSON policy of
+    ``trajcore._json``); ``canonical`` drops execution fields."""
+    return {
+        f.name: json_ready(getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if not (canonical and f.name in EXECUTION_FIELDS)
+    }
 
 
 def run_id(experiment: str, config: Any) -> str:
-    """The id of a run: 16 hex digits of sha256 over the experiment name and canonical config."""
+    """The id of a run: 16 hex digits of sha256 over the experiment name and canonical config.
+
+    The canonical config follows the package JSON policy, where a non-finite float is ``null``. The
+    settings rules admit one only in a field whose default is non-finite (no config has one today);
+    such a field's NaN, +inf, -inf and None would share an id, so it should take only one of them.
+    """
     text = canonical_json({"experiment": experiment, "config": config_dict(config, canonical=True)})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
