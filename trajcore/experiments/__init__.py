@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import math
 import os
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,15 @@ __all__ = [
     "tolerating_divergence",
 ]
 
-# Modules that define experiments (each registers on import).
-_MODULES = ("matrix_factorization", "network", "linear_network", "tensor", "deep_networks")
+#: modules of this package that define no experiment
+_NOT_EXPERIMENTS = frozenset({"settings"})
+
+
+def _experiment_modules() -> list[str]:
+    """This package's modules that define experiments (each registers on import): every module but
+    :data:`_NOT_EXPERIMENTS`, so that a new experiment module needs no list edited."""
+    names = (info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+    return sorted(name for name in names if name not in _NOT_EXPERIMENTS)
 
 
 class MissingExtra(ImportError):
@@ -210,7 +218,7 @@ def experiment(
 
 def registry() -> dict[str, Experiment]:
     """All experiments, by name (imports the experiment modules on first use)."""
-    for module in _MODULES:
+    for module in _experiment_modules():
         importlib.import_module(f"{__name__}.{module}")
     for module in filter(None, (m.strip() for m in os.environ.get("TRAJCORE_EXPERIMENTS", "").split(","))):
         try:
