@@ -48,6 +48,29 @@ def test_forward_matches_an_independent_numpy_network():
     np.testing.assert_allclose(model.features(theta, x), np.tanh(x @ w1.T + b1), atol=1e-14)
 
 
+@pytest.mark.parametrize("activation,bias", [("tanh", True), ("gelu", False), ("linear", True)])
+def test_ntk_is_the_jacobian_gram_matrix(activation, bias):
+    """``K[(x, c), (x', c')] = <d f_c(x)/d theta, d f_c'(x')/d theta>`` with the Jacobian by central
+    differences of ``forward`` (independent of the backward pass the kernel uses)."""
+    rng = np.random.default_rng(3)
+    model = MLP(3, 2, hidden=(5, 4), activation=activation, bias=bias, output_bias=not bias)
+    theta = model.initialize(seed=1) + 0.1 * rng.standard_normal(model.parameter_count)
+    x = rng.standard_normal((6, 3))
+    h = 1e-6
+    jac = np.empty((6, 2, model.parameter_count))
+    for j in range(model.parameter_count):
+        e = np.zeros_like(theta)
+        e[j] = h
+        jac[:, :, j] = (model.forward(theta + e, x) - model.forward(theta - e, x)) / (2 * h)
+    full = np.einsum("xcp,ydp->xcyd", jac, jac)
+    kernel = model.ntk(theta, x, vector_valued=True)
+    assert kernel.shape == (6, 2, 6, 2)
+    np.testing.assert_allclose(kernel, full, atol=1e-7 * np.abs(full).max())
+    traced = model.ntk(theta, x)
+    assert traced.shape == (6, 6)
+    np.testing.assert_allclose(traced, np.einsum("xcyc->xy", full), atol=1e-7 * np.abs(full).max())
+
+
 # -- training ---------------------------------------------------------------------------------------
 
 
