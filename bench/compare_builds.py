@@ -76,7 +76,7 @@ def cases(quick: bool) -> dict[str, Callable[[], object]]:
         dense_problem.target.with_storage("packed"), basis=dense_problem.basis(), rank=5
     )
     U = 0.3 * np.random.default_rng(2).standard_normal((60, 20))
-    dense_kernel, packed_kernel = dense_problem._kernel(20, None), packed_problem._kernel(20, None)
+    dense_kernel, packed_kernel = dense_problem.build_kernel(20, None), packed_problem.build_kernel(20, None)
     out["tensor dense l=4 d=60 m=20, one gradient"] = lambda: dense_kernel.loss_and_grad(U)
     out["tensor packed l=4 d=60 m=20, one gradient"] = lambda: packed_kernel.loss_and_grad(U)
     rng = np.random.default_rng(3)

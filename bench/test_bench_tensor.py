@@ -25,7 +25,7 @@ def test_reference_setting_200k_steps(benchmark):
 @pytest.mark.parametrize("storage", ["dense", "packed"])
 def test_dense_target_gradient_l4_d60(benchmark, storage):
     problem = tc.OrthogonalTensorDecomposition.planted(60, 4, 5, storage=storage, noise=0.01, seed=1)
-    kernel = problem._kernel(20, None)
+    kernel = problem.build_kernel(20, None)
     U = 0.3 * np.random.default_rng(2).standard_normal((60, 20))
     loss, grad = benchmark(lambda: kernel.loss_and_grad(U))
     assert grad.shape == (60 * 20,)

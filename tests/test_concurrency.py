@@ -71,7 +71,7 @@ def test_runs_from_eight_threads_equal_sequential_runs() -> None:
 def test_one_kernel_shared_by_eight_threads() -> None:
     """Kernels are const: eight threads may drive the same kernel object on their own buffers."""
     problem = tc.SymmetricMatrixFactorization.planted(d=12, rank=3, seed=4)
-    kernel = problem._kernel(5, "all")
+    kernel = problem.build_kernel(5, "all")
     n, K, B, steps = kernel.state_size, kernel.n_observables, 4, 200
     rec = np.arange(0, steps + 1, 10, dtype=np.int64)
     lr = np.full(steps, 0.01)

@@ -21,19 +21,12 @@ from trajcore.problem import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: one small instance of every problem (extend when a problem lands on main)
+#: one small instance of each variant of every problem family in trajcore (Problem.examples)
 PROBLEMS: dict[str, Callable[[], Problem]] = {
-    "smf_factored": lambda: tc.SymmetricMatrixFactorization.planted(d=9, rank=3, seed=0),
-    "smf_dense": lambda: tc.SymmetricMatrixFactorization.planted(d=7, rank=2, seed=1, dense=True),
-    "amf_dense": lambda: tc.AsymmetricMatrixFactorization(np.random.default_rng(2).standard_normal((6, 5))),
-    "ostd": lambda: tc.OrthogonalTensorDecomposition.planted(d=5, order=3, rank=2, seed=6),
-    "ostd_packed": lambda: tc.OrthogonalTensorDecomposition.planted(d=4, order=4, rank=2, storage="packed", seed=7),
-    "dln_minibatch": lambda: tc.DeepLinearNetwork.planted([4, 5, 3], n=24, rank=2, seed=8, batch_size=8),
-    "amf_factored": lambda: tc.AsymmetricMatrixFactorization(
-        A=np.linalg.qr(np.random.default_rng(3).standard_normal((6, 2)))[0],
-        s=np.array([2.0, 1.0]),
-        B=np.linalg.qr(np.random.default_rng(4).standard_normal((5, 2)))[0],
-    ),
+    name: (lambda family=family, name=name: family.examples()[name])
+    for family in Problem.families
+    if family.__module__.startswith("trajcore.")
+    for name in family.examples()
 }
 
 #: every noise spec, strong enough to matter in 60 steps (extend when a spec lands on main)
@@ -115,6 +108,20 @@ def test_thread_count_does_not_change_results(problem_name: str, noise_name: str
 
 
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
+def test_model_noise_is_what_the_kernel_declares_and_the_rest_is_refused(problem_name: str) -> None:
+    """Python's ``model_noise`` and the C++ kernel's declared kinds are one vocabulary; a model-level
+    spec the problem does not support is an error naming it, before anything runs."""
+    problem = PROBLEMS[problem_name]()
+    kernel = problem.compiled(3, None).kernel
+    assert set(problem.model_noise) == set(type(kernel).model_noise)
+    init = tc.small_init(problem.parameter_shape(3), 0.1, seed=5)
+    for spec in {spec for specs in NOISES.values() for spec in _specs(specs) if not spec.acts_on_parameters}:
+        if spec.kind not in problem.model_noise:
+            with pytest.raises(ValueError, match=spec.kind):
+                tc.run(problem, init, lr=0.01, steps=2, noise=spec)
+
+
+@pytest.mark.parametrize("problem_name", list(PROBLEMS))
 def test_batch_split_does_not_change_results(problem_name: str) -> None:
     whole = _run(problem_name, "combined", n_threads=2)
     first, second = (
@@ -151,7 +158,7 @@ def test_results_are_identical_across_processes() -> None:
 
 
 def test_every_problem_and_noise_spec_is_covered() -> None:
-    """New problems and noise specs exported by trajcore must be added to PROBLEMS / NOISES."""
+    """Every exported problem has examples (so PROBLEMS covers it); new noise specs must be added to NOISES."""
     exported = [getattr(tc, name) for name in tc.__all__]
     problems = {c for c in exported if inspect.isclass(c) and issubclass(c, Problem) and c is not Problem}
     covered = {type(factory()) for factory in PROBLEMS.values()}

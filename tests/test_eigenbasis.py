@@ -89,7 +89,7 @@ def test_eigenbasis_kernel_paths_match_numpy_reference(target, d, width):
     steps, lr = 80, 0.05
     record = tc.Record(every=1, coefficients="diagonal", iterates=True)
     traj = eigen_run(problem, U0, lr=lr, steps=steps, record=record, momentum=momentum)
-    assert problem._compiled(width, "diagonal", "eigenbasis")[0].state_transposed == (d <= width)
+    assert problem.compiled(width, "diagonal", "eigenbasis").kernel.state_transposed == (d <= width)
     pairs = problem.coefficient_pairs("diagonal")
     assert_matches_reference(problem, U0, traj, lr, steps, 1, pairs, momentum=momentum, iterates=True)
 

@@ -69,7 +69,7 @@ def small():
 def test_gradient_matches_reference_and_finite_differences(small):
     problem, rng = small
     x = 0.5 * rng.standard_normal(problem.n_params)
-    kernel = problem._kernel(problem.n_params, True)
+    kernel = problem.build_kernel(problem.n_params, True)
     loss, g = kernel.loss_and_grad(x)
     ref_loss, ref_g = reference_loss_grad(list(problem.widths), x, problem.X, problem.Y)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
@@ -116,7 +116,7 @@ def test_recorded_observables_match_numpy(small):
     Ws = split(widths, x)
     Ws[1] = np.outer(rng.standard_normal(3), rng.standard_normal(4))  # a rank-1 middle layer
     x = np.concatenate([W.ravel() for W in Ws])
-    loss, out = problem._kernel(problem.n_params, True).observe(x)
+    loss, out = problem.build_kernel(problem.n_params, True).observe(x)
     layout = problem.observable_layout(True)
     P = chain(Ws, 1, 3, 5)
     s = np.linalg.svd(P, compute_uv=False)
@@ -466,7 +466,7 @@ def test_recorded_loss_is_accurate_near_an_exact_fit():
     assert exact < 1e-10 * problem.yy
     recorded = tc.run(problem, x, lr=1e-6, steps=0).loss[0]
     assert recorded == pytest.approx(exact, rel=1e-8)
-    assert problem._kernel(problem.n_params, True).observe(x)[0] == pytest.approx(exact, rel=1e-8)
+    assert problem.build_kernel(problem.n_params, True).observe(x)[0] == pytest.approx(exact, rel=1e-8)
 
 
 def test_noise_comparison_experiment_reports_every_model():

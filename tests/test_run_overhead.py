@@ -60,21 +60,21 @@ def test_cached_runs_equal_runs_on_a_fresh_problem(index: int) -> None:
 
 def test_one_kernel_per_width_and_request() -> None:
     problem = _smf()
-    kernel = problem._compiled(4, "signal")[0]
-    assert problem._compiled(4, "signal")[0] is kernel
-    assert problem._compiled(5, "signal")[0] is not kernel
-    assert problem._compiled(4, "all")[0] is not kernel
-    assert problem._compiled(4, True)[0] is not kernel
+    kernel = problem.compiled(4, "signal").kernel
+    assert problem.compiled(4, "signal").kernel is kernel
+    assert problem.compiled(5, "signal").kernel is not kernel
+    assert problem.compiled(4, "all").kernel is not kernel
+    assert problem.compiled(4, True).kernel is not kernel
     pairs = np.array([[0, 1], [2, 2]])
-    listed = problem._compiled(4, pairs)[0]
-    assert problem._compiled(4, pairs.tolist())[0] is listed
-    assert problem._compiled(4, np.array([[0, 1], [2, 3]]))[0] is not listed
+    listed = problem.compiled(4, pairs).kernel
+    assert problem.compiled(4, pairs.tolist()).kernel is listed
+    assert problem.compiled(4, np.array([[0, 1], [2, 3]])).kernel is not listed
 
 
 def test_cache_is_bounded_and_keeps_what_runs_use() -> None:
     problem = _smf()
     for width in range(1, 3 * problem_module._KERNEL_CACHE_SIZE):
-        problem._compiled(width, "signal")
+        problem.compiled(width, "signal")
     assert len(problem.__dict__["_kernels"]) == problem_module._KERNEL_CACHE_SIZE
     init = tc.small_init((8, 2), 0.1, seed=0)
     _assert_same_run(tc.run(problem, init, lr=0.01, steps=20), tc.run(_smf(), init, lr=0.01, steps=20))
@@ -166,8 +166,8 @@ def _blas_threads() -> list[int]:
 class _FailingRun(tc.SymmetricMatrixFactorization):
     """A problem whose kernel raises inside the BLAS-limited part of ``run``."""
 
-    def _kernel(self, width: int, coefficients: Any) -> Any:
-        kernel = super()._kernel(width, coefficients)
+    def build_kernel(self, width: int, coefficients: Any) -> Any:
+        kernel = super().build_kernel(width, coefficients)
 
         class Failing:
             n_observables = kernel.n_observables
@@ -228,13 +228,13 @@ def test_blas_is_limited_exactly_when_a_product_can_reach_it(monkeypatch: pytest
 
     monkeypatch.setattr(config, "blas_single_threaded", counting)
     small = _smf()
-    assert small._largest_product(4) < config.BLAS_THRESHOLD
+    assert small.largest_product(4) < config.BLAS_THRESHOLD
     tc.run(small, tc.small_init((8, 4), 0.1, seed=0), lr=0.01, steps=3)
     tc.run(small, tc.small_init((8, 4), 0.1, seed=0), lr=0.01, steps=3, coordinates="eigenbasis")
     assert entered == []
     # d = 130, r' = 128: the dense target times U is 130 * 130 * 128 multiply-adds, past the threshold.
     large = tc.SymmetricMatrixFactorization.planted(130, 2, seed=0, dense=True)
-    assert large._largest_product(128) >= 130 * 130 * 128 >= config.BLAS_THRESHOLD
+    assert large.largest_product(128) >= 130 * 130 * 128 >= config.BLAS_THRESHOLD
     tc.run(large, tc.small_init((130, 128), 0.1, seed=0), lr=1e-3, steps=1)
     assert entered == [1]
     # A problem that does not bound its products is always limited.
@@ -248,8 +248,8 @@ class _CountingRun(tc.SymmetricMatrixFactorization):
 
     calls: list[tuple[int, int]]
 
-    def _kernel(self, width: int, coefficients: Any) -> Any:
-        kernel = super()._kernel(width, coefficients)
+    def build_kernel(self, width: int, coefficients: Any) -> Any:
+        kernel = super().build_kernel(width, coefficients)
         calls = self.calls
 
         class Counting:

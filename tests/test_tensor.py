@@ -162,7 +162,7 @@ def test_gradient_matches_finite_differences_and_kernel(storage: str, halved: bo
         E[i, j] = h
         fd[i, j] = (problem.loss(U + E) - problem.loss(U - E)) / (2 * h)
     assert rel(grad, fd) < 1e-7
-    kernel = problem._kernel(5, "signal")
+    kernel = problem.build_kernel(5, "signal")
     loss, flat = kernel.loss_and_grad(U)
     assert loss == pytest.approx(problem.loss(U), rel=1e-12)
     assert rel(flat.reshape(U.shape), grad) < 1e-12

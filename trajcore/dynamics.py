@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, config
+from . import config
 from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .noise import NoiseArgument, as_noise_terms, noise_to_dict
@@ -112,31 +112,6 @@ def _filled(shape: int | tuple[int, ...], value: float, dtype: type = np.float64
     out: np.ndarray = np.empty(shape, dtype)
     out.fill(value)
     return out
-
-
-def _state_of(params: np.ndarray, transposed: bool) -> np.ndarray:
-    """Parameters ``(N, *P)`` as the kernel's state rows ``(N, n)``, a new C-contiguous float64 array;
-    a kernel with a transposed state (``P = (p, w)``) stores each as ``(w, p)``."""
-    values = params.swapaxes(1, 2) if transposed else params
-    return np.array(values, dtype=np.float64, order="C", copy=True).reshape(len(params), math.prod(params.shape[1:]))
-
-
-def _params_of(state: np.ndarray, param_shape: tuple[int, ...], transposed: bool) -> np.ndarray:
-    """The inverse of :func:`_state_of`: state rows ``(..., n)`` as parameters ``(N, *param_shape)``."""
-    if transposed:
-        return state.reshape(-1, param_shape[1], param_shape[0]).swapaxes(1, 2)
-    return state.reshape(-1, *param_shape)
-
-
-def _change_basis(basis: np.ndarray, values: np.ndarray, into: bool, threads: int) -> np.ndarray:
-    """``basis^T x`` (into the basis) or ``basis x`` for each x of ``values (N, p, ...)``, ``basis (p, p)``.
-
-    Per item the same arithmetic whatever N and the thread count (call it with BLAS kept to one
-    thread), so a batch split or another thread count changes no bit.
-    """
-    rows = basis.shape[0]
-    stacked = values.reshape(values.shape[0], rows, math.prod(values.shape[1:]) // rows)  # also for N = 0
-    return np.asarray(_core.change_basis(basis, stacked, into, threads))
 
 
 def _advance(
@@ -259,14 +234,9 @@ def run(
 
     x0, batched = problem.validate_params("init", init)
     B = x0.shape[0]
-    width = problem._width_of(x0)
     param_shape = x0.shape[1:]
-    basis = None
-    if coordinates == "eigenbasis":
-        rows = param_shape[0]
-        check_allocation(lambda: f"coordinates='eigenbasis': the basis ({rows} x {rows})", 8 * rows**2)
-        basis = problem._eigenbasis()
-    kernel, pairs, zero_loss = problem._compiled(width, record.coefficients, coordinates)
+    compiled = problem.compiled(problem._width_of(x0), record.coefficients, coordinates)
+    kernel = compiled.kernel
 
     n = math.prod(param_shape)
     R, K = _record_count(steps, record.every), int(kernel.n_observables)
@@ -282,21 +252,20 @@ def run(
     last_perturbation = _filled(B, -1, np.int64)
     # The core's products, the changes of basis too, run with BLAS on one thread (when they can
     # reach BLAS at all: limiting it costs more than a short run).
-    largest = problem._largest_product(width)
+    largest = compiled.largest_product
     if largest is None or largest >= config.BLAS_THRESHOLD:
         blas_guard: contextlib.AbstractContextManager[Any] = config.blas_single_threaded()
     else:
         blas_guard = contextlib.nullcontext()
-    transposed = bool(kernel.state_transposed)
     with blas_guard:
-        x = _state_of(x0 if basis is None else _change_basis(basis, x0, True, threads), transposed)
+        x = compiled.to_state(x0, threads)
         initial_loss = kernel.losses(x, threads)
         arrays = {
             "x": x,
             "velocity": velocity,
             "diverged_at": diverged_at,
             "last_perturbation": last_perturbation,
-            "loss_limit": divergence_factor * np.maximum(initial_loss, zero_loss),
+            "loss_limit": divergence_factor * np.maximum(initial_loss, compiled.zero_loss),
             "loss": loss,
             "observations": observations,
             "iterates": iterates,
@@ -309,14 +278,8 @@ def run(
         }
         small = largest is not None and steps * B * largest <= _ONE_CALL_WORK
         _advance(kernel, arrays, steps, threads, progress, first_chunk=steps if small else 1)
-        if basis is not None:  # back to the given coordinates
-            x = _change_basis(basis, _params_of(x, param_shape, transposed), False, threads).reshape(B, n)
-            if iterates is not None:
-                iterates = _change_basis(basis, _params_of(iterates, param_shape, transposed), False, threads)
-    if iterates is not None:
-        iterates_out: np.ndarray | None = iterates.reshape((B, R, *param_shape))
-    else:
-        iterates_out = None
+        final = compiled.to_params(x, threads)
+        iterates_out = None if iterates is None else compiled.to_params(iterates, threads).reshape(B, R, *param_shape)
     metadata = {
         "problem": problem.describe(),
         "lr": lr_record,
@@ -331,7 +294,6 @@ def run(
         "batch": B if batched else None,
         "versions": {"trajcore": config.version(), "numpy": np.__version__},
     }
-    final = x.reshape((B, *param_shape))
     if not batched:  # what Trajectory.__getitem__ would give, without the batch index
         loss, observations, final, diverged_at = loss[0], observations[0], final[0], diverged_at[0, ...]
         iterates_out = None if iterates_out is None else iterates_out[0]
@@ -339,7 +301,7 @@ def run(
         steps=rec_steps,
         loss=loss,
         coefficients=observations,
-        coefficient_pairs=pairs,
+        coefficient_pairs=compiled.pairs.copy(),
         iterates=iterates_out,
         final=final,
         diverged_at=diverged_at,

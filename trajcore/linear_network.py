@@ -133,6 +133,10 @@ class DeepLinearNetwork(Problem):
     # -- data generators -------------------------------------------------------------------------
 
     @classmethod
+    def examples(cls) -> dict[str, Problem]:
+        return {"dln_minibatch": cls.planted([4, 5, 3], n=24, rank=2, seed=8, batch_size=8)}
+
+    @classmethod
     def planted(
         cls,
         widths: Sequence[int],
@@ -439,7 +443,7 @@ class DeepLinearNetwork(Problem):
                 out[group] = block
         return out
 
-    def _kernel(self, width: int, coefficients: ObservableRequest) -> Any:
+    def build_kernel(self, width: int, coefficients: ObservableRequest) -> Any:
         bits = 0
         for group in self._groups(coefficients):
             bits |= 1 << OBSERVABLE_GROUPS.index(group)

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, as_positive_int
-from .problem import Problem
+from .problem import Problem, resolve_pairs
 
 __all__ = ["SymmetricMatrixFactorization", "AsymmetricMatrixFactorization", "complete_basis"]
 
@@ -55,32 +55,6 @@ def _check_orthonormal_columns(name: str, V: np.ndarray, tol: float = 1e-10) -> 
 def _check_signal(name: str, values: np.ndarray) -> None:
     if values.size and np.any(values <= 0):
         raise ValueError(f"{name}: expected positive values, got {values}")
-
-
-def _resolve_pairs(request: CoefficientRequest, rank: int, rows: int, cols: int) -> np.ndarray:
-    """``(K, 2)`` int64 index pairs for a coefficient request (see ``Record.coefficients``)."""
-    if request is None or request is False:
-        return np.zeros((0, 2), dtype=np.int64)
-    i: np.ndarray
-    j: np.ndarray
-    if request is True or (isinstance(request, str) and request == "signal"):
-        i, j = np.meshgrid(np.arange(rank), np.arange(rank), indexing="ij")
-    elif isinstance(request, str) and request == "diagonal":
-        i = j = np.arange(min(rows, cols))
-    elif isinstance(request, str) and request == "all":
-        i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-    elif isinstance(request, str):
-        raise ValueError(
-            f"coefficients: expected 'signal', 'diagonal', 'all', True, None or (K, 2) pairs, got {request!r}"
-        )
-    else:
-        pairs = np.asarray(request)
-        if pairs.dtype.kind not in "iu" or pairs.ndim != 2 or pairs.shape[1] != 2:
-            raise ValueError(f"coefficients: index pairs must be an integer array of shape (K, 2), got {pairs.shape}")
-        if pairs.size and (pairs.min() < 0 or pairs[:, 0].max() >= rows or pairs[:, 1].max() >= cols):
-            raise ValueError(f"coefficients: pair indices must lie in [0, {rows}) x [0, {cols})")
-        return np.ascontiguousarray(pairs, dtype=np.int64)
-    return np.stack([np.ravel(i), np.ravel(j)], axis=1).astype(np.int64)
 
 
 def _sub_basis(basis: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +131,13 @@ class SymmetricMatrixFactorization(Problem):
         self.rank = int(self.V.shape[1])
 
     @classmethod
+    def examples(cls) -> dict[str, Problem]:
+        return {
+            "smf_factored": cls.planted(d=9, rank=3, seed=0),
+            "smf_dense": cls.planted(d=7, rank=2, seed=1, dense=True),
+        }
+
+    @classmethod
     def planted(
         cls, d: int, rank: int, sigma: Any = None, seed: int | None = 0, *, dense: bool = False
     ) -> SymmetricMatrixFactorization:
@@ -204,7 +185,7 @@ class SymmetricMatrixFactorization(Problem):
             "sigma": self.sigma.tolist(),
         }
 
-    _largest_product = _factor_product_bound
+    largest_product = _factor_product_bound
 
     # -- NumPy reference quantities --------------------------------------------------------------
 
@@ -261,7 +242,7 @@ class SymmetricMatrixFactorization(Problem):
         return oi[:, :, None] * P[pairs[:, 1]][:, None, :] + oj[:, :, None] * P[pairs[:, 0]][:, None, :]
 
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
-        return _resolve_pairs(coefficients, self.rank, self.d, self.d)
+        return resolve_pairs(coefficients, self.rank, self.d, self.d)
 
     def _projector(self, coefficients: CoefficientRequest, *, eigenbasis: bool) -> tuple[np.ndarray, np.ndarray]:
         """The basis columns a request's pairs use, and the pairs renumbered into them: columns of O
@@ -275,10 +256,10 @@ class SymmetricMatrixFactorization(Problem):
         columns, flat = _sub_basis(self.V if pairs.max() < self.rank else self.basis(), pairs.ravel())
         return columns, flat.reshape(-1, 2)
 
-    def _eigenbasis(self) -> np.ndarray:
+    def eigenbasis(self) -> np.ndarray:
         return self.basis()
 
-    def _eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def build_eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         """In the eigenbasis ``W = O^T U`` the target is ``diag(eigenvalues)`` and ``o_i`` is ``e_i``:
         ``f = 1/4 ||W W^T - diag(lambda)||^2``, a step costs O(d r'^2) and coefficients are dot products
         of rows of W."""
@@ -288,7 +269,7 @@ class SymmetricMatrixFactorization(Problem):
             self.d, width, diagonal=self._eigenvalues, basis=basis, pairs=pairs, transposed=self.d <= width
         )
 
-    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def build_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         basis, remapped = self._projector(coefficients, eigenbasis=False)
         if self.is_factored:
             return _core.SymmetricMatrixFactorizationKernel(
@@ -344,6 +325,17 @@ class AsymmetricMatrixFactorization(Problem):
         self.m, self.n, self.rank = int(self.A.shape[0]), int(self.B.shape[0]), int(self.A.shape[1])
 
     @classmethod
+    def examples(cls) -> dict[str, Problem]:
+        return {
+            "amf_dense": cls(np.random.default_rng(2).standard_normal((6, 5))),
+            "amf_factored": cls(
+                A=np.linalg.qr(np.random.default_rng(3).standard_normal((6, 2)))[0],
+                s=np.array([2.0, 1.0]),
+                B=np.linalg.qr(np.random.default_rng(4).standard_normal((5, 2)))[0],
+            ),
+        }
+
+    @classmethod
     def planted(
         cls, m: int, n: int, rank: int, s: Any = None, seed: int | None = 0, *, dense: bool = False
     ) -> AsymmetricMatrixFactorization:
@@ -387,7 +379,7 @@ class AsymmetricMatrixFactorization(Problem):
             "s": self.s.tolist(),
         }
 
-    _largest_product = _factor_product_bound
+    largest_product = _factor_product_bound
 
     def parameter_shape(self, width: int) -> tuple[int, ...]:
         return (self.m + self.n, width)
@@ -442,9 +434,9 @@ class AsymmetricMatrixFactorization(Problem):
         return np.concatenate([gX, gY], axis=1)
 
     def coefficient_pairs(self, coefficients: CoefficientRequest) -> np.ndarray:
-        return _resolve_pairs(coefficients, self.rank, self.m, self.n)
+        return resolve_pairs(coefficients, self.rank, self.m, self.n)
 
-    def _eigenbasis(self) -> np.ndarray:
+    def eigenbasis(self) -> np.ndarray:
         """``diag(A_full, B_full) (m + n, m + n)``: ``[X; Y] -> [A_full^T X; B_full^T Y]`` (built once)."""
         Q: np.ndarray | None = self.__dict__.get("_stacked_bases")
         if Q is None:
@@ -454,7 +446,7 @@ class AsymmetricMatrixFactorization(Problem):
             self._stacked_bases = Q
         return Q
 
-    def _eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def build_eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         """In the singular bases the target is ``diag(s) (m, n)`` and ``a_i``, ``b_j`` are ``e_i``,
         ``e_j``: a step costs O((m + n) r'^2)."""
         pairs = self.coefficient_pairs(coefficients)
@@ -470,7 +462,7 @@ class AsymmetricMatrixFactorization(Problem):
             pairs=np.stack([li, ri], axis=1),
         )
 
-    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def build_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         pairs = self.coefficient_pairs(coefficients)
         if pairs.shape[0] == 0:
             left, right = np.zeros((self.m, 0)), np.zeros((self.n, 0))

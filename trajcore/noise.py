@@ -256,8 +256,8 @@ def as_noise_terms(noise: NoiseArgument, supported_model_noise: frozenset[str] =
         if not spec.acts_on_parameters and spec.kind not in supported_model_noise:
             supported = ", ".join(sorted(supported_model_noise)) or "none"
             raise ValueError(
-                f"noise: {type(spec).__name__} acts inside a model and this problem does not support it "
-                f"(model-level noise it supports: {supported})"
+                f"noise: {type(spec).__name__} ('{spec.kind}') acts inside a model and this problem does not "
+                f"support it (model-level noise it supports: {supported})"
             )
     return [spec._term() for spec in specs]
 

@@ -311,6 +311,13 @@ class OrthogonalTensorDecomposition(Problem):
         self._dense_cache: np.ndarray | None = None
 
     @classmethod
+    def examples(cls) -> dict[str, Problem]:
+        return {
+            "ostd": cls.planted(d=5, order=3, rank=2, seed=6),
+            "ostd_packed": cls.planted(d=4, order=4, rank=2, storage="packed", seed=7),
+        }
+
+    @classmethod
     def planted(
         cls,
         d: int,
@@ -491,7 +498,7 @@ class OrthogonalTensorDecomposition(Problem):
         index = np.asarray(index, dtype=np.int64)
         return np.stack([index, index], axis=1)
 
-    def _kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
+    def build_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
         index = self.coefficient_pairs(coefficients)[:, 0]
         basis = np.zeros((self.d, 0)) if index.size == 0 else np.ascontiguousarray(self.basis()[:, index])
         return _core.OrthogonalTensorDecompositionKernel(self.target._core, width, basis, self.halved)
