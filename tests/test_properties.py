@@ -25,6 +25,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 import trajcore as tc
 from trajcore import _core, _series
 from trajcore._validation import as_float_array
+from trajcore.problem import Problem
 
 CLEAR_ERRORS = (ValueError, TypeError, MemoryError)
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1e300, -1e300, 1e-300, -1e-300, 5e-324, math.nan, math.inf, -math.inf]
@@ -534,13 +535,31 @@ def dln_case(draw: Any) -> Case:
     return _kernel_reference(kernel, 1.0 + float(np.sum(Y**2)) + float(np.sum(X**2)))
 
 
-#: every problem kernel of _core and the strategy building it (extend when a problem lands)
-KERNEL_CASES = {
+@st.composite
+def example_case(draw: Any, family: type[Problem]) -> Case:
+    """One of a problem family's examples at a small width, recording its default coefficients: the
+    driver's arithmetic against the kernel's own single-point bindings (which the family's test file
+    checks against NumPy)."""
+    examples = family.examples()
+    problem = examples[draw(st.sampled_from(sorted(examples)))]
+    kernel = problem.compiled(draw(st.integers(1, 3)), True).kernel
+    return _kernel_reference(kernel, 1.0 + 4.0 * problem.zero_loss)
+
+
+#: the kernels with a strategy of their own above, whose references are written in NumPy here
+_STRATEGIES = {
     "SymmetricMatrixFactorizationKernel": smf_case(),
     "AsymmetricMatrixFactorizationKernel": amf_case(),
     "OrthogonalTensorDecompositionKernel": ostd_case(),
     "DeepLinearNetworkKernel": dln_case(),
 }
+#: every problem kernel of trajcore and the strategy building it: the ones above, and every other
+#: family's examples (a new family is covered without an edit here)
+KERNEL_CASES = dict(_STRATEGIES)
+for _family in Problem.families:
+    if _family.__module__.startswith("trajcore."):
+        _name = type(next(iter(_family.examples().values())).compiled(1, True).kernel).__name__
+        KERNEL_CASES.setdefault(_name, example_case(_family))
 any_case = st.one_of(*KERNEL_CASES.values())
 
 
@@ -991,7 +1010,8 @@ KERNEL_MEMBERS |= {"loss_and_grad", "observe"}
 
 
 def test_every_kernel_binding_is_fuzzed() -> None:
-    """A new problem kernel in _core must get a strategy in KERNEL_CASES (and so all the tests above)."""
+    """Every problem kernel in _core has a strategy in KERNEL_CASES (and so all the tests above): its
+    family's examples, if it has no NumPy strategy of its own."""
     kernels = {name for name in dir(_core) if hasattr(getattr(_core, name), "run_chunk")}
     assert kernels == set(KERNEL_CASES), f"kernels without a property strategy: {kernels - set(KERNEL_CASES)}"
     for name in kernels:
