@@ -22,7 +22,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trajcore"
 
 LAYERS = ("core", "problems", "running", "networks", "analysis", "lab")
 
-# Module (or package prefix) -> layer; the longest matching prefix decides.
+# Module (or package prefix) -> layer; the longest matching prefix decides. A module not listed that
+# defines a problem family (``class X(Problem)``) is in the problems layer: a new family needs no entry.
 LAYER_OF = {
     "trajcore._core": "core",
     "trajcore._series": "core",
@@ -32,9 +33,6 @@ LAYER_OF = {
     "trajcore._json": "core",
     "trajcore.config": "core",
     "trajcore.problem": "problems",
-    "trajcore.matrix_factorization": "problems",
-    "trajcore.tensor": "problems",
-    "trajcore.linear_network": "problems",
     "trajcore.dynamics": "running",
     "trajcore.noise": "running",
     "trajcore.trajectory": "running",
@@ -71,11 +69,22 @@ def _sources() -> dict[str, Path]:
     return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def _defines_a_problem(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(
+        isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "Problem" for b in node.bases)
+        for node in tree.body
+    )
+
+
 def _layer(module: str) -> str | None:
     best = max(
         (prefix for prefix in LAYER_OF if module == prefix or module.startswith(prefix + ".")), key=len, default=None
     )
-    return None if best is None else LAYER_OF[best]
+    if best is not None:
+        return LAYER_OF[best]
+    path = _sources().get(module)
+    return "problems" if path is not None and _defines_a_problem(path) else None
 
 
 def _imports(module: str, path: Path, known: set[str]) -> set[str]:
