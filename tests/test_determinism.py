@@ -122,6 +122,16 @@ def test_model_noise_is_what_the_kernel_declares_and_the_rest_is_refused(problem
 
 
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
+def test_a_trajectory_names_its_observables(problem_name: str, tmp_path: Path) -> None:
+    """One distinct name per recorded observable, in the order of the last axis, kept by save/load."""
+    traj = _run(problem_name, "none", n_threads=1)
+    labels = traj.observable_labels
+    assert labels is not None and len(labels) == traj.coefficients.shape[-1] == len(set(labels))
+    traj.save(tmp_path / "run.npz")
+    assert tc.Trajectory.load(tmp_path / "run.npz").observable_labels == labels
+
+
+@pytest.mark.parametrize("problem_name", list(PROBLEMS))
 def test_batch_split_does_not_change_results(problem_name: str) -> None:
     whole = _run(problem_name, "combined", n_threads=2)
     first, second = (

@@ -31,6 +31,7 @@ LAYER_OF = {
     "trajcore._storage": "core",
     "trajcore._validation": "core",
     "trajcore._json": "core",
+    "trajcore._deprecation": "core",
     "trajcore.config": "core",
     "trajcore.problem": "problems",
     "trajcore.dynamics": "running",
@@ -53,11 +54,7 @@ LAYER_OF = {
 }
 
 # (importer, imported): why the import is there today. Each is a violation the redesign removes.
-KNOWN = {
-    ("trajcore.linear_network", "trajcore.trajectory"): (
-        "DeepLinearNetwork.observables splits a Trajectory's records: a problem reads the running layer's record type"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:

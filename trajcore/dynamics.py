@@ -291,6 +291,7 @@ def run(
         "trajectory_offset": trajectory_offset,
         "divergence_factor": divergence_factor,
         "coordinates": coordinates,
+        "observables": list(compiled.labels),
         "batch": B if batched else None,
         "versions": {"trajcore": config.version(), "numpy": np.__version__},
     }

@@ -32,8 +32,7 @@ import numpy as np
 from . import _core
 from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
-from .problem import Problem
-from .trajectory import Trajectory
+from .problem import Problem, Records
 
 __all__ = ["DeepLinearNetwork", "OBSERVABLE_GROUPS"]
 
@@ -419,11 +418,15 @@ class DeepLinearNetwork(Problem):
         rows = [(OBSERVABLE_GROUPS.index(g), i) for g in self._groups(coefficients) for i in range(self._group_size(g))]
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
-    def observables(self, trajectory: Trajectory) -> dict[str, np.ndarray]:
+    def observable_labels(self, coefficients: ObservableRequest) -> tuple[str, ...]:
+        """``group[i]`` for position i of each observable group (see :data:`OBSERVABLE_GROUPS`)."""
+        return tuple(f"{OBSERVABLE_GROUPS[g]}[{i}]" for g, i in self.coefficient_pairs(coefficients).tolist())
+
+    def observables(self, trajectory: Records) -> dict[str, np.ndarray]:
         """Named views of a run's records: e.g. ``out["product_singular_values"]`` is ``(.., R, k)``;
         ``product_ranks`` is split into ``numerical_rank``, ``effective_rank``, ``stable_rank``
         (``(.., R)``) and ``optimum_distance`` is ``(.., R)``."""
-        if not isinstance(trajectory, Trajectory):
+        if not (hasattr(trajectory, "coefficients") and hasattr(trajectory, "coefficient_pairs")):
             raise TypeError(f"trajectory: expected a Trajectory, got {type(trajectory).__name__}")
         pairs = trajectory.coefficient_pairs
         values = trajectory.coefficients

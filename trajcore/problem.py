@@ -15,15 +15,15 @@ import math
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from . import _core
 from ._memory import check_allocation
-from ._validation import as_float_array
+from ._validation import as_float_array, as_positive_float, as_positive_int
 
-__all__ = ["Problem", "CompiledRun", "resolve_pairs"]
+__all__ = ["Problem", "CompiledRun", "Records", "resolve_pairs"]
 
 #: kernels a problem keeps (one per width and coefficient request; the oldest goes first)
 _KERNEL_CACHE_SIZE = 8
@@ -87,6 +87,18 @@ def resolve_pairs(request: Any, rank: int, rows: int, cols: int) -> np.ndarray:
     return np.stack([np.ravel(i), np.ravel(j)], axis=1).astype(np.int64)
 
 
+class Records(Protocol):
+    """What a problem reads of a run's records (a :class:`trajcore.Trajectory` is one): the recorded
+    observables ``(..., R, K)`` and their ``(K, 2)`` labels. Problems sit below the running layer, so
+    they name this shape rather than the record type."""
+
+    @property
+    def coefficients(self) -> np.ndarray: ...
+
+    @property
+    def coefficient_pairs(self) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class CompiledRun:
     """A problem compiled for runs of one width, coefficient request and ``coordinates``.
@@ -94,6 +106,8 @@ class CompiledRun:
     kernel : the ``_core`` step kernel (``run_chunk``, ``losses``, ``n_observables``, ...).
     pairs : ``(K, 2)`` labels of the K recorded observables (basis-index pairs, or the problem's own
         labels; see its ``coefficient_pairs``).
+    labels : the K observables' names (:meth:`Problem.observable_labels`), kept in a trajectory's
+        metadata as ``"observables"``.
     zero_loss : loss of the zero model, the scale of divergence detection.
     largest_product : an upper bound on the multiply-adds of any one matrix product the kernel makes,
         or None when unknown (see :meth:`Problem.largest_product`).
@@ -103,6 +117,7 @@ class CompiledRun:
 
     kernel: Any
     pairs: np.ndarray
+    labels: tuple[str, ...]
     zero_loss: float
     largest_product: int | None
     parameter_shape: tuple[int, ...]
@@ -162,6 +177,17 @@ class Problem:
     ``model_noise`` (the model-level noise kinds its kernel declares) and, for problems listing
     ``"eigenbasis"`` in ``coordinates``, ``eigenbasis()`` and ``build_eigenbasis_kernel(...)``.
 
+    Every problem draws a start the same way: ``initial_point(width, scale, seed=seed)`` gives
+    ``(*parameter_shape(width))`` float64 (``batch=B``: ``(B, *parameter_shape(width))``), by default
+    ``scale * N(0, 1)`` exactly as ``trajcore.small_init(shape, scale, seed=seed)``; a family with its
+    own conventions (``DeepLinearNetwork``) overrides it and documents them.
+
+    The same concept has the same spelling in every family: the target's spectrum is ``sigma``
+    (``.sigma``, ``planted(..., sigma=...)``), seeds are keyword-only (``seed=``), a target's storage
+    is ``storage="factored" | "dense" | ...``. For factor models ``eigenbasis()`` is the one accessor
+    of the target's basis, an orthogonal ``(p, p)`` matrix on the first parameter axis; ``basis()``
+    keeps each family's natural form (documented per class).
+
     A problem is immutable once constructed: :func:`trajcore.run` compiles it for a width and a
     coefficient request once and reuses it (see :meth:`compile_run`), so changing a problem's
     arrays afterwards would not reach later runs. Build a new problem instead.
@@ -194,6 +220,18 @@ class Problem:
         """The ``_core`` step kernel for parameters ``parameter_shape(width)`` recording ``coefficients``."""
         raise NotImplementedError
 
+    def initial_point(self, width: int, scale: float, *, seed: int | None, batch: int | None = None) -> np.ndarray:
+        """A start ``scale * N(0, 1)`` of shape ``parameter_shape(width)`` (``batch``: ``(batch, *...)``),
+        float64, from ``numpy.random.default_rng(seed)``: the values of
+        ``trajcore.small_init((batch, *parameter_shape(width)), scale, seed=seed)``."""
+        width = as_positive_int("width", width)
+        scale = as_positive_float("scale", scale, allow_zero=True)
+        shape = self.parameter_shape(width)
+        if batch is not None:
+            shape = (as_positive_int("batch", batch), *shape)
+        check_allocation(lambda: f"initial_point: {shape} float64", 8 * math.prod(shape))
+        return scale * np.random.default_rng(seed).standard_normal(shape)
+
     # Problems that list "eigenbasis" in ``coordinates`` also provide:
     def eigenbasis(self) -> np.ndarray:
         """Orthogonal ``Q (p, p)`` acting on the first parameter axis (p = ``parameter_shape(w)[0]``):
@@ -212,6 +250,11 @@ class Problem:
 
     def coefficient_pairs(self, coefficients: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def observable_labels(self, coefficients: Any) -> tuple[str, ...]:
+        """Names of the K observables recorded for a request, in order: ``beta[i,j]`` for a basis
+        coefficient (i, j) unless the problem names them otherwise."""
+        return tuple(f"beta[{i},{j}]" for i, j in self.coefficient_pairs(coefficients).tolist())
 
     def loss(self, params: Any) -> Any:
         raise NotImplementedError
@@ -242,6 +285,7 @@ class Problem:
             kernel=kernel,
             # a copy: coefficient_pairs may return the caller's own index array, which it may reuse
             pairs=np.array(self.coefficient_pairs(coefficients)),
+            labels=self.observable_labels(coefficients),
             zero_loss=self.zero_loss,
             largest_product=self.largest_product(width),
             parameter_shape=self.parameter_shape(width),

@@ -36,7 +36,8 @@ class Trajectory:
     diverged_at : int64 scalar or (B,)
         Step at which the loss became non-finite or exceeded the divergence limit; -1 if never.
     metadata : dict
-        Problem description, run settings (lr, steps, seed, noise, record) and versions.
+        Problem description, run settings (lr, steps, seed, noise, record), the names of the recorded
+        observables (``"observables"``, see :attr:`observable_labels`) and versions.
     """
 
     steps: np.ndarray
@@ -64,6 +65,14 @@ class Trajectory:
             f"coefficients {shape(self.coefficients)}, iterates {shape(self.iterates)}, "
             f"final {shape(self.final)}, diverged {diverged} of {self.batch_size}, metadata: {keys})"
         )
+
+    @property
+    def observable_labels(self) -> list[str] | None:
+        """Name of each of the K recorded observables, in the order of the last axis of
+        ``coefficients`` (e.g. ``beta[0,1]``, or ``product_singular_values[2]`` for a linear network);
+        None for a trajectory saved before labels were recorded."""
+        labels = self.metadata.get("observables")
+        return None if labels is None else list(labels)
 
     @property
     def batched(self) -> bool:
