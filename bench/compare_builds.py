@@ -46,7 +46,7 @@ def cases(quick: bool) -> dict[str, Callable[[], object]]:
         smf, U0, lr=0.04, steps=500, record=rec, n_threads=1
     )
     for B, d, w in [(64 if quick else 256, 128, 8), (1024 if quick else 4096, 32, 4)]:
-        dense = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
+        dense = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, storage="dense")
         Ub = tc.small_init((B, d, w), 0.01, seed=1)
         none = tc.Record(every=100, coefficients=None)
         out[f"MF batch B={B} d={d} r'={w}, 100 steps, dense"] = lambda p=dense, U=Ub, r=none: tc.run(
@@ -58,7 +58,7 @@ def cases(quick: bool) -> dict[str, Callable[[], object]]:
     out["MF factored d=10000 r=5 r'=10, 100 steps"] = lambda: tc.run(
         factored, Uf, lr=0.01, steps=100, record=recf, n_threads=1
     )
-    amf = tc.AsymmetricMatrixFactorization.planted(200, 300, 5, seed=0, dense=True)
+    amf = tc.AsymmetricMatrixFactorization.planted(200, 300, 5, seed=0, storage="dense")
     W0 = tc.small_init((500, 10), 1e-3, seed=1)
     reca = tc.Record(every=10, coefficients="diagonal")
     out["MF asymmetric 200x300 r'=10, 1000 steps, dense"] = lambda: tc.run(

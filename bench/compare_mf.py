@@ -111,7 +111,7 @@ AMF_SHAPE, AMF_STEPS = (200, 300, 10), 1000
 
 def asymmetric_case() -> tuple[tc.AsymmetricMatrixFactorization, np.ndarray]:
     m, n, w = AMF_SHAPE
-    problem = tc.AsymmetricMatrixFactorization.planted(m, n, 5, seed=0, dense=True)
+    problem = tc.AsymmetricMatrixFactorization.planted(m, n, 5, seed=0, storage="dense")
     return problem, tc.small_init((m + n, w), 1e-3, seed=1)
 
 
@@ -147,7 +147,7 @@ def _factored_step_time(d: int, short: int = 20, long: int = 120) -> float:
 
 
 def _dense_batch_time(B: int, d: int, w: int, steps: int, coordinates: str) -> float:
-    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, storage="dense")
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
     rec = tc.Record(every=steps, coefficients=None)
     return median_time(lambda: tc.run(problem, U0, lr=0.01, steps=steps, record=rec, coordinates=coordinates), repeat=5)
@@ -159,7 +159,7 @@ def _dense_batch(
     """Dense target batch (trajcore times by coordinates) against NumPy and JAX in the best batched form."""
     jax, jnp = jax_x64()
     case = f"batch B={B} d={d} r'={w}, {steps} steps, dense"
-    M = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True).target
+    M = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, storage="dense").target
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
 
     def numpy_batched():

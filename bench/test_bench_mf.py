@@ -36,7 +36,7 @@ def test_reference_setting_coefficients_every_step(benchmark, reference_problem,
 @pytest.mark.parametrize("coordinates", ["given", "eigenbasis"])
 @pytest.mark.parametrize("B, d, w", [(256, 128, 8), (4096, 32, 4)])
 def test_dense_batch(benchmark, B, d, w, coordinates):
-    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, dense=True)
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=4, seed=0, storage="dense")
     U0 = tc.small_init((B, d, w), 0.01, seed=1)
     record = tc.Record(every=100, coefficients=None)
     traj = benchmark.pedantic(

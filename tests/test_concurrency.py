@@ -33,7 +33,7 @@ N_THREADS = 8
 def _jobs() -> list[tuple[Any, np.ndarray, dict[str, Any]]]:
     """Eight different runs (problems, noise, momentum) to execute at once."""
     smf = tc.SymmetricMatrixFactorization.planted(d=10, rank=3, seed=1)
-    dense = tc.SymmetricMatrixFactorization.planted(d=8, rank=2, seed=2, dense=True)
+    dense = tc.SymmetricMatrixFactorization.planted(d=8, rank=2, seed=2, storage="dense")
     amf = tc.AsymmetricMatrixFactorization(np.random.default_rng(3).standard_normal((6, 5)))
     jobs = []
     for i in range(N_THREADS):

@@ -37,11 +37,11 @@ def assert_matches_reference(problem, U0, traj, lr, steps, every, pairs, momentu
             assert rel_err(problem.loss(got.iterates), loss) < 1e-10
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
+@pytest.mark.parametrize("storage", ["factored", "dense"])
 @pytest.mark.parametrize("batched", [False, True], ids=["single", "batch"])
 @pytest.mark.parametrize("coefficients", ["all", "signal", None])
-def test_eigenbasis_run_matches_numpy_reference(dense, batched, coefficients):
-    problem = tc.SymmetricMatrixFactorization.planted(d=9, rank=3, sigma=[4.0, 2.0, 1.0], seed=3, dense=dense)
+def test_eigenbasis_run_matches_numpy_reference(storage, batched, coefficients):
+    problem = tc.SymmetricMatrixFactorization.planted(d=9, rank=3, sigma=[4.0, 2.0, 1.0], seed=3, storage=storage)
     U0 = tc.small_init((3, 9, 5) if batched else (9, 5), 0.05, seed=4)
     steps, every, lr = 300, 7, 0.05
     record = tc.Record(every=every, coefficients=coefficients, iterates=True)
@@ -119,7 +119,7 @@ def test_paper_reference_setting_reproduces_in_the_eigenbasis():
 
 
 def test_bitwise_identical_across_threads_and_batch_splits():
-    problem = tc.SymmetricMatrixFactorization.planted(d=30, rank=3, seed=0, dense=True)
+    problem = tc.SymmetricMatrixFactorization.planted(d=30, rank=3, seed=0, storage="dense")
     U0 = tc.small_init((8, 30, 4), 0.01, seed=1)
     kw = dict(lr=0.05, steps=120, record=tc.Record(every=3, coefficients="diagonal", iterates=True))
     one = eigen_run(problem, U0, n_threads=1, **kw)
@@ -150,7 +150,9 @@ def test_diverging_run_is_marked_and_returned_in_the_given_coordinates():
 def test_asymmetric_eigenbasis_run_matches_numpy_reference(target):
     """In the singular bases [X; Y] -> [A^T X; B^T Y] and the target is diag(s), rectangular."""
     m, n = {"wide": (5, 11), "tall": (11, 5)}.get(target, (7, 10))
-    problem = tc.AsymmetricMatrixFactorization.planted(m, n, 3, s=[5.0, 2.0, 1.0], seed=1, dense=target != "factored")
+    problem = tc.AsymmetricMatrixFactorization.planted(
+        m, n, 3, sigma=[5.0, 2.0, 1.0], seed=1, storage="factored" if target == "factored" else "dense"
+    )
     W0 = tc.small_init((2, m + n, 4), 0.05, seed=2)
     record = tc.Record(every=9, coefficients="all", iterates=True)
     traj = eigen_run(problem, W0, lr=0.05, steps=400, record=record)

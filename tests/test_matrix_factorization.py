@@ -21,11 +21,11 @@ def smf_reference_for(problem, U0, lr, steps, every, pairs, **kw):
     return reference.smf_run(problem.target, problem.basis(), pairs, U0, lr, steps, every, **kw)
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
+@pytest.mark.parametrize("storage", ["factored", "dense"])
 @pytest.mark.parametrize("batched", [False, True], ids=["single", "batch"])
 @pytest.mark.parametrize("recording", ["all", None], ids=["recorded", "unrecorded"])
-def test_symmetric_matches_numpy_reference(dense, batched, recording):
-    problem = tc.SymmetricMatrixFactorization.planted(d=9, rank=3, sigma=[4.0, 2.0, 1.0], seed=3, dense=dense)
+def test_symmetric_matches_numpy_reference(storage, batched, recording):
+    problem = tc.SymmetricMatrixFactorization.planted(d=9, rank=3, sigma=[4.0, 2.0, 1.0], seed=3, storage=storage)
     shape = (3, 9, 5) if batched else (9, 5)
     U0 = tc.small_init(shape, 0.05, seed=4)
     steps, every, lr = 300, 7, 0.05
@@ -45,14 +45,14 @@ def test_symmetric_matches_numpy_reference(dense, batched, recording):
 
 
 @pytest.mark.parametrize(
-    "dense, d, width",
-    [(False, 300, 26), (False, 300, 10), (True, 40, 26)],
+    "storage, d, width",
+    [("factored", 300, 26), ("factored", 300, 10), ("dense", 40, 26)],
     ids=["factored-blocks-wide", "factored-blocks-tail", "dense-wide"],
 )
-def test_symmetric_kernel_paths_match_numpy_reference(dense, d, width):
+def test_symmetric_kernel_paths_match_numpy_reference(storage, d, width):
     """Shapes the reference test above does not reach: several row blocks of a factored target,
     widths past the symmetric Gram product's blocking (>= 24) and with a 2-column vector tail."""
-    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=3, sigma=[3.0, 2.0, 1.0], seed=5, dense=dense)
+    problem = tc.SymmetricMatrixFactorization.planted(d=d, rank=3, sigma=[3.0, 2.0, 1.0], seed=5, storage=storage)
     U0 = tc.small_init((d, width), 0.02, seed=6)
     steps, lr = 60, 0.05
     traj = tc.run(problem, U0, lr=lr, steps=steps, record=tc.Record(every=1, coefficients="signal"))
@@ -63,11 +63,11 @@ def test_symmetric_kernel_paths_match_numpy_reference(dense, d, width):
     assert rel_err(traj.coefficients, coefs) < 1e-10
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
-def test_a_run_continued_from_its_final_state_is_the_same_run(dense):
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_a_run_continued_from_its_final_state_is_the_same_run(storage):
     """Where a run is cut does not change a bit: a factored step prepares the next iterate's products
     on the way, and they must equal the ones a fresh start computes."""
-    problem = tc.SymmetricMatrixFactorization.planted(d=300, rank=3, seed=5, dense=dense)
+    problem = tc.SymmetricMatrixFactorization.planted(d=300, rank=3, seed=5, storage=storage)
     U0 = tc.small_init((300, 12), 0.02, seed=6)
     record = tc.Record(every=10, coefficients="signal")
     whole = tc.run(problem, U0, lr=0.05, steps=50, record=record)
@@ -79,9 +79,9 @@ def test_a_run_continued_from_its_final_state_is_the_same_run(dense):
     np.testing.assert_array_equal(whole.coefficients[2:], rest.coefficients)
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["factored", "dense"])
-def test_asymmetric_matches_numpy_reference(dense):
-    problem = tc.AsymmetricMatrixFactorization.planted(7, 10, 3, s=[5.0, 2.0, 1.0], seed=1, dense=dense)
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_asymmetric_matches_numpy_reference(storage):
+    problem = tc.AsymmetricMatrixFactorization.planted(7, 10, 3, sigma=[5.0, 2.0, 1.0], seed=1, storage=storage)
     W0 = tc.small_init((2, 17, 4), 0.05, seed=2)
     traj = tc.run(problem, W0, lr=0.05, steps=400, record=tc.Record(every=9, coefficients="all"))
     left, right = problem.basis()
@@ -371,8 +371,8 @@ def test_bad_targets():
         tc.SymmetricMatrixFactorization()
     with pytest.raises(ValueError, match="rank"):
         tc.SymmetricMatrixFactorization.planted(d=3, rank=4)
-    with pytest.raises(ValueError, match="A, s, B"):
-        tc.AsymmetricMatrixFactorization(A=np.eye(3)[:, :2], s=[1.0], B=np.eye(4)[:, :2])
+    with pytest.raises(ValueError, match="left, sigma, right"):
+        tc.AsymmetricMatrixFactorization(left=np.eye(3)[:, :2], sigma=[1.0], right=np.eye(4)[:, :2])
 
 
 def test_perturbed_gd_escapes_the_saddle_at_zero():

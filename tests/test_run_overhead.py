@@ -35,7 +35,7 @@ def _assert_same_run(a: tc.Trajectory, b: tc.Trajectory) -> None:
 
 def _problems() -> list[tuple[tc.Problem, np.ndarray]]:
     smf = _smf()
-    dense = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=1, dense=True)
+    dense = tc.SymmetricMatrixFactorization.planted(d=6, rank=2, seed=1, storage="dense")
     amf = tc.AsymmetricMatrixFactorization.planted(m=5, n=4, rank=2, seed=2)
     tensor = tc.OrthogonalTensorDecomposition.planted(d=5, order=3, rank=2, seed=3)
     dln = tc.DeepLinearNetwork.planted([3, 4, 2], n=20, seed=4)
@@ -233,7 +233,7 @@ def test_blas_is_limited_exactly_when_a_product_can_reach_it(monkeypatch: pytest
     tc.run(small, tc.small_init((8, 4), 0.1, seed=0), lr=0.01, steps=3, coordinates="eigenbasis")
     assert entered == []
     # d = 130, r' = 128: the dense target times U is 130 * 130 * 128 multiply-adds, past the threshold.
-    large = tc.SymmetricMatrixFactorization.planted(130, 2, seed=0, dense=True)
+    large = tc.SymmetricMatrixFactorization.planted(130, 2, seed=0, storage="dense")
     assert large.largest_product(128) >= 130 * 130 * 128 >= config.BLAS_THRESHOLD
     tc.run(large, tc.small_init((130, 128), 0.1, seed=0), lr=1e-3, steps=1)
     assert entered == [1]

@@ -7,12 +7,27 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._deprecation import deprecated_alias, old_spellings
 from ._validation import as_float_array, as_positive_int
 from .problem import Problem, resolve_pairs
 
 __all__ = ["SymmetricMatrixFactorization", "AsymmetricMatrixFactorization", "complete_basis"]
 
 CoefficientRequest = None | bool | str | np.ndarray
+
+#: the storages of a factorization's target: its factors, or the full matrix
+_STORAGES = ("factored", "dense")
+
+
+def _check_storage(storage: Any) -> str:
+    if storage not in _STORAGES:
+        raise ValueError(f"storage: expected one of {', '.join(map(repr, _STORAGES))}, got {storage!r}")
+    return str(storage)
+
+
+def _storage_of_dense(dense: Any) -> str:
+    """The ``storage`` that the deprecated ``dense=`` flag meant."""
+    return "dense" if dense else "factored"
 
 
 def complete_basis(V: np.ndarray) -> np.ndarray:
@@ -134,24 +149,31 @@ class SymmetricMatrixFactorization(Problem):
     def examples(cls) -> dict[str, Problem]:
         return {
             "smf_factored": cls.planted(d=9, rank=3, seed=0),
-            "smf_dense": cls.planted(d=7, rank=2, seed=1, dense=True),
+            "smf_dense": cls.planted(d=7, rank=2, seed=1, storage="dense"),
         }
 
     @classmethod
+    @old_spellings(keyword_only=("seed",), renamed={"dense": ("storage", _storage_of_dense)})
     def planted(
-        cls, d: int, rank: int, sigma: Any = None, seed: int | None = 0, *, dense: bool = False
+        cls, d: int, rank: int, sigma: Any = None, *, seed: int | None = 0, storage: str = "factored"
     ) -> SymmetricMatrixFactorization:
-        """A random target: ``V`` Haar-like orthonormal (QR of a Gaussian), ``sigma`` descending
-        (default ``rank, rank - 1, ..., 1``); ``dense=True`` hands the kernel the full matrix."""
+        """A random target: ``V`` Haar-like orthonormal (QR of a Gaussian from ``seed``), ``sigma``
+        descending (default ``rank, rank - 1, ..., 1``); ``storage="dense"`` hands the kernel the
+        full matrix (``"factored"``, the default: ``V`` and ``sigma``).
+
+        Deprecated spellings, kept one release: ``seed`` positionally, ``dense=True`` for
+        ``storage="dense"``.
+        """
         d = as_positive_int("d", d)
         rank = as_positive_int("rank", rank)
+        storage = _check_storage(storage)
         if rank > d:
             raise ValueError(f"rank: must be <= d = {d}, got {rank}")
         sig = np.arange(rank, 0, -1, dtype=float) if sigma is None else as_float_array("sigma", sigma, shape=(rank,))
         rng = np.random.default_rng(seed)
         V, _ = np.linalg.qr(rng.standard_normal((d, rank)))
         problem = cls(V=V, sigma=sig)
-        return cls(target=problem.target) if dense else problem
+        return cls(target=problem.target) if storage == "dense" else problem
 
     # -- the target --------------------------------------------------------------------------------
 
@@ -167,7 +189,8 @@ class SymmetricMatrixFactorization(Problem):
         return (self.V * self.sigma) @ self.V.T
 
     def basis(self) -> np.ndarray:
-        """Orthonormal ``O (d, d)``: eigenvectors of M by decreasing eigenvalue, then a completion."""
+        """Orthonormal ``O (d, d)``: eigenvectors of M by decreasing eigenvalue, then a completion
+        (the same matrix as :meth:`eigenbasis`)."""
         if self._basis is None:
             self._basis = complete_basis(self.V)
         return self._basis
@@ -257,6 +280,7 @@ class SymmetricMatrixFactorization(Problem):
         return columns, flat.reshape(-1, 2)
 
     def eigenbasis(self) -> np.ndarray:
+        """``O (d, d)`` of :meth:`basis`: the kernel in the eigenbasis steps ``O^T U``."""
         return self.basis()
 
     def build_eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
@@ -283,20 +307,34 @@ class AsymmetricMatrixFactorization(Problem):
 
     Parameters of one trajectory are stacked as ``W = [X; Y]`` of shape ``(m + n, r')`` (see
     :meth:`stack` and :meth:`split`); both factors move simultaneously. Target dense
-    (``target=M``) or factored (``A (m, r)``, ``s (r,)``, ``B (n, r)`` with orthonormal columns).
-    Coefficients are ``beta_ij = a_i^T X Y^T b_j`` in the target's singular bases. Noise-free runs
-    may step on ``[A_full^T X; B_full^T Y] (m + n, r')``, where the target is ``diag(s) (m, n)``:
-    ``run(..., coordinates="eigenbasis")``, O((m + n) r'^2) per step for any target.
+    (``target=M``) or factored, ``M = left diag(sigma) right^T`` (``left (m, r)`` and
+    ``right (n, r)`` with orthonormal columns, ``sigma (r,)`` positive). Coefficients are
+    ``beta_ij = a_i^T X Y^T b_j`` in the target's singular bases ``a_i``, ``b_j`` (:meth:`basis`).
+    Noise-free runs may step on ``[A_full^T X; B_full^T Y] (m + n, r')``, where the target is
+    ``diag(sigma) (m, n)``: ``run(..., coordinates="eigenbasis")``, O((m + n) r'^2) per step for
+    any target.
+
+    ``A=``, ``s=``, ``B=`` (and the attributes ``.A``, ``.s``, ``.B``) are the deprecated spellings
+    of ``left=``, ``sigma=``, ``right=``, kept one release: ``B`` also named the batch axis.
     """
 
     name = "asymmetric_matrix_factorization"
     coordinates = ("given", "eigenbasis")
 
-    def __init__(self, target: Any = None, *, A: Any = None, s: Any = None, B: Any = None) -> None:
+    #: deprecated spellings of :attr:`left`, :attr:`sigma`, :attr:`right` (they warn when read)
+    A = deprecated_alias("A", "left", "AsymmetricMatrixFactorization")
+    s = deprecated_alias("s", "sigma", "AsymmetricMatrixFactorization")
+    B = deprecated_alias("B", "right", "AsymmetricMatrixFactorization")
+
+    @old_spellings(renamed={"A": "left", "s": "sigma", "B": "right"})
+    def __init__(self, target: Any = None, *, left: Any = None, sigma: Any = None, right: Any = None) -> None:
         self._dense: np.ndarray | None
         self._bases: tuple[np.ndarray, np.ndarray] | None
-        if (target is None) == (A is None and s is None and B is None):
-            raise ValueError("target: give either the dense target or all of A, s, B")
+        self.left: np.ndarray
+        self.sigma: np.ndarray
+        self.right: np.ndarray
+        if (target is None) == (left is None and sigma is None and right is None):
+            raise ValueError("target: give either the dense target or all of left, sigma, right")
         if target is not None:
             M = as_float_array("target", target, ndim=2)
             if M.size == 0:
@@ -304,51 +342,61 @@ class AsymmetricMatrixFactorization(Problem):
             Uf, sv, Vt = np.linalg.svd(M, full_matrices=True)
             keep = sv > max(M.shape) * np.finfo(float).eps * max(1.0, float(sv.max()))
             self._dense = M
-            self.A, self.s, self.B = Uf[:, : keep.sum()].copy(), sv[keep], Vt[: keep.sum()].T.copy()
+            self.left, self.sigma, self.right = Uf[:, : keep.sum()].copy(), sv[keep], Vt[: keep.sum()].T.copy()
             self._bases = (Uf, np.ascontiguousarray(Vt.T))
             self._singular_values = _without_rounding(sv, max(M.shape))
         else:
-            if A is None or s is None or B is None:
-                raise ValueError("A, s, B: give all three factors of the target")
-            A = as_float_array("A", A, ndim=2)
-            s = as_float_array("s", s, ndim=1)
-            B = as_float_array("B", B, ndim=2)
-            if A.shape[1] != s.shape[0] or B.shape[1] != s.shape[0] or s.shape[0] == 0:
-                raise ValueError(f"A, s, B: expected (m, r), (r,), (n, r), got {A.shape}, {s.shape}, {B.shape}")
-            _check_orthonormal_columns("A", A)
-            _check_orthonormal_columns("B", B)
-            _check_signal("s", s)
+            if left is None or sigma is None or right is None:
+                raise ValueError("left, sigma, right: give all three factors of the target")
+            L = as_float_array("left", left, ndim=2)
+            S = as_float_array("sigma", sigma, ndim=1)
+            R = as_float_array("right", right, ndim=2)
+            if L.shape[1] != S.shape[0] or R.shape[1] != S.shape[0] or S.shape[0] == 0:
+                raise ValueError(
+                    f"left, sigma, right: expected (m, r), (r,), (n, r), got {L.shape}, {S.shape}, {R.shape}"
+                )
+            _check_orthonormal_columns("left", L)
+            _check_orthonormal_columns("right", R)
+            _check_signal("sigma", S)
             self._dense = None
-            self.A, self.s, self.B = A, s, B
+            self.left, self.sigma, self.right = L, S, R
             self._bases = None
-            self._singular_values = np.concatenate([s, np.zeros(min(A.shape[0], B.shape[0]) - s.shape[0])])
-        self.m, self.n, self.rank = int(self.A.shape[0]), int(self.B.shape[0]), int(self.A.shape[1])
+            self._singular_values = np.concatenate([S, np.zeros(min(L.shape[0], R.shape[0]) - S.shape[0])])
+        self.m, self.n, self.rank = int(self.left.shape[0]), int(self.right.shape[0]), int(self.left.shape[1])
 
     @classmethod
     def examples(cls) -> dict[str, Problem]:
         return {
             "amf_dense": cls(np.random.default_rng(2).standard_normal((6, 5))),
             "amf_factored": cls(
-                A=np.linalg.qr(np.random.default_rng(3).standard_normal((6, 2)))[0],
-                s=np.array([2.0, 1.0]),
-                B=np.linalg.qr(np.random.default_rng(4).standard_normal((5, 2)))[0],
+                left=np.linalg.qr(np.random.default_rng(3).standard_normal((6, 2)))[0],
+                sigma=np.array([2.0, 1.0]),
+                right=np.linalg.qr(np.random.default_rng(4).standard_normal((5, 2)))[0],
             ),
         }
 
     @classmethod
+    @old_spellings(keyword_only=("seed",), renamed={"s": "sigma", "dense": ("storage", _storage_of_dense)})
     def planted(
-        cls, m: int, n: int, rank: int, s: Any = None, seed: int | None = 0, *, dense: bool = False
+        cls, m: int, n: int, rank: int, sigma: Any = None, *, seed: int | None = 0, storage: str = "factored"
     ) -> AsymmetricMatrixFactorization:
-        """A random target with orthonormal singular vectors and values ``s`` (default rank, ..., 1)."""
+        """A random target with orthonormal singular vectors (QR of Gaussians from ``seed``) and
+        singular values ``sigma`` (default ``rank, ..., 1``); ``storage="dense"`` hands the kernel
+        the full matrix (``"factored"``, the default: ``left``, ``sigma``, ``right``).
+
+        Deprecated spellings, kept one release: ``s=`` for ``sigma=``, ``seed`` positionally,
+        ``dense=True`` for ``storage="dense"``.
+        """
         m, n, rank = as_positive_int("m", m), as_positive_int("n", n), as_positive_int("rank", rank)
+        storage = _check_storage(storage)
         if rank > min(m, n):
             raise ValueError(f"rank: must be <= min(m, n) = {min(m, n)}, got {rank}")
-        sv = np.arange(rank, 0, -1, dtype=float) if s is None else as_float_array("s", s, shape=(rank,))
+        sv = np.arange(rank, 0, -1, dtype=float) if sigma is None else as_float_array("sigma", sigma, shape=(rank,))
         rng = np.random.default_rng(seed)
-        A, _ = np.linalg.qr(rng.standard_normal((m, rank)))
-        B, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-        problem = cls(A=A, s=sv, B=B)
-        return cls(target=problem.target) if dense else problem
+        left, _ = np.linalg.qr(rng.standard_normal((m, rank)))
+        right, _ = np.linalg.qr(rng.standard_normal((n, rank)))
+        problem = cls(left=left, sigma=sv, right=right)
+        return cls(target=problem.target) if storage == "dense" else problem
 
     @property
     def is_factored(self) -> bool:
@@ -357,17 +405,18 @@ class AsymmetricMatrixFactorization(Problem):
     @property
     def target(self) -> np.ndarray:
         """The dense target ``M (m, n)``."""
-        return self._dense if self._dense is not None else (self.A * self.s) @ self.B.T
+        return self._dense if self._dense is not None else (self.left * self.sigma) @ self.right.T
 
     def basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """Orthonormal ``(A_full (m, m), B_full (n, n))`` starting with the target's singular vectors."""
+        """Orthonormal ``(A_full (m, m), B_full (n, n))`` starting with the target's singular vectors:
+        one basis per factor (their block diagonal, on the stacked parameters, is :meth:`eigenbasis`)."""
         if self._bases is None:
-            self._bases = (complete_basis(self.A), complete_basis(self.B))
+            self._bases = (complete_basis(self.left), complete_basis(self.right))
         return self._bases
 
     @property
     def zero_loss(self) -> float:
-        return 0.5 * float(np.sum(self.s**2)) if self.is_factored else 0.5 * float(np.sum(self.target**2))
+        return 0.5 * float(np.sum(self.sigma**2)) if self.is_factored else 0.5 * float(np.sum(self.target**2))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -376,7 +425,7 @@ class AsymmetricMatrixFactorization(Problem):
             "n": self.n,
             "rank": self.rank,
             "factored": self.is_factored,
-            "s": self.s.tolist(),
+            "sigma": self.sigma.tolist(),
         }
 
     largest_product = _factor_product_bound
@@ -385,7 +434,8 @@ class AsymmetricMatrixFactorization(Problem):
         return (self.m + self.n, width)
 
     def stack(self, X: Any, Y: Any) -> np.ndarray:
-        """``[X; Y]``: ``(m + n, r')`` (or batched ``(B, m + n, r')``) from ``X (.., m, r')``, ``Y (.., n, r')``."""
+        """``[X; Y]``: ``(m + n, r')`` (or batched ``(B, m + n, r')``, B the batch) from ``X (.., m, r')``,
+        ``Y (.., n, r')``."""
         X = as_float_array("X", X, ndim=(2, 3))
         Y = as_float_array("Y", Y, ndim=(2, 3))
         if X.shape[-2] != self.m or Y.shape[-2] != self.n or X.shape[-1] != Y.shape[-1] or X.ndim != Y.ndim:
@@ -447,7 +497,7 @@ class AsymmetricMatrixFactorization(Problem):
         return Q
 
     def build_eigenbasis_kernel(self, width: int, coefficients: CoefficientRequest) -> Any:
-        """In the singular bases the target is ``diag(s) (m, n)`` and ``a_i``, ``b_j`` are ``e_i``,
+        """In the singular bases the target is ``diag(sigma) (m, n)`` and ``a_i``, ``b_j`` are ``e_i``,
         ``e_j``: a step costs O((m + n) r'^2)."""
         pairs = self.coefficient_pairs(coefficients)
         left, li = _axes(pairs[:, 0], self.m)
@@ -469,12 +519,14 @@ class AsymmetricMatrixFactorization(Problem):
             remapped = np.zeros((0, 2), dtype=np.int64)
         else:
             signal_only = pairs.max() < self.rank
-            full_left, full_right = (self.A, self.B) if signal_only else self.basis()
+            full_left, full_right = (self.left, self.right) if signal_only else self.basis()
             left, li = _sub_basis(full_left, pairs[:, 0])
             right, ri = _sub_basis(full_right, pairs[:, 1])
             remapped = np.stack([li, ri], axis=1)
         factors: dict[str, Any] = (
-            {"left": self.A, "weights": self.s, "right": self.B} if self.is_factored else {"dense": self._dense}
+            {"left": self.left, "weights": self.sigma, "right": self.right}
+            if self.is_factored
+            else {"dense": self._dense}
         )
         return _core.AsymmetricMatrixFactorizationKernel(
             self.m, self.n, width, left_basis=left, right_basis=right, pairs=remapped, **factors

@@ -258,7 +258,7 @@ def amf_reference(cfg: AMFReference, out_dir: Path | None) -> ExperimentResult:
     _check_sizes((cfg.m, cfg.n), cfg.width, len(cfg.seeds))
     s = np.asarray(cfg.s, dtype=float)
     r = s.shape[0]
-    problem = AsymmetricMatrixFactorization.planted(cfg.m, cfg.n, r, s=s, seed=cfg.target_seed)
+    problem = AsymmetricMatrixFactorization.planted(cfg.m, cfg.n, r, sigma=s, seed=cfg.target_seed)
     pairs = np.array([[i, i] for i in range(r)])
     with tolerating_divergence():  # a large lr diverges: NaN records, reported by a check
         traj = run(
