@@ -65,7 +65,7 @@ def cases(quick: bool) -> dict[str, Callable[[], object]]:
         amf, W0, lr=0.02, steps=1000, record=reca, n_threads=1
     )
     # Tensors (compare_tensor.py).
-    ostd = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, c=[10, 5, 3, 1], seed=0)
+    ostd = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, sigma=[10, 5, 3, 1], seed=0)
     Ut = tc.small_init((10, 10), 2e-2, seed=6)
     steps = 5_000 if quick else 20_000
     out[f"tensor reference l=4 d=10 m=10, {steps} steps"] = lambda: tc.run(

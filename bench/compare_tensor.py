@@ -45,7 +45,7 @@ def compare(report: Report) -> None:
 
     # 1. Reference setting: l = 4, d = 10, r = 4, m = 10, c = (10, 5, 3, 1), alpha = 2e-2, eta = 1e-3.
     steps = 200_000
-    problem = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, c=[10, 5, 3, 1], seed=0)
+    problem = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, sigma=[10, 5, 3, 1], seed=0)
     Z, c = problem.target.factors
     U0 = tc.small_init((10, 10), 2e-2, seed=6)
     record = tc.Record(every=1000)

@@ -15,7 +15,7 @@ import trajcore as tc
 
 
 def test_reference_setting_200k_steps(benchmark):
-    problem = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, c=[10, 5, 3, 1], seed=0)
+    problem = tc.OrthogonalTensorDecomposition.planted(10, 4, 4, sigma=[10, 5, 3, 1], seed=0)
     U0 = tc.small_init((10, 10), 2e-2, seed=6)
     record = tc.Record(every=1000)
     traj = benchmark.pedantic(lambda: tc.run(problem, U0, lr=1e-3, steps=200_000, record=record, n_threads=1), rounds=3)

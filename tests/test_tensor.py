@@ -144,7 +144,7 @@ def test_contraction_is_bitwise_independent_of_threads() -> None:
 
 def planted(storage: str, noise: float = 0.0, halved: bool = False, d: int = 7, order: int = 4):
     return OrthogonalTensorDecomposition.planted(
-        d, order, 3, c=[4.0, 2.0, 1.0], storage=storage, noise=noise, seed=3, halved=halved
+        d, order, 3, sigma=[4.0, 2.0, 1.0], storage=storage, noise=noise, seed=3, halved=halved
     )
 
 
@@ -247,7 +247,7 @@ REFERENCE_SEEDS = {
 
 @pytest.fixture(scope="module")
 def reference_problem() -> OrthogonalTensorDecomposition:
-    return OrthogonalTensorDecomposition.planted(10, 4, 4, c=C_REF, seed=0)
+    return OrthogonalTensorDecomposition.planted(10, 4, 4, sigma=C_REF, seed=0)
 
 
 @pytest.mark.parametrize("seed", sorted(REFERENCE_SEEDS))

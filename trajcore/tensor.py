@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._deprecation import deprecated_alias, old_spellings
 from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .matrix_factorization import complete_basis
@@ -254,9 +255,11 @@ class OrthogonalTensorDecomposition(Problem):
         Default for a factored target: ``Z`` completed to an orthonormal basis of R^d.
     rank : int, optional
         Number of leading basis vectors that are signal (default: r of a factored target, else q).
-    weights : (rank,) float64, optional
-        The planted coefficients ``c`` when the target is given dense or packed (used by the analysis:
-        predicted plateaus, learning order).
+    sigma : (rank,) float64, optional
+        The target's spectrum, the planted coefficients ``c_k`` of ``T* = sum_k c_k z_k^{(x)l}``, when
+        the target is given dense or packed (a factored target has its own); used by the analysis:
+        predicted plateaus, learning order. ``weights=`` (and the attribute ``.weights``) is its
+        deprecated spelling, kept one release.
     halved : bool
         Use ``1/2 ||.||^2`` (gradient ``l (U A^{.(l-1)} - G)``) instead of the paper's un-halved loss.
 
@@ -268,13 +271,17 @@ class OrthogonalTensorDecomposition(Problem):
 
     name = "orthogonal_tensor_decomposition"
 
+    #: deprecated spelling of :attr:`sigma` (warns when read)
+    weights = deprecated_alias("weights", "sigma", "OrthogonalTensorDecomposition")
+
+    @old_spellings(renamed={"weights": "sigma"})
     def __init__(
         self,
         target: Any,
         *,
         basis: Any = None,
         rank: int | None = None,
-        weights: Any = None,
+        sigma: Any = None,
         halved: bool = False,
     ) -> None:
         if not isinstance(halved, (bool, np.bool_)):
@@ -302,12 +309,14 @@ class OrthogonalTensorDecomposition(Problem):
         self.rank = default_rank if rank is None else as_nonnegative_int("rank", rank)
         if self._basis is not None and self.rank > self._basis.shape[1]:
             raise ValueError(f"rank: at most the {self._basis.shape[1]} basis vectors, got {self.rank}")
-        if weights is not None:
-            self.weights: np.ndarray | None = as_float_array("weights", weights, shape=(self.rank,))
+        #: the target's spectrum ``c (rank,)``, or None when not known
+        self.sigma: np.ndarray | None
+        if sigma is not None:
+            self.sigma = as_float_array("sigma", sigma, shape=(self.rank,))
         elif factors is not None:
-            self.weights = factors[1].copy()
+            self.sigma = factors[1].copy()
         else:
-            self.weights = None
+            self.sigma = None
         self._dense_cache: np.ndarray | None = None
 
     @classmethod
@@ -318,23 +327,25 @@ class OrthogonalTensorDecomposition(Problem):
         }
 
     @classmethod
+    @old_spellings(renamed={"c": "sigma"})
     def planted(
         cls,
         d: int,
         order: int,
         rank: int,
-        c: Any = None,
+        sigma: Any = None,
         *,
         storage: str = "factored",
         noise: float = 0.0,
         seed: int | None = 0,
         halved: bool = False,
     ) -> OrthogonalTensorDecomposition:
-        """A random target ``T* = sum_{k<=rank} c_k z_k^{(x)l} (+ E)``.
+        """A random target ``T* = sum_{k<=rank} c_k z_k^{(x)l} (+ E)``, ``c = sigma``.
 
-        ``Z`` is orthonormal (QR of a Gaussian from ``seed``); ``c`` defaults to ``rank, ..., 1``.
+        ``Z`` is orthonormal (QR of a Gaussian from ``seed``); ``sigma`` defaults to ``rank, ..., 1``.
         ``noise > 0`` adds the symmetric part ``E`` of an i.i.d. ``N(0, noise^2)`` tensor (drawn in packed
-        form from the same seed), which needs ``storage="dense"`` or ``"packed"``.
+        form from the same seed), which needs ``storage="dense"`` or ``"packed"``. ``c=`` is the
+        deprecated spelling of ``sigma=``, kept one release.
         """
         d = as_positive_int("d", d)
         order = _as_order(order)
@@ -345,7 +356,7 @@ class OrthogonalTensorDecomposition(Problem):
             raise ValueError(f"rank: orthonormal components need rank <= d = {d}, got {rank}")
         if noise > 0 and storage == "factored":
             raise ValueError("storage: a noisy target is not low rank; use storage='dense' or 'packed'")
-        coef = np.arange(rank, 0, -1, dtype=float) if c is None else as_float_array("c", c, shape=(rank,))
+        coef = np.arange(rank, 0, -1, dtype=float) if sigma is None else as_float_array("sigma", sigma, shape=(rank,))
         if storage == "dense":
             check_allocation(f"dense order-{order} tensor on R^{d}", _dense_bytes(d, order))
         if storage != "factored":  # both storages pass through the packed values
@@ -362,12 +373,14 @@ class OrthogonalTensorDecomposition(Problem):
         target = SymmetricTensor.from_packed(packed, d, order)
         if storage == "dense":
             target = target.with_storage("dense")
-        return cls(target, basis=basis, rank=rank, weights=coef, halved=halved)
+        return cls(target, basis=basis, rank=rank, sigma=coef, halved=halved)
 
     # -- description --------------------------------------------------------------------------------
 
     def basis(self) -> np.ndarray:
-        """Orthonormal basis ``(d, q)`` whose first ``rank`` columns are the target's components."""
+        """Orthonormal basis ``(d, q)`` whose first ``rank`` columns are the target's components
+        (``q = d`` for a planted target); a ``ValueError`` when the target's components are unknown
+        (a dense or packed target given without ``basis=``)."""
         if self._basis is None:
             raise ValueError("basis: this target has no known components; pass basis=... to the constructor")
         return self._basis
@@ -390,7 +403,7 @@ class OrthogonalTensorDecomposition(Problem):
             "rank": self.rank,
             "storage": self.target.storage,
             "halved": self.halved,
-            "weights": None if self.weights is None else self.weights.tolist(),
+            "sigma": None if self.sigma is None else self.sigma.tolist(),
         }
 
     def parameter_shape(self, width: int) -> tuple[int, ...]:

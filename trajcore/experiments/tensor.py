@@ -81,12 +81,12 @@ class OSTDReference:
 
 def _first_escape(problem: OrthogonalTensorDecomposition, U0: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray]:
     """(predicted learning order (r,), predicted escape times (r,)) from the initial alignments."""
-    if problem.weights is None:
-        raise ValueError("problem: the planted coefficients c are needed for the prediction")
+    if problem.sigma is None:
+        raise ValueError("problem: the planted coefficients (sigma) are needed for the prediction")
     a0 = analysis.initial_alignments(problem.basis()[:, : problem.rank], U0, problem.order)
     return (
-        analysis.predicted_learning_order(problem.weights, a0, problem.order),
-        analysis.predicted_escape_times(problem.weights, a0, problem.order, lr, halved=problem.halved),
+        analysis.predicted_learning_order(problem.sigma, a0, problem.order),
+        analysis.predicted_escape_times(problem.sigma, a0, problem.order, lr, halved=problem.halved),
     )
 
 
@@ -107,7 +107,9 @@ def _ostd_reference(cfg: OSTDReference, out_dir: Path | None) -> ExperimentResul
 
     c = np.asarray(cfg.c, dtype=float)
     r = c.shape[0]
-    problem = OrthogonalTensorDecomposition.planted(cfg.d, cfg.order, r, c=c, storage=cfg.storage, seed=cfg.target_seed)
+    problem = OrthogonalTensorDecomposition.planted(
+        cfg.d, cfg.order, r, sigma=c, storage=cfg.storage, seed=cfg.target_seed
+    )
     inits = np.stack([small_init((cfg.d, cfg.width), cfg.alpha, seed=s) for s in cfg.seeds])
     started = time.perf_counter()
     traj = run(problem, inits, lr=cfg.lr, steps=cfg.steps, record=Record(every=cfg.every))
@@ -317,7 +319,7 @@ def _ostd_escape_scaling(cfg: OSTDEscapeScaling, out_dir: Path | None) -> Experi
     from ..plot import escape_scaling
 
     c = np.asarray(cfg.c, dtype=float)
-    problem = OrthogonalTensorDecomposition.planted(cfg.d, cfg.order, c.shape[0], c=c, seed=cfg.target_seed)
+    problem = OrthogonalTensorDecomposition.planted(cfg.d, cfg.order, c.shape[0], sigma=c, seed=cfg.target_seed)
     alphas = np.asarray(cfg.alphas, dtype=float)
     measured = np.full((len(cfg.seeds), alphas.shape[0]), np.nan)
     predicted = np.full_like(measured, np.nan)
