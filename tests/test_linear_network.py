@@ -358,7 +358,7 @@ def test_reference_experiment_reproduces():
 
 
 def test_planted_noisy_run_beats_gd_stuck_at_saddle():
-    problem = tc.DeepLinearNetwork.planted((6, 6, 6, 6), n=300, rank=3, singular_values=[3, 2, 1], seed=0)
+    problem = tc.DeepLinearNetwork.planted((6, 6, 6, 6), n=300, rank=3, sigma=[3, 2, 1], seed=0)
     x0 = problem.aligned_init(1, 0.5, seed=1)
     gd = tc.run(problem, x0, lr=1.5e-4, steps=800, record=tc.Record(every=50, coefficients="spectrum"))
     noisy = tc.run(

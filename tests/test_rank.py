@@ -110,7 +110,7 @@ def test_subspace_dimensions_of_structured_starts():
 
 
 def test_global_optimality_classifies_minimum_saddle_and_other():
-    problem = tc.DeepLinearNetwork.planted((5, 3, 4), n=200, rank=3, singular_values=[3, 2, 1], seed=0)
+    problem = tc.DeepLinearNetwork.planted((5, 3, 4), n=200, rank=3, sigma=[3, 2, 1], seed=0)
     # A factorization of the optimum P* (rank 3 = cap): balanced square roots of its SVD.
     U, s, Vt = np.linalg.svd(problem.optimum)
     W1 = np.sqrt(s[:3])[:, None] * Vt[:3]

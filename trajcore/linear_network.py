@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._deprecation import old_spellings
 from ._memory import check_allocation
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .problem import Problem, Records
@@ -46,6 +47,8 @@ OBSERVABLE_GROUPS = (
     "optimum_distance",
 )
 _SPECTRUM = ("product_singular_values", "product_ranks", "optimum_distance")
+#: the initialisations :meth:`DeepLinearNetwork.initial_point` draws
+_INIT_KINDS = ("small", "default", "truncated", "aligned")
 
 ObservableRequest = None | bool | str | Sequence[str]
 
@@ -128,6 +131,8 @@ class DeepLinearNetwork(Problem):
         self._optimum: tuple[np.ndarray, float, np.ndarray] | None = None
         #: the planted map A of :meth:`planted` (None for other data)
         self.signal: np.ndarray | None = None
+        #: the planted map's singular values ``sigma (rank,)``, descending (None for other data)
+        self.sigma: np.ndarray | None = None
 
     # -- data generators -------------------------------------------------------------------------
 
@@ -136,21 +141,24 @@ class DeepLinearNetwork(Problem):
         return {"dln_minibatch": cls.planted([4, 5, 3], n=24, rank=2, seed=8, batch_size=8)}
 
     @classmethod
+    @old_spellings(renamed={"singular_values": "sigma"})
     def planted(
         cls,
         widths: Sequence[int],
         *,
         n: int = 1000,
         rank: int = 1,
-        singular_values: Any = None,
+        sigma: Any = None,
         noise: float = 0.1,
         seed: int | None = 0,
         **kwargs: Any,
     ) -> DeepLinearNetwork:
         """Planted signal ``Y = A X + noise * E`` with ``X, E ~ N(0, 1)`` and ``rank(A) = rank``.
 
-        ``A = U diag(s) V^T`` with Haar-like orthonormal U, V and ``s`` (default ``rank, ..., 1``).
-        Extra keyword arguments go to the constructor (``batch_size``, rank tolerances).
+        ``A = U diag(sigma) V^T`` with Haar-like orthonormal U, V and ``sigma`` (default
+        ``rank, ..., 1``); the problem keeps ``signal = A`` and ``sigma``. Extra keyword arguments go
+        to the constructor (``batch_size``, rank tolerances). ``singular_values=`` is the deprecated
+        spelling of ``sigma=``, kept one release.
         """
         dims = [as_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
         if len(dims) < 2:
@@ -160,11 +168,7 @@ class DeepLinearNetwork(Problem):
         d0, dN = dims[0], dims[-1]
         if rank > min(d0, dN):
             raise ValueError(f"rank: must be <= min(d_0, d_N) = {min(d0, dN)}, got {rank}")
-        s = (
-            np.arange(rank, 0, -1, dtype=float)
-            if singular_values is None
-            else as_float_array("singular_values", singular_values, shape=(rank,))
-        )
+        s = np.arange(rank, 0, -1, dtype=float) if sigma is None else as_float_array("sigma", sigma, shape=(rank,))
         noise = as_positive_float("noise", noise, allow_zero=True)
         rng = np.random.default_rng(seed)
         U, _ = np.linalg.qr(rng.standard_normal((dN, rank)))
@@ -174,6 +178,7 @@ class DeepLinearNetwork(Problem):
         Y = A @ X + noise * rng.standard_normal((dN, n))
         problem = cls(dims, X, Y, **kwargs)
         problem.signal = A
+        problem.sigma = s
         return problem
 
     @classmethod
@@ -321,6 +326,51 @@ class DeepLinearNetwork(Problem):
         }
 
     # -- initialisations -------------------------------------------------------------------------
+    # Each returns ``(n_params,)``, or ``(batch, n_params)`` with a batch size; ``seed`` and ``batch``
+    # are keyword-only (positionally they still work one release, with a DeprecationWarning).
+
+    def initial_point(
+        self,
+        width: int | None = None,
+        scale: float | None = None,
+        *,
+        seed: int | None,
+        batch: int | None = None,
+        kind: str = "small",
+        rank: int | None = None,
+    ) -> np.ndarray:
+        """A start ``(n_params,)`` (``batch``: ``(batch, n_params)``) float64 drawn by one of the
+        network's initialisations, the one way every problem draws a start:
+
+        * ``kind="small"`` (default): ``W_i = scale * N(0, 1)`` (:meth:`small_init`), the values of
+          :meth:`Problem.initial_point` and ``trajcore.small_init((batch, n_params), scale, seed=seed)``;
+        * ``kind="default"``: PyTorch's ``nn.Linear`` init (:meth:`default_init`), no ``scale``;
+        * ``kind="truncated"``: each layer truncated to ``rank`` singular values
+          (:meth:`truncated_init`; ``scale`` as there);
+        * ``kind="aligned"``: balanced rank-``rank`` layers of singular values ``scale``, default 1
+          (:meth:`aligned_init`).
+
+        ``width`` is not used (the layer widths are the network's): it is there so that every
+        problem is called alike, ``problem.initial_point(width, scale, seed=seed)``.
+        """
+        if width is not None:
+            as_positive_int("width", width)
+        if kind not in _INIT_KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(map(repr, _INIT_KINDS))}, got {kind!r}")
+        if (rank is None) != (kind in ("small", "default")):
+            raise ValueError(f"rank: kind={kind!r} " + ("takes no rank" if rank is not None else "needs a rank"))
+        if kind == "small":
+            if scale is None:
+                raise ValueError("scale: kind='small' draws scale * N(0, 1); give a scale")
+            return self.small_init(scale, seed=seed, batch=batch)
+        if kind == "default":
+            if scale is not None:
+                raise ValueError("scale: kind='default' (PyTorch's init) has its own scale; give none")
+            return self.default_init(seed=seed, batch=batch)
+        assert rank is not None
+        if kind == "truncated":
+            return self.truncated_init(rank, seed=seed, batch=batch, scale=scale)
+        return self.aligned_init(rank, 1.0 if scale is None else scale, seed=seed, batch=batch)
 
     def _draw(self, seed: int | None, batch: int | None, draw_layer: Any) -> np.ndarray:
         rng, count = _batch_rngs(seed, batch)
@@ -330,20 +380,23 @@ class DeepLinearNetwork(Problem):
             out[b] = np.concatenate([draw_layer(rng, shape).ravel() for shape in self.layer_shapes])
         return out if batch is not None else out[0]
 
-    def default_init(self, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
+    @old_spellings(keyword_only=("seed", "batch"))
+    def default_init(self, *, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
         """PyTorch's default ``nn.Linear`` init: ``W_i ~ U(-1/sqrt(d_{i-1}), 1/sqrt(d_{i-1}))``.
 
         Returns ``(n_params,)``, or ``(batch, n_params)`` with a batch size.
         """
         return self._draw(seed, batch, lambda rng, s: rng.uniform(-1.0, 1.0, size=s) / np.sqrt(s[1]))
 
-    def small_init(self, scale: float, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
+    @old_spellings(keyword_only=("seed", "batch"))
+    def small_init(self, scale: float, *, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
         """``W_i = scale * N(0, 1)``: ``(n_params,)`` or ``(batch, n_params)``."""
         scale = as_positive_float("scale", scale, allow_zero=True)
         return self._draw(seed, batch, lambda rng, s: scale * rng.standard_normal(s))
 
+    @old_spellings(keyword_only=("seed", "batch"))
     def truncated_init(
-        self, rank: int, seed: int | None = 0, batch: int | None = None, *, scale: float | None = None
+        self, rank: int, *, seed: int | None = 0, batch: int | None = None, scale: float | None = None
     ) -> np.ndarray:
         """Each layer drawn independently (default init, or ``scale * N(0, 1)``) and truncated by SVD to
         its top ``rank`` singular values -- Paper B's start. Layers of rank r generally span different
@@ -360,7 +413,10 @@ class DeepLinearNetwork(Problem):
             as_positive_float("scale", scale)
         return self._draw(seed, batch, draw)
 
-    def aligned_init(self, rank: int, scale: float = 1.0, seed: int | None = 0, batch: int | None = None) -> np.ndarray:
+    @old_spellings(keyword_only=("seed", "batch"))
+    def aligned_init(
+        self, rank: int, scale: float = 1.0, *, seed: int | None = 0, batch: int | None = None
+    ) -> np.ndarray:
         """Balanced rank-r start: ``W_i = U_i diag(scale) U_{i-1}^T`` with ``U_i (d_i, r)`` random
         orthonormal columns, so ``W_{j+1}^T W_{j+1} = W_j W_j^T`` exactly, ``dim S_k = r`` and
         ``rank P = r``."""

@@ -488,7 +488,7 @@ def _dln_noise_comparison(cfg: DLNNoiseComparison, out_dir: Path | None) -> Expe
         cfg.widths,
         n=cfg.n,
         rank=cfg.planted_rank,
-        singular_values=cfg.planted_singular_values,
+        sigma=cfg.planted_singular_values,
         noise=cfg.planted_noise,
         seed=cfg.data_seed,
     )
