@@ -1,5 +1,5 @@
-// Python bindings of the deep-linear-network kernel and the small Jacobi SVD it uses.
-#include <cmath>
+// Python bindings of the deep-linear-network kernel (its Jacobi SVD is bound with the shared linear
+// algebra, bind_linalg.cpp).
 
 #include "bind_kernel.hpp"
 #include "linear_network.hpp"
@@ -25,7 +25,7 @@ TRAJCORE_BINDINGS(linear_network, 1) {
                 std::vector<double> opt;
                 if (!optimum.is_none())
                     opt = copy_vector(optimum.cast<ConstArray>(), widths.back() * widths.front(), "optimum");
-                RankTolerance tol;
+                linalg::RankTolerance tol;
                 tol.rtol = rank_rtol;
                 tol.atol = rank_atol;
                 return DeepLinearNetworkKernel(widths, n, copy_vector(X_rows, n * widths.front(), "X_rows"),
@@ -34,24 +34,6 @@ TRAJCORE_BINDINGS(linear_network, 1) {
             }),
             py::arg("widths"), py::arg("X_rows"), py::arg("Y_rows"), py::arg("batch_size"), py::arg("rank_rtol"),
             py::arg("rank_atol"), py::arg("groups"), py::arg("optimum") = py::none());
-
-    m.def(
-        "jacobi_svd",
-        [](const ConstArray& A, bool vectors) -> py::object {
-            require(A.ndim() == 2 && A.shape(0) > 0 && A.shape(1) > 0, "A: expected a non-empty 2-d array");
-            const int64_t rows = A.shape(0), cols = A.shape(1), k = std::min(rows, cols);
-            py::array_t<double> s(k);
-            std::vector<double> work;
-            if (!vectors) {
-                jacobi_svd(rows, cols, A.data(), s.mutable_data(), nullptr, nullptr, work);
-                return s;
-            }
-            py::array_t<double> U({rows, k}), V({cols, k});
-            jacobi_svd(rows, cols, A.data(), s.mutable_data(), U.mutable_data(), V.mutable_data(), work);
-            return py::make_tuple(U, s, V);
-        },
-        py::arg("A"), py::arg("vectors") = false,
-        "One-sided Jacobi SVD of a small matrix: s, or (U, s, V) with A = U diag(s) V^T.");
 }
 
 }  // namespace trajcore

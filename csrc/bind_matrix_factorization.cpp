@@ -53,36 +53,6 @@ TRAJCORE_BINDINGS(matrix_factorization, 1) {
             py::arg("sigma") = py::none(), py::arg("basis"), py::arg("pairs"), py::arg("diagonal") = py::none(),
             py::arg("transposed") = false);
 
-    m.def(
-        "change_basis",
-        [](const ConstArray& Q, const ConstArray& X, bool transpose, int n_threads) {
-            require(Q.ndim() == 2 && Q.shape(0) == Q.shape(1), "Q: expected a square matrix");
-            require(X.ndim() == 3 && X.shape(1) == Q.shape(0), "X: expected shape (B, n, w) with n = Q's order");
-            require(n_threads >= 1 && n_threads <= max_run_threads, "n_threads: expected 1 to 1024 threads");
-            const int64_t B = X.shape(0), n = X.shape(1), w = X.shape(2);
-            py::array_t<double> out({B, n, w});
-            const double* q = Q.data();
-            const double* x = X.data();
-            double* o = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                const int threads = resolve_threads(n_threads, B);
-                (void)threads;
-#ifdef TRAJCORE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads)
-#endif
-                for (int64_t b = 0; b < B; ++b) {
-                    if (transpose)
-                        linalg::gemm_tn(n, w, n, 1.0, q, n, x + b * n * w, w, 0.0, o + b * n * w, w);
-                    else
-                        linalg::gemm_nn(n, w, n, 1.0, q, n, x + b * n * w, w, 0.0, o + b * n * w, w);
-                }
-            }
-            return out;
-        },
-        py::arg("Q"), py::arg("X"), py::arg("transpose"), py::arg("n_threads") = 1,
-        "Q^T X_b (transpose) or Q X_b for each X_b of X (B, n, w): parameters into or out of the basis Q (n, n).");
-
     auto amf = bind_kernel<AsymmetricMatrixFactorizationKernel>(
         m, "AsymmetricMatrixFactorizationKernel", "Gradient descent on f(X, Y) = 1/2 ||X Y^T - M||_F^2.");
     amf.def(py::init([](int64_t rows, int64_t cols, int64_t width, py::object dense, py::object A, py::object s,

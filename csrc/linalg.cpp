@@ -88,6 +88,20 @@ void transpose(int64_t m, int64_t n, const double* A, int64_t lda, double* out, 
     kernels::active().transpose(m, n, A, lda, out, ldo);
 }
 
+void change_basis(int64_t n, const double* Q, int64_t batch, int64_t w, const double* X, bool transpose,
+                  double* out, int threads) {
+    (void)threads;
+#ifdef TRAJCORE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+        if (transpose)
+            gemm_tn(n, w, n, 1.0, Q, n, X + b * n * w, w, 0.0, out + b * n * w, w);
+        else
+            gemm_nn(n, w, n, 1.0, Q, n, X + b * n * w, w, 0.0, out + b * n * w, w);
+    }
+}
+
 void set_blas_dgemm(dgemm_fn fn) { blas_dgemm.store(fn); }
 bool has_blas() { return blas_dgemm.load() != nullptr; }
 void set_blas_threshold(int64_t multiply_adds) { blas_min_multiply_adds.store(multiply_adds); }

@@ -29,6 +29,14 @@ void gram(int64_t n, int64_t k, const double* A, int64_t lda, double beta, doubl
 // Sum of x[i] * y[i] (vectorised; a fixed summation order, so deterministic on a given machine).
 double dot(int64_t n, const double* x, const double* y);
 
+// Sum of x[i] * y[i] in index order with one accumulator: the order the small decompositions and the
+// linear network's moments are defined in, independent of the kernel variant (unlike dot).
+inline double sequential_dot(int64_t n, const double* x, const double* y) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
 // out (n x m) = A^T for A (m x n); lda and ldo are row strides (in-register block transposes).
 void transpose(int64_t m, int64_t n, const double* A, int64_t lda, double* out, int64_t ldo);
 
@@ -37,6 +45,12 @@ double scaled_difference(int64_t n, const double* x, const double* y, double a, 
 
 // Whether every x[i] is finite.
 bool all_finite(int64_t n, const double* x);
+
+// Change of basis of a batch: out_b = Q^T X_b (transpose) or Q X_b for the `batch` matrices X_b (n x w)
+// stored one after the other in X, with Q (n x n); parameters into or out of the basis Q. O(batch n^2 w),
+// `threads` OpenMP threads over the batch (one product per matrix: the same bits for any thread count).
+void change_basis(int64_t n, const double* Q, int64_t batch, int64_t w, const double* X, bool transpose,
+                  double* out, int threads);
 
 // Fortran BLAS dgemm signature (column-major), as exported by scipy.linalg.cython_blas.
 using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*, double*, int*, double*,

@@ -38,26 +38,10 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "decompositions.hpp"
 #include "kernel.hpp"
 
 namespace trajcore {
-
-// Singular values (and optionally vectors) of a small dense matrix by one-sided Jacobi (Hestenes).
-// A is (rows x cols) row-major, k = min(rows, cols). On return s (k) is descending and >= 0; when U and
-// V are given, U is (rows x k) and V is (cols x k), row-major, with orthonormal columns (vectors of zero
-// singular values completed to an orthonormal set), A = U diag(s) V^T. Fixed sweep order: deterministic.
-// Cost O(sweeps * k^2 * max(rows, cols)); 10 x 10 matrices take 5-8 sweeps. `work` is resized as needed.
-void jacobi_svd(int64_t rows, int64_t cols, const double* A, double* s, double* U, double* V,
-                std::vector<double>& work);
-
-// Numerical-rank rule: tol = atol when atol > 0, else rtol * s_max with rtol defaulting (rtol <= 0)
-// to max(m, n) * eps, numpy's matrix_rank rule.
-struct RankTolerance {
-    double rtol = 0.0;
-    double atol = 0.0;
-    double threshold(double s_max, int64_t rows, int64_t cols) const;
-    int64_t rank(const double* s, int64_t k, int64_t rows, int64_t cols) const;
-};
 
 class DeepLinearNetworkKernel {
 public:
@@ -86,7 +70,7 @@ public:
     // widths (N + 1); X_rows (n x d_0) and Y_rows (n x d_N) hold the samples as rows;
     // optimum (d_N x d_0) or empty.
     DeepLinearNetworkKernel(std::vector<int64_t> widths, int64_t n, std::vector<double> X_rows,
-                            std::vector<double> Y_rows, int64_t batch_size, RankTolerance tolerance,
+                            std::vector<double> Y_rows, int64_t batch_size, linalg::RankTolerance tolerance,
                             unsigned groups, std::vector<double> optimum);
 
     static constexpr Capabilities capabilities =
@@ -133,7 +117,7 @@ private:
     int64_t n_, batch_, state_size_, n_observables_;
     std::vector<double> X_, Y_, sxx_, syx_, optimum_;
     double yy_ = 0.0;
-    RankTolerance tolerance_;
+    linalg::RankTolerance tolerance_;
     unsigned groups_;
 };
 

@@ -1258,7 +1258,7 @@ void test_linear_network(uint64_t seed) {
 
         // Full batch: loss_and_grad (the moment path) and exact_loss_and_grad.
         const unsigned all_groups = 63u;
-        Kernel kernel(widths, net.n, net.X, net.Y, net.n, trajcore::RankTolerance{}, all_groups, optimum);
+        Kernel kernel(widths, net.n, net.X, net.Y, net.n, trajcore::linalg::RankTolerance{}, all_groups, optimum);
         auto ws = kernel.workspace();
         const double want = net.loss(x0.data(), want_g.data(), rows, 1.0);
         const double loss = kernel.loss_and_grad(x0.data(), g.data(), ws, no_noise());
@@ -1324,7 +1324,7 @@ void test_linear_network(uint64_t seed) {
 
         // Minibatch steps (b < n): the sample's moments, scaled by n / b.
         const int64_t b = 4;
-        Kernel minibatch(widths, net.n, net.X, net.Y, b, trajcore::RankTolerance{}, 0u, {});
+        Kernel minibatch(widths, net.n, net.X, net.Y, b, trajcore::linalg::RankTolerance{}, 0u, {});
         auto wsb = minibatch.workspace();
         bool batches_ok = true;
         for (int64_t step = 0; step < 3; ++step) {
@@ -1387,7 +1387,7 @@ void test_linear_network(uint64_t seed) {
                     for (int64_t c = 0; c < d0; ++c) y += Pn[a * d0 + c] * net.X[s * d0 + c];
                     close_fit.Y[s * dN + a] = y;
                 }
-            Kernel fit(widths, net.n, close_fit.X, close_fit.Y, net.n, trajcore::RankTolerance{}, 0u, {});
+            Kernel fit(widths, net.n, close_fit.X, close_fit.Y, net.n, trajcore::linalg::RankTolerance{}, 0u, {});
             auto wsf = fit.workspace();
             const double exact = static_cast<double>(close_fit.loss<long double>(x0.data(), nullptr, rows, 1.0));
             const double fresh = fit.observe(x0.data(), nullptr, wsf, kNaN);
@@ -1397,7 +1397,7 @@ void test_linear_network(uint64_t seed) {
         }
 
         // The driver: GD, heavy ball, gradient noise (post_step in the loop), minibatch SGD.
-        Kernel recorded(widths, net.n, net.X, net.Y, net.n, trajcore::RankTolerance{},
+        Kernel recorded(widths, net.n, net.X, net.Y, net.n, trajcore::linalg::RankTolerance{},
                         Kernel::balancedness | Kernel::optimum_distance, optimum);
         NaiveProblem naive{
             [&](const double* x, double* gr, int64_t, uint64_t) { return net.loss(x, gr, rows, 1.0); },
@@ -1407,7 +1407,7 @@ void test_linear_network(uint64_t seed) {
         check_driver(what, recorded, naive, starts, 5, 0.02, 0.0);
         check_driver(what, recorded, naive, starts, 5, 0.02, 0.9);
         check_driver(what, recorded, naive, starts, 4, 0.02, 0.0, 0.2);
-        Kernel sgd(widths, net.n, net.X, net.Y, b, trajcore::RankTolerance{}, Kernel::optimum_distance, optimum);
+        Kernel sgd(widths, net.n, net.X, net.Y, b, trajcore::linalg::RankTolerance{}, Kernel::optimum_distance, optimum);
         NaiveProblem naive_sgd{
             [&](const double* x, double* gr, int64_t step, uint64_t trajectory) {
                 return net.loss(x, gr, net.minibatch(b, 0x5eed, trajectory, step),
