@@ -1048,7 +1048,7 @@ def public_problem(draw: Any) -> Any:
         d, rank = draw(st.integers(1, 5)), draw(st.integers(1, 2))
         assume(rank <= d)
         return tc.SymmetricMatrixFactorization.planted(
-            d=d, rank=rank, seed=draw(st.integers(0, 3)), dense=draw(st.booleans())
+            d=d, rank=rank, seed=draw(st.integers(0, 3)), storage=draw(st.sampled_from(["factored", "dense"]))
         )
     m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     M = draw(real_arrays((m, n)))
