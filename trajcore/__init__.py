@@ -13,6 +13,7 @@ from .dynamics import Record, run
 from .initialization import small_init
 from .linear_network import DeepLinearNetwork
 from .matrix_factorization import AsymmetricMatrixFactorization, SymmetricMatrixFactorization
+from .matrix_sensing import MatrixSensing
 from .network import MLP, NetworkRun, Training
 from .noise import (
     DropConnect,
@@ -44,6 +45,7 @@ __all__ = [
     "OrthogonalTensorDecomposition",
     "Langevin",
     "MLP",
+    "MatrixSensing",
     "NetworkRun",
     "PerturbedGD",
     "Problem",

@@ -202,6 +202,18 @@ class AsymmetricMatrixFactorizationKernel(_DrivenKernel):
         diagonal: NDArray[np.float64] | None = None,
     ) -> None: ...
 
+# csrc/bind_matrix_sensing.cpp
+class MatrixSensingKernel(_DrivenKernel):
+    def __init__(
+        self,
+        measurements: NDArray[np.float64],  # (m, d, d), each symmetric
+        observations: NDArray[np.float64],  # (m,)
+        width: int,
+        basis: NDArray[np.float64],  # (d, q)
+        pairs: NDArray[np.int64],  # (K, 2)
+        symmetry_tol: float = 1e-10,
+    ) -> None: ...
+
 # csrc/bind_projection.cpp
 # snapshots (T, N), basis (N, k) -> (T, k)
 def project(
