@@ -384,6 +384,7 @@ def test_planted_target_streams_and_population_loss() -> None:
     np.testing.assert_array_equal(problem.as_factorization().V, factorization.V)
     np.testing.assert_array_equal(problem.target, factorization.target)
     np.testing.assert_array_equal(problem.basis(), factorization.basis())
+    np.testing.assert_array_equal(problem.eigenbasis(), factorization.eigenbasis())
     np.testing.assert_allclose(
         problem.observations, np.einsum("iab,ab->i", problem.measurements, problem.target), rtol=1e-13, atol=1e-13
     )
@@ -415,6 +416,8 @@ def test_unknown_target_records_entries_of_the_prediction() -> None:
         problem.as_factorization()
     with pytest.raises(ValueError, match="target is unknown"):
         _ = problem.target
+    with pytest.raises(ValueError, match="target is unknown"):
+        problem.eigenbasis()
 
 
 def test_examples_cover_the_variants() -> None:

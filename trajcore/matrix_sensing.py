@@ -167,14 +167,17 @@ class MatrixSensing(Problem):
         """The symmetric factorization ``1/4 ||U U^T - M*||_F^2`` with the same target: the population
         loss of planted Gaussian measurements (see :meth:`planted`), and its learning-time
         predictions."""
+        return self._planted("as_factorization")
+
+    def _planted(self, what: str) -> SymmetricMatrixFactorization:
         if self._factorization is None:
-            raise ValueError("as_factorization: the target is unknown (build the problem with V and sigma)")
+            raise ValueError(f"{what}: the target is unknown (build the problem with V and sigma)")
         return self._factorization
 
     @property
     def target(self) -> np.ndarray:
         """The planted ``M* = V diag(sigma) V^T (d, d)``."""
-        return self.as_factorization().target
+        return self._planted("target").target
 
     def basis(self) -> np.ndarray:
         """Orthonormal ``O (d, d)`` of the coefficients: ``[V, V_perp]`` (as the factorization's), or the
@@ -182,6 +185,13 @@ class MatrixSensing(Problem):
         if self._basis is None:
             self._basis = np.eye(self.d) if self._factorization is None else complete_basis(self._factorization.V)
         return self._basis
+
+    def eigenbasis(self) -> np.ndarray:
+        """``O = [V, V_perp] (d, d)``, the target's eigenbasis as every factor problem names it (the
+        same matrix as :meth:`basis` of a planted problem). Runs stay in the given coordinates: a
+        rotation makes ``M*`` diagonal but not the measurements, so it would save nothing."""
+        self._planted("eigenbasis")
+        return self.basis()
 
     @property
     def zero_loss(self) -> float:
