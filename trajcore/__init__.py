@@ -26,6 +26,7 @@ from .noise import (
     SingularValueImputation,
     WeightNoise,
 )
+from .numpy_problem import NumpyProblem
 from .problem import Problem
 from .tensor import OrthogonalTensorDecomposition, SymmetricTensor
 from .trajectory import Trajectory
@@ -47,6 +48,7 @@ __all__ = [
     "MLP",
     "MatrixSensing",
     "NetworkRun",
+    "NumpyProblem",
     "PerturbedGD",
     "Problem",
     "Record",

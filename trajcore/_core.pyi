@@ -7,7 +7,7 @@ defaults and keyword-ness below are the py::arg lists of csrc/bind_*.cpp (the ru
 function can be passed by keyword.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
@@ -212,6 +212,19 @@ class MatrixSensingKernel(_DrivenKernel):
         basis: NDArray[np.float64],  # (d, q)
         pairs: NDArray[np.int64],  # (K, 2)
         symmetry_tol: float = 1e-10,
+    ) -> None: ...
+
+# csrc/bind_python_kernel.cpp
+class PythonKernel(_DrivenKernel):
+    # loss_and_grad(x (n,)) -> (loss, grad (n values)); observe(x (n,)) -> (loss, observables (K values));
+    # x a new float64 array per call; `name` prefixes the messages about a wrong result.
+    def __init__(
+        self,
+        loss_and_grad: Callable[[NDArray[np.float64]], tuple[Any, Any]],
+        observe: Callable[[NDArray[np.float64]], tuple[Any, Any]],
+        state_size: int,
+        n_observables: int,
+        name: str = "PythonKernel",
     ) -> None: ...
 
 # csrc/bind_projection.cpp
