@@ -63,11 +63,15 @@ void gram(int64_t n, int64_t k, const double* A, int64_t lda, double beta, doubl
     // the skipped lower blocks (measured at n = 16 and 20).
     constexpr int64_t kRows = 8;
     const bool blas = blas_dgemm.load(std::memory_order_relaxed) != nullptr && n * n * k >= blas_threshold();
-    if (blas || n < 3 * kRows) {
+    if (blas) {
         gemm_tn(n, n, k, 1.0, A, lda, A, lda, beta, C, ldc);
         return;
     }
     const kernels::Table& variant = kernels::active();
+    if (n < 3 * kRows) {  // gemm_tn's kernel call, its BLAS check made above (gram is called every step)
+        variant.gemm(n, n, k, 1.0, A, 1, lda, A, lda, beta, C, ldc);
+        return;
+    }
     for (int64_t i0 = 0; i0 < n; i0 += kRows) {
         const int64_t rows = std::min(kRows, n - i0);
         variant.gemm(rows, n - i0, k, 1.0, A + i0, 1, lda, A + i0, lda, beta, C + i0 * ldc + i0, ldc);
