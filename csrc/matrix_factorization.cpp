@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
 namespace trajcore {
 
@@ -244,50 +247,16 @@ double TargetMatrix::diagonal_residual_norm_squared(const double* X, const doubl
 // ---------------------------------------------------------------------------------------------
 // Symmetric
 
-SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
-                                                                       PairProjector projector, bool transposed)
-    : target_(std::move(target)), d_(target_.rows()), w_(width), projector_(std::move(projector)),
-      projector_is_signal_(target_.is_factored() && projector_.left_basis_is(target_.left(), target_.rank())),
-      row_gram_(transposed) {
-    require(target_.rows() == target_.cols(), "symmetric factorization: target must be square");
-    require(width > 0, "symmetric factorization: width must be positive");
-    require(!transposed || (target_.is_diagonal() && d_ <= w_),
-            "transposed: the U^T state needs a diagonal target and d <= width");
-    checked_size(d_, w_, "symmetric factorization state");
-    checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
-    if (row_gram_) {  // M as a dense d x d matrix (d <= w: no larger than the state)
-        row_gram_target_.assign(static_cast<size_t>(d_ * d_), 0.0);
-        for (int64_t i = 0; i < target_.rank(); ++i) row_gram_target_[i * d_ + i] = target_.weights()[i];
-    }
-}
+namespace {
 
-SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
-    Workspace ws;
-    ws.gram.resize(static_cast<size_t>(w_ * w_));
-    ws.next_gram.resize(static_cast<size_t>(w_ * w_));
-    ws.mix.resize(static_cast<size_t>(w_ * w_));
-    if (target_.is_factored()) {
-        ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
-        ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
-        ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
-    } else if (row_gram_) {  // ws.mix (w x w) holds the d x d step matrix
-        ws.row_gram.resize(static_cast<size_t>(d_ * d_));
-        ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
-        // observe's P and residual of a state it has no P for, or U for a projector off the axes
-        ws.scratch.resize(static_cast<size_t>(std::max(2 * d_ * d_, d_ * w_)));
-    } else if (target_.is_diagonal()) {
-        ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
-        ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
-    }
-    return ws;
-}
-
-SymmetricMatrixFactorizationKernel::Products SymmetricMatrixFactorizationKernel::products(Workspace& ws) {
-    return {ws.gram.data(), ws.signal.data(), ws.perp_gram.data(), &ws.cross};
-}
-
-SymmetricMatrixFactorizationKernel::Products SymmetricMatrixFactorizationKernel::next_products(Workspace& ws) {
-    return {ws.next_gram.data(), ws.next_signal.data(), ws.next_perp_gram.data(), &ws.next_cross};
+// (Z^T Z)_jj sums the squares of column j of Z: a NaN or infinite entry makes it NaN or infinite, so
+// a finite diagonal means a finite Z. Only otherwise (divergence, or squares that overflow) is Z
+// itself read. (Reading it every step cost more than the step's arithmetic for narrow widths:
+// loads across the narrow stores just made stall.)
+bool gram_diagonal_finite(const double* gram, int64_t n) {
+    bool finite = true;
+    for (int64_t j = 0; j < n; ++j) finite = finite && std::isfinite(gram[j * n + j]);
+    return finite;
 }
 
 // Rows per block of the passes over U (factored or diagonal target): the products of a block meet
@@ -295,28 +264,164 @@ SymmetricMatrixFactorizationKernel::Products SymmetricMatrixFactorizationKernel:
 // the same bits whichever pass computed them.
 constexpr int64_t kBlockRows = 128;
 
-template <class F>
-void SymmetricMatrixFactorizationKernel::for_each_block(F&& f) const {
-    // A diagonal target's rows outside the support come first: their Gram matrix, needed for the
-    // accurate loss, is then complete on the way to U^T U.
-    const int64_t split = target_.is_diagonal() ? target_.rank() : 0;
+// Calls f(first_row, rows, first) for the row blocks of a pass over U, always in the same order: the
+// rows from target.split() on first (a diagonal target's rows outside its support), then the others.
+template <class Target, class F>
+void for_each_block(const Target& target, F&& f) {
+    const int64_t d = target.rows(), split = target.split();
     bool first = true;
-    for (const auto& [begin, end] : {std::pair{split, d_}, std::pair{int64_t{0}, split}})
+    for (const auto& [begin, end] : {std::pair{split, d}, std::pair{int64_t{0}, split}})
         for (int64_t i0 = begin; i0 < end; i0 += kBlockRows) {
             f(i0, std::min(kBlockRows, end - i0), first);
             first = false;
         }
 }
 
-void SymmetricMatrixFactorizationKernel::add_block_products(const double* U_block, int64_t i0, int64_t rows,
-                                                            bool first, const Products& p) const {
+// U's products in one pass over its row blocks (factored or diagonal target).
+template <class Target>
+void fill_block_products(const Target& target, const double* U, typename Target::Workspace& ws) {
+    const auto p = Target::current(ws);
+    const int64_t w = target.width();
+    for_each_block(target, [&](int64_t i0, int64_t rows, bool first) {
+        target.add_block_products(U + i0 * w, i0, rows, first, p);
+    });
+}
+
+// out = U A + c M U block by block (factored or diagonal target), with next's products on the way
+// when asked (see the target policies in the header).
+template <class Target>
+void combine_blocks(const Target& target, const double* U, double c, double* out, typename Target::Workspace& ws,
+                    bool prepare_next, bool* finite) {
+    const int64_t d = target.rows(), w = target.width();
+    target.prepare_combine(c, ws);
+    // With next's products on the way, finiteness comes from next's Gram matrix (below); else each
+    // block is checked while in L1.
+    const bool check_blocks = finite != nullptr && !prepare_next;
+    if (check_blocks) *finite = true;
+    const auto next = Target::next(ws);
+    for_each_block(target, [&](int64_t i0, int64_t rows, bool first) {
+        double* block = out + i0 * w;
+        const double* U_block = U + i0 * w;
+        gemm_nn(rows, w, w, 1.0, U_block, w, ws.mix.data(), w, 0.0, block, w);
+        target.add_target_rows(U_block, i0, rows, c, block, ws);
+        if (check_blocks) *finite = linalg::all_finite(rows * w, block) && *finite;
+        if (prepare_next) target.add_block_products(block, i0, rows, first, next);
+    });
+    if (finite != nullptr && prepare_next)
+        *finite = gram_diagonal_finite(next.gram, w) || linalg::all_finite(d * w, out);
+}
+
+}  // namespace
+
+// -- dense target --
+
+DenseTarget::DenseTarget(TargetMatrix target, int64_t width)
+    : target_(std::move(target)), d_(target_.rows()), w_(width) {
+    require(!target_.is_factored() && !target_.is_diagonal(), "symmetric factorization: expected a dense target");
+}
+
+void DenseTarget::fill_products(const double* U, Workspace& ws, double*) const {
+    linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
+}
+
+double DenseTarget::cross(const double* U, Workspace& ws, double* target_times_u) const {
+    target_.times(U, w_, target_times_u, ws.scratch);  // O(d^2 w)
+    return linalg::dot(d_ * w_, U, target_times_u);
+}
+
+void DenseTarget::combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next,
+                          bool* finite) const {
+    gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
+    if (prepare_next) {  // out^T out, as fill_products computes it
+        linalg::gram(w_, d_, out, w_, 0.0, ws.next_gram.data(), w_);
+        if (finite) *finite = gram_diagonal_finite(ws.next_gram.data(), w_) || linalg::all_finite(d_ * w_, out);
+    } else if (finite) {
+        *finite = linalg::all_finite(d_ * w_, out);
+    }
+}
+
+double DenseTarget::residual_norm_squared(const double* U, Workspace& ws, bool) const {
+    return target_.residual_norm_squared(U, U, w_, ws.scratch);
+}
+
+// -- factored target --
+
+FactoredTarget::FactoredTarget(TargetMatrix target, int64_t width)
+    : target_(std::move(target)), d_(target_.rows()), w_(width) {
+    require(target_.is_factored(), "symmetric factorization: expected a factored target");
+}
+
+void FactoredTarget::allocate(Workspace& ws) const {
+    ws.signal.resize(static_cast<size_t>(target_.rank() * w_));
+    ws.next_signal.resize(static_cast<size_t>(target_.rank() * w_));
+    ws.signal_mix.resize(static_cast<size_t>(target_.rank() * w_));
+}
+
+void FactoredTarget::fill_products(const double* U, Workspace& ws, double*) const {
+    fill_block_products(*this, U, ws);
+}
+
+double FactoredTarget::cross(const double*, Workspace& ws, double*) const {
+    // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
+    double cross = 0.0;
+    for (int64_t k = 0; k < target_.rank(); ++k) {
+        const double* p = ws.signal.data() + k * w_;
+        cross += target_.weights()[k] * linalg::dot(w_, p, p);
+    }
+    return cross;
+}
+
+void FactoredTarget::add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first,
+                                        const Products& p) const {
+    const double beta = first ? 0.0 : 1.0;
+    const int64_t r = target_.rank();
+    linalg::gram(w_, rows, U_block, w_, beta, p.gram, w_);                                    // O(rows w^2)
+    gemm_tn(r, w_, rows, 1.0, target_.left() + i0 * r, r, U_block, w_, beta, p.signal, w_);  // V^T U: O(rows r w)
+}
+
+// M U = V (S V^T U), so out = U A + V C with C = c S (V^T U), (r x w).
+void FactoredTarget::prepare_combine(double c, Workspace& ws) const {
+    for (int64_t k = 0; k < target_.rank(); ++k)
+        for (int64_t j = 0; j < w_; ++j)
+            ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
+}
+
+void FactoredTarget::add_target_rows(const double*, int64_t i0, int64_t rows, double, double* block,
+                                     const Workspace& ws) const {
+    const int64_t r = target_.rank();
+    gemm_nn(rows, w_, r, 1.0, target_.left() + i0 * r, r, ws.signal_mix.data(), w_, 1.0, block, w_);
+}
+
+void FactoredTarget::combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next,
+                             bool* finite) const {
+    combine_blocks(*this, U, c, out, ws, prepare_next, finite);
+}
+
+double FactoredTarget::residual_norm_squared(const double* U, Workspace& ws, bool products_ready) const {
+    // V^T U from the step starts the split of the residual.
+    return target_.residual_norm_squared(U, U, w_, ws.scratch, products_ready ? ws.signal.data() : nullptr);
+}
+
+// -- diagonal target --
+
+DiagonalTarget::DiagonalTarget(TargetMatrix target, int64_t width)
+    : target_(std::move(target)), d_(target_.rows()), w_(width) {
+    require(target_.is_diagonal(), "symmetric factorization: expected a diagonal target");
+}
+
+void DiagonalTarget::allocate(Workspace& ws) const {
+    ws.perp_gram.resize(static_cast<size_t>(w_ * w_));
+    ws.next_perp_gram.resize(static_cast<size_t>(w_ * w_));
+}
+
+void DiagonalTarget::fill_products(const double* U, Workspace& ws, double*) const {
+    fill_block_products(*this, U, ws);
+}
+
+void DiagonalTarget::add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first,
+                                        const Products& p) const {
     const double beta = first ? 0.0 : 1.0;
     linalg::gram(w_, rows, U_block, w_, beta, p.gram, w_);  // O(rows w^2)
-    if (target_.is_factored()) {                           // V^T U: O(rows r w)
-        const int64_t r = target_.rank();
-        gemm_tn(r, w_, rows, 1.0, target_.left() + i0 * r, r, U_block, w_, beta, p.signal, w_);
-        return;
-    }
     const int64_t support = target_.rank();
     if (first) *p.cross = 0.0;
     // sum_i m_i |U_i|^2, inline: rows are short, a call per row would cost more than its work.
@@ -332,102 +437,179 @@ void SymmetricMatrixFactorizationKernel::add_block_products(const double* U_bloc
         std::fill(p.perp_gram, p.perp_gram + w_ * w_, 0.0);
 }
 
-double SymmetricMatrixFactorizationKernel::loss_parts(const double* U, Workspace& ws, double* target_times_u) const {
-    if (target_.is_factored() || target_.is_diagonal()) {
-        const Products p = products(ws);
-        for_each_block([&](int64_t i0, int64_t rows, bool first) { add_block_products(U + i0 * w_, i0, rows, first, p); });
-        return loss_from_products(ws, target_.is_diagonal() ? ws.cross : 0.0);
+// out_i = U_i A + c m_i U_i.
+void DiagonalTarget::add_target_rows(const double* U_block, int64_t i0, int64_t rows, double c, double* block,
+                                     const Workspace&) const {
+    for (int64_t i = i0; i < std::min(i0 + rows, target_.rank()); ++i) {
+        const double m = c * target_.weights()[i];
+        for (int64_t j = 0; j < w_; ++j) block[(i - i0) * w_ + j] += m * U_block[(i - i0) * w_ + j];
     }
-    linalg::gram(w_, d_, U, w_, 0.0, ws.gram.data(), w_);  // U^T U: O(d w^2)
-    target_.times(U, w_, target_times_u, ws.scratch);      // O(d^2 w)
-    return loss_from_products(ws, linalg::dot(d_ * w_, U, target_times_u));
 }
 
-double SymmetricMatrixFactorizationKernel::loss_from_products(Workspace& ws, double cross) const {
-    if (target_.is_factored()) {
-        // <U, V S V^T U> = sum_k s_k |(V^T U)_k|^2: no (d x w) product needed.
-        for (int64_t k = 0; k < target_.rank(); ++k) {
-            const double* p = ws.signal.data() + k * w_;
-            cross += target_.weights()[k] * linalg::dot(w_, p, p);
-        }
-    }
+void DiagonalTarget::combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next,
+                             bool* finite) const {
+    combine_blocks(*this, U, c, out, ws, prepare_next, finite);
+}
+
+double DiagonalTarget::residual_norm_squared(const double* U, Workspace& ws, bool products_ready) const {
+    // U_perp^T U_perp from the step completes the split of the residual.
+    return target_.residual_norm_squared(U, U, w_, ws.scratch, nullptr,
+                                         products_ready ? ws.perp_gram.data() : nullptr);
+}
+
+// -- the kernel over a target policy --
+
+namespace {
+
+// The checks every symmetric kernel makes first, in this order (the error a caller sees).
+TargetMatrix checked_symmetric_target(TargetMatrix target, int64_t width) {
+    require(target.rows() == target.cols(), "symmetric factorization: target must be square");
+    require(width > 0, "symmetric factorization: width must be positive");
+    return target;
+}
+
+}  // namespace
+
+template <class Target>
+SymmetricFactorizationKernel<Target>::SymmetricFactorizationKernel(TargetMatrix target, int64_t width,
+                                                                   PairProjector projector)
+    : d_(target.rows()), w_(width), target_(checked_symmetric_target(std::move(target), width), width),
+      projector_(std::move(projector)), projector_is_signal_(target_.projects_on_signal(projector_)) {
+    checked_size(d_, w_, "symmetric factorization state");
+    checked_size(w_, w_, "symmetric factorization workspace");  // the w x w Gram matrix
+}
+
+template <class Target>
+typename SymmetricFactorizationKernel<Target>::Workspace SymmetricFactorizationKernel<Target>::workspace() const {
+    Workspace ws;
+    ws.gram.resize(static_cast<size_t>(w_ * w_));
+    ws.next_gram.resize(static_cast<size_t>(w_ * w_));
+    ws.mix.resize(static_cast<size_t>(w_ * w_));
+    target_.allocate(ws);
+    return ws;
+}
+
+template <class Target>
+double SymmetricFactorizationKernel<Target>::loss_parts(const double* U, Workspace& ws,
+                                                        double* target_times_u) const {
+    target_.fill_products(U, ws, target_times_u);
+    return loss_from_products(ws, target_.cross(U, ws, target_times_u));
+}
+
+template <class Target>
+double SymmetricFactorizationKernel<Target>::loss_from_products(Workspace& ws, double cross) const {
+    const double frobenius_squared = target_.matrix().frobenius_squared();
     const double gram2 = linalg::dot(w_ * w_, ws.gram.data(), ws.gram.data());
-    ws.loss_scale = gram2 + target_.frobenius_squared();
-    return 0.25 * (gram2 - 2.0 * cross + target_.frobenius_squared());
+    ws.loss_scale = gram2 + frobenius_squared;
+    return 0.25 * (gram2 - 2.0 * cross + frobenius_squared);
 }
 
-void SymmetricMatrixFactorizationKernel::combine(const double* U, double c, double* out, Workspace& ws,
-                                                 bool prepare_next, bool* finite) const {
-    if (!target_.is_factored() && !target_.is_diagonal()) {
-        gemm_nn(d_, w_, w_, 1.0, U, w_, ws.mix.data(), w_, c, out, w_);  // out = U A + c (M U)
-        if (prepare_next) {  // out^T out, as loss_parts computes it
-            linalg::gram(w_, d_, out, w_, 0.0, ws.next_gram.data(), w_);
-            if (finite) *finite = gram_diagonal_finite(ws.next_gram.data(), w_) || linalg::all_finite(d_ * w_, out);
-        } else if (finite) {
-            *finite = linalg::all_finite(d_ * w_, out);
-        }
-        return;
+template <class Target>
+double SymmetricFactorizationKernel<Target>::loss_and_grad(const double* U, double* grad, Workspace& ws,
+                                                           const StepContext&) const {
+    ws.products_of_next = nullptr;
+    const double loss = loss_parts(U, ws, grad);
+    std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
+    target_.combine(U, -1.0, grad, ws, false, nullptr);  // U (U^T U) - M U
+    return loss;
+}
+
+template <class Target>
+StepResult SymmetricFactorizationKernel<Target>::loss_and_step(const double* U, double lr, double* next,
+                                                               bool next_is_final, Workspace& ws,
+                                                               const StepContext&) const {
+    double loss;
+    if (ws.products_of_next == U) {  // the previous step already computed U's products
+        std::swap(ws.gram, ws.next_gram);
+        target_.swap_next_products(ws);
+        loss = loss_from_products(ws, target_.cross(U, ws, next));  // a dense target: M U into next
+    } else {
+        loss = loss_parts(U, ws, next);
     }
-    // Factored: M U = V (S V^T U), so out = U A + V C with C = c S (V^T U), (r x w).
-    // Diagonal: out_i = U_i A + c m_i U_i.
-    const int64_t r = target_.rank();
-    if (target_.is_factored())
-        for (int64_t k = 0; k < r; ++k)
-            for (int64_t j = 0; j < w_; ++j)
-                ws.signal_mix[k * w_ + j] = c * target_.weights()[k] * ws.signal[k * w_ + j];
-    // With next's products on the way, finiteness comes from next's Gram matrix (below); else each
-    // block is checked while in L1.
-    const bool check_blocks = finite != nullptr && !prepare_next;
-    if (check_blocks) *finite = true;
-    const Products next = next_products(ws);
-    for_each_block([&](int64_t i0, int64_t rows, bool first) {
-        double* block = out + i0 * w_;
-        const double* U_block = U + i0 * w_;
-        gemm_nn(rows, w_, w_, 1.0, U_block, w_, ws.mix.data(), w_, 0.0, block, w_);
-        if (target_.is_factored()) {
-            gemm_nn(rows, w_, r, 1.0, target_.left() + i0 * r, r, ws.signal_mix.data(), w_, 1.0, block, w_);
-        } else {
-            for (int64_t i = i0; i < std::min(i0 + rows, r); ++i) {
-                const double m = c * target_.weights()[i];
-                for (int64_t j = 0; j < w_; ++j) block[(i - i0) * w_ + j] += m * U_block[(i - i0) * w_ + j];
-            }
-        }
-        if (check_blocks) *finite = linalg::all_finite(rows * w_, block) && *finite;
-        if (prepare_next) add_block_products(block, i0, rows, first, next);
-    });
-    if (finite != nullptr && prepare_next)
-        *finite = gram_diagonal_finite(next.gram, w_) || linalg::all_finite(d_ * w_, out);
+    // U - lr (U G - M U) = U (I - lr G) + lr M U: one pass over U instead of gradient, then step;
+    // with a factored or diagonal target the same pass computes next's products for the following step.
+    for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
+    for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
+    // Only a final next is worth checking here: noise or post_step would change it afterwards.
+    const bool prepare = next_is_final;
+    bool finite = false;
+    target_.combine(U, lr, next, ws, prepare, next_is_final ? &finite : nullptr);
+    ws.products_of_next = prepare ? next : nullptr;
+    return {loss, finite};
 }
 
-// (Z^T Z)_jj sums the squares of column j of Z: a NaN or infinite entry makes it NaN or infinite, so
-// a finite diagonal means a finite Z. Only otherwise (divergence, or squares that overflow) is Z
-// itself read. (Reading it every step cost more than the step's arithmetic for narrow widths:
-// loads across the narrow stores just made stall.)
-bool SymmetricMatrixFactorizationKernel::gram_diagonal_finite(const double* gram, int64_t n) {
-    bool finite = true;
-    for (int64_t j = 0; j < n; ++j) finite = finite && std::isfinite(gram[j * n + j]);
-    return finite;
+template <class Target>
+double SymmetricFactorizationKernel<Target>::observe(const double* U, double* out, Workspace& ws,
+                                                     double gradient_loss) const {
+    // When the driver has just computed the step from U, the workspace holds U's products (V^T U
+    // for a factored target): the signal coefficients and the accurate loss start from them.
+    const bool products_ready = std::isfinite(gradient_loss);
+    const double* signal = products_ready ? target_.signal(ws) : nullptr;
+    if (signal != nullptr && projector_is_signal_)
+        projector_.project_from(signal, signal, w_, out);
+    else
+        projector_.project(U, U, w_, out, ws.projection);
+    if (products_ready && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
+    return 0.25 * target_.residual_norm_squared(U, ws, products_ready);
 }
 
-void SymmetricMatrixFactorizationKernel::fill_row_gram(const double* T, double* P) const {
+template class SymmetricFactorizationKernel<DenseTarget>;
+template class SymmetricFactorizationKernel<FactoredTarget>;
+template class SymmetricFactorizationKernel<DiagonalTarget>;
+static_assert(check_kernel<SymmetricDenseKernel>());
+static_assert(check_kernel<SymmetricFactoredKernel>());
+static_assert(check_kernel<SymmetricDiagonalKernel>());
+
+// -- the transposed state --
+
+SymmetricTransposedKernel::SymmetricTransposedKernel(TargetMatrix target, int64_t width, PairProjector projector)
+    : d_(target.rows()), w_(width), projector_(std::move(projector)) {
+    target = checked_symmetric_target(std::move(target), width);
+    require(target.is_diagonal() && d_ <= w_, "transposed: the U^T state needs a diagonal target and d <= width");
+    checked_size(d_, w_, "symmetric factorization state");
+    // M as a dense d x d matrix (d <= w: no larger than the state)
+    target_.assign(static_cast<size_t>(d_ * d_), 0.0);
+    for (int64_t i = 0; i < target.rank(); ++i) target_[i * d_ + i] = target.weights()[i];
+}
+
+SymmetricTransposedKernel::Workspace SymmetricTransposedKernel::workspace() const {
+    Workspace ws;
+    ws.row_gram.resize(static_cast<size_t>(d_ * d_));
+    ws.next_row_gram.resize(static_cast<size_t>(d_ * d_));
+    ws.step.resize(static_cast<size_t>(d_ * d_));
+    // observe's P and residual of a state it has no P for, or U for a projector off the axes
+    ws.scratch.resize(static_cast<size_t>(std::max(2 * d_ * d_, d_ * w_)));
+    return ws;
+}
+
+void SymmetricTransposedKernel::fill_row_gram(const double* T, double* P) const {
     linalg::gram(d_, w_, T, d_, 0.0, P, d_);  // (U^T)^T U^T = U U^T, O(d^2 w)
 }
 
-double SymmetricMatrixFactorizationKernel::row_gram_residual(const double* P, double a, double c, double* S) const {
-    const double squares = linalg::scaled_difference(d_ * d_, P, row_gram_target_.data(), a, S);
+double SymmetricTransposedKernel::row_gram_residual(const double* P, double a, double c, double* S) const {
+    const double squares = linalg::scaled_difference(d_ * d_, P, target_.data(), a, S);
     if (c != 0.0)
         for (int64_t i = 0; i < d_; ++i) S[i * d_ + i] += c;
     return 0.25 * squares;
 }
 
-StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* T, double lr, double* next,
-                                                             bool next_is_final, Workspace& ws) const {
+double SymmetricTransposedKernel::loss_and_grad(const double* T, double* grad, Workspace& ws,
+                                                const StepContext&) const {
+    ws.products_of_next = nullptr;
+    fill_row_gram(T, ws.row_gram.data());  // grad^T = U^T R
+    const double loss = row_gram_residual(ws.row_gram.data(), 1.0, 0.0, ws.step.data());
+    gemm_nn(w_, d_, d_, 1.0, T, d_, ws.step.data(), d_, 0.0, grad, d_);
+    return loss;
+}
+
+StepResult SymmetricTransposedKernel::loss_and_step(const double* T, double lr, double* next, bool next_is_final,
+                                                    Workspace& ws, const StepContext&) const {
     if (ws.products_of_next == T)  // the previous step already computed U U^T
         std::swap(ws.row_gram, ws.next_row_gram);
     else
         fill_row_gram(T, ws.row_gram.data());
     // (U - lr (P - M) U)^T = U^T (I - lr R) with the symmetric residual R = P - M: O(d^2 w).
-    double* step = ws.mix.data();
+    double* step = ws.step.data();
     const double loss = row_gram_residual(ws.row_gram.data(), -lr, 1.0, step);
     gemm_nn(w_, d_, d_, 1.0, T, d_, step, d_, 0.0, next, d_);
     if (!next_is_final) {  // noise or post_step change next: its products would be wasted
@@ -441,81 +623,80 @@ StepResult SymmetricMatrixFactorizationKernel::row_gram_step(const double* T, do
     return {loss, gram_diagonal_finite(P_next, d_) || linalg::all_finite(d_ * w_, next)};
 }
 
-double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
-                                                         const StepContext&) const {
-    ws.products_of_next = nullptr;
-    if (row_gram_) {  // U holds U^T: grad^T = U^T R
-        fill_row_gram(U, ws.row_gram.data());
-        const double loss = row_gram_residual(ws.row_gram.data(), 1.0, 0.0, ws.mix.data());
-        gemm_nn(w_, d_, d_, 1.0, U, d_, ws.mix.data(), d_, 0.0, grad, d_);
-        return loss;
+double SymmetricTransposedKernel::observe(const double* T, double* out, Workspace& ws, double gradient_loss) const {
+    // P = U U^T from the step when it has just been computed
+    const double* P = ws.row_gram.data();
+    double loss = gradient_loss;  // exact, the same sum as below
+    if (!std::isfinite(gradient_loss)) {
+        fill_row_gram(T, ws.scratch.data());
+        P = ws.scratch.data();
+        loss = row_gram_residual(P, 1.0, 0.0, ws.scratch.data() + d_ * d_);
     }
-    const double loss = loss_parts(U, ws, grad);
-    std::copy(ws.gram.begin(), ws.gram.end(), ws.mix.begin());
-    combine(U, -1.0, grad, ws, false, nullptr);  // U (U^T U) - M U
+    if (projector_.on_axes()) {
+        projector_.gather(P, d_, out);
+    } else {  // the projector reads U itself (P is no longer needed)
+        linalg::transpose(w_, d_, T, d_, ws.scratch.data(), w_);
+        projector_.project(ws.scratch.data(), ws.scratch.data(), w_, out, ws.projection);
+    }
     return loss;
+}
+
+static_assert(check_kernel<SymmetricTransposedKernel>());
+
+// -- the kernel a target and layout call for --
+
+namespace {
+
+SymmetricMatrixFactorizationKernel::Kernel symmetric_kernel(TargetMatrix target, int64_t width,
+                                                            PairProjector projector, bool transposed) {
+    target = checked_symmetric_target(std::move(target), width);
+    require(!transposed || (target.is_diagonal() && target.rows() <= width),
+            "transposed: the U^T state needs a diagonal target and d <= width");
+    if (transposed) return SymmetricTransposedKernel(std::move(target), width, std::move(projector));
+    if (target.is_factored()) return SymmetricFactoredKernel(std::move(target), width, std::move(projector));
+    if (target.is_diagonal()) return SymmetricDiagonalKernel(std::move(target), width, std::move(projector));
+    return SymmetricDenseKernel(std::move(target), width, std::move(projector));
+}
+
+}  // namespace
+
+SymmetricMatrixFactorizationKernel::SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width,
+                                                                       PairProjector projector, bool transposed)
+    : kernel_(symmetric_kernel(std::move(target), width, std::move(projector), transposed)),
+      state_size_(std::visit([](const auto& k) { return k.state_size(); }, kernel_)),
+      n_observables_(std::visit([](const auto& k) { return k.n_observables(); }, kernel_)) {}
+
+SymmetricMatrixFactorizationKernel::Workspace SymmetricMatrixFactorizationKernel::workspace() const {
+    return std::visit([](const auto& k) -> Workspace { return k.workspace(); }, kernel_);
+}
+
+// f(kernel, its workspace) for the kernel held; ws comes from workspace(), so it holds that kernel's.
+template <class F>
+static decltype(auto) visit_kernel(const SymmetricMatrixFactorizationKernel::Kernel& kernel,
+                                   SymmetricMatrixFactorizationKernel::Workspace& ws, F&& f) {
+    return std::visit(
+        [&](const auto& k) -> decltype(auto) {
+            using K = std::decay_t<decltype(k)>;
+            return f(k, std::get<typename K::Workspace>(ws));
+        },
+        kernel);
+}
+
+double SymmetricMatrixFactorizationKernel::loss_and_grad(const double* U, double* grad, Workspace& ws,
+                                                         const StepContext& ctx) const {
+    return visit_kernel(kernel_, ws, [&](const auto& k, auto& w) { return k.loss_and_grad(U, grad, w, ctx); });
 }
 
 StepResult SymmetricMatrixFactorizationKernel::loss_and_step(const double* U, double lr, double* next,
                                                              bool next_is_final, Workspace& ws,
-                                                             const StepContext&) const {
-    if (row_gram_) return row_gram_step(U, lr, next, next_is_final, ws);
-    double loss;
-    if (ws.products_of_next == U) {  // the previous step already computed U's products
-        std::swap(ws.gram, ws.next_gram);
-        std::swap(ws.signal, ws.next_signal);
-        std::swap(ws.perp_gram, ws.next_perp_gram);
-        std::swap(ws.cross, ws.next_cross);
-        double cross = target_.is_diagonal() ? ws.cross : 0.0;
-        if (!target_.is_factored() && !target_.is_diagonal()) {  // dense: M U into next, as loss_parts
-            target_.times(U, w_, next, ws.scratch);
-            cross = linalg::dot(d_ * w_, U, next);
-        }
-        loss = loss_from_products(ws, cross);
-    } else {
-        loss = loss_parts(U, ws, next);
-    }
-    // U - lr (U G - M U) = U (I - lr G) + lr M U: one pass over U instead of gradient, then step;
-    // with a factored target the same pass computes next's products for the following step.
-    for (int64_t i = 0; i < w_ * w_; ++i) ws.mix[i] = -lr * ws.gram[i];
-    for (int64_t i = 0; i < w_; ++i) ws.mix[i * w_ + i] += 1.0;
-    // Only a final next is worth checking here: noise or post_step would change it afterwards.
-    const bool prepare = next_is_final;
-    bool finite = false;
-    combine(U, lr, next, ws, prepare, next_is_final ? &finite : nullptr);
-    ws.products_of_next = prepare ? next : nullptr;
-    return {loss, finite};
+                                                             const StepContext& ctx) const {
+    return visit_kernel(kernel_, ws,
+                        [&](const auto& k, auto& w) { return k.loss_and_step(U, lr, next, next_is_final, w, ctx); });
 }
 
 double SymmetricMatrixFactorizationKernel::observe(const double* U, double* out, Workspace& ws,
                                                    double gradient_loss) const {
-    if (row_gram_) {  // U holds U^T; P = U U^T from the step when it has just been computed
-        const double* P = ws.row_gram.data();
-        double loss = gradient_loss;  // exact, the same sum as below
-        if (!std::isfinite(gradient_loss)) {
-            fill_row_gram(U, ws.scratch.data());
-            P = ws.scratch.data();
-            loss = row_gram_residual(P, 1.0, 0.0, ws.scratch.data() + d_ * d_);
-        }
-        if (projector_.on_axes()) {
-            projector_.gather(P, d_, out);
-        } else {  // the projector reads U itself (P is no longer needed)
-            linalg::transpose(w_, d_, U, d_, ws.scratch.data(), w_);
-            projector_.project(ws.scratch.data(), ws.scratch.data(), w_, out, ws.projection);
-        }
-        return loss;
-    }
-    // When the driver has just computed the step from U, the workspace holds V^T U (factored
-    // target): the signal coefficients and the accurate loss start from it.
-    const double* signal = std::isfinite(gradient_loss) && target_.is_factored() ? ws.signal.data() : nullptr;
-    if (signal != nullptr && projector_is_signal_)
-        projector_.project_from(signal, signal, w_, out);
-    else
-        projector_.project(U, U, w_, out, ws.projection);
-    if (std::isfinite(gradient_loss) && 4.0 * gradient_loss >= kGramTrust * ws.loss_scale) return gradient_loss;
-    // ... and U_perp^T U_perp (diagonal target).
-    const double* perp_gram = std::isfinite(gradient_loss) && target_.is_diagonal() ? ws.perp_gram.data() : nullptr;
-    return 0.25 * target_.residual_norm_squared(U, U, w_, ws.scratch, signal, perp_gram);
+    return visit_kernel(kernel_, ws, [&](const auto& k, auto& w) { return k.observe(U, out, w, gradient_loss); });
 }
 
 // ---------------------------------------------------------------------------------------------

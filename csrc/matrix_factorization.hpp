@@ -1,11 +1,12 @@
 // Step kernels of symmetric and asymmetric matrix factorization (PAPERS.md section 2).
 //
 // Symmetric:  f(U) = 1/4 ||U U^T - M||_F^2,  U (d x w).  grad = U (U^T U) - M U; U U^T is formed only
-//   by a kernel whose state is U^T (a diagonal M with d <= w, where it is the smaller Gram matrix:
-//   see fill_row_gram).
+//   by the kernel whose state is U^T (SymmetricTransposedKernel: a diagonal M with d <= w, where it is
+//   the smaller Gram matrix).
 //   M U costs O(d^2 w) for a dense M, O(d r w) for M = V diag(sigma) V^T given as (V, sigma), and
 //   O(d w) for a diagonal M: the same problem in the target's eigenbasis (U -> O^T U), which is how
-//   Python runs with coordinates="eigenbasis".
+//   Python runs with coordinates="eigenbasis". Each form is its own kernel,
+//   SymmetricFactorizationKernel<DenseTarget | FactoredTarget | DiagonalTarget>.
 //   A plain step is U (I - lr U^T U) + lr M U, written without a gradient array; for a factored M,
 //   M U = V (sigma * V^T U) and <U, M U> = sum_k sigma_k |(V^T U)_k|^2 come from V^T U alone.
 //   The gradient's loss is the Gram form 1/4 (||U^T U||^2 - 2 <U, M U> + ||M||^2) from the products the
@@ -20,6 +21,7 @@
 #pragma once
 #include <cstdint>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "checks.hpp"
@@ -83,37 +85,161 @@ private:
 // The Gram-form loss is trusted when it is at least this fraction of the size of its terms.
 constexpr double kGramTrust = 1e-4;
 
-class SymmetricMatrixFactorizationKernel {
+// ---------------------------------------------------------------------------------------------
+// Symmetric factorization: one kernel per target form, sharing the step through a class template
+// over the target (SymmetricFactorizationKernel<DenseTarget | FactoredTarget | DiagonalTarget>), a
+// kernel for the transposed state (SymmetricTransposedKernel), and SymmetricMatrixFactorizationKernel,
+// which holds the one a target and layout call for (what Python binds).
+
+// What every kernel whose state is U (d x w) keeps per thread.
+struct SymmetricWorkspace {
+    std::vector<double> gram;       // (w x w) U^T U
+    std::vector<double> next_gram;  // (w x w) the same for the last step's result
+    std::vector<double> mix;        // (w x w) the U-side factor of `combine`
+    std::vector<double> scratch, projection;
+    // The last step's result whose products the next_* buffers hold (nullptr when they are not ready).
+    const double* products_of_next = nullptr;
+    double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last Gram-form loss
+};
+
+// A target policy is the part of a step that depends on how M is held. For U (d x w) it provides
+//   Workspace                         SymmetricWorkspace and the target's own products
+//   fill_products(U, ws, mu)          ws.gram = U^T U and the target's products of U (mu: a d x w buffer
+//                                     of the caller's, which a dense target fills with M U)
+//   cross(U, ws, mu)                  <U, M U> once U's products are in ws (a dense target computes M U
+//                                     into mu here)
+//   swap_next_products(ws)            makes the target's products of the last step's result current
+//   combine(U, c, out, ws, prepare_next, finite)
+//                                     out = U A + c M U with A (w x w) in ws.mix; out holds M U on entry
+//                                     for a dense target. The gradient is A = U^T U, c = -1; a step of
+//                                     size lr is A = I - lr U^T U, c = lr. With `finite`, reports whether
+//                                     out is finite; with prepare_next also fills the next products with
+//                                     out's.
+//   signal(ws)                        V^T U (r x w) when the target keeps it (factored), else nullptr
+//   projects_on_signal(projector)     whether the coefficients are entries of signal(ws) signal(ws)^T
+//   residual_norm_squared(U, ws, products_ready)
+//                                     ||U U^T - M||^2 without cancellation, reusing U's products when
+//                                     the driver has just computed them
+
+// Dense M: M U by a product, O(d^2 w).
+class DenseTarget {
 public:
-    struct Workspace {
-        std::vector<double> gram;    // (w x w) U^T U
-        std::vector<double> signal;  // (r x w) V^T U, factored target
-        std::vector<double> mix;     // (w x w) and (r x w): the two factors of `combine`
-        std::vector<double> signal_mix;
-        // U^T U (and V^T U, factored target) of the last step's result, and that result's address
-        // (nullptr when they are not ready).
-        std::vector<double> next_gram, next_signal;
-        // Diagonal target: U_perp^T U_perp over the rows outside its support (w x w) and
-        // <U, M U> = sum_i m_i |U_i|^2, of U and of the last step's result.
+    using Workspace = SymmetricWorkspace;
+    DenseTarget(TargetMatrix target, int64_t width);
+    const TargetMatrix& matrix() const { return target_; }
+    void allocate(Workspace&) const {}
+    void fill_products(const double* U, Workspace& ws, double* target_times_u) const;
+    double cross(const double* U, Workspace& ws, double* target_times_u) const;
+    void swap_next_products(Workspace&) const {}
+    void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
+    const double* signal(const Workspace&) const { return nullptr; }
+    bool projects_on_signal(const PairProjector&) const { return false; }
+    double residual_norm_squared(const double* U, Workspace& ws, bool products_ready) const;
+
+private:
+    TargetMatrix target_;
+    int64_t d_, w_;
+};
+
+// M = V diag(sigma) V^T given as (V, sigma): M U = V (sigma * V^T U) and <U, M U> =
+// sum_k sigma_k |(V^T U)_k|^2 from V^T U alone, O(d r w). U's products come from one pass over its
+// row blocks, which the step fuses with the computation of next.
+class FactoredTarget {
+public:
+    struct Workspace : SymmetricWorkspace {
+        std::vector<double> signal, next_signal;  // (r x w) V^T U, of U and of the last step's result
+        std::vector<double> signal_mix;           // (r x w) c sigma V^T U, the V-side factor of combine
+    };
+    // Where one pass over U leaves its products.
+    struct Products {
+        double* gram;
+        double* signal;
+    };
+    FactoredTarget(TargetMatrix target, int64_t width);
+    const TargetMatrix& matrix() const { return target_; }
+    void allocate(Workspace& ws) const;
+    void fill_products(const double* U, Workspace& ws, double* target_times_u) const;
+    double cross(const double* U, Workspace& ws, double* target_times_u) const;
+    void swap_next_products(Workspace& ws) const { std::swap(ws.signal, ws.next_signal); }
+    void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
+    const double* signal(const Workspace& ws) const { return ws.signal.data(); }
+    bool projects_on_signal(const PairProjector& projector) const {
+        return projector.left_basis_is(target_.left(), target_.rank());
+    }
+    double residual_norm_squared(const double* U, Workspace& ws, bool products_ready) const;
+
+    // The row-block passes (shared with DiagonalTarget, see the .cpp).
+    int64_t rows() const { return d_; }
+    int64_t width() const { return w_; }
+    int64_t split() const { return 0; }
+    static Products current(Workspace& ws) { return {ws.gram.data(), ws.signal.data()}; }
+    static Products next(Workspace& ws) { return {ws.next_gram.data(), ws.next_signal.data()}; }
+    void add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first, const Products& p) const;
+    void prepare_combine(double c, Workspace& ws) const;
+    void add_target_rows(const double* U_block, int64_t i0, int64_t rows, double c, double* block,
+                         const Workspace& ws) const;
+
+private:
+    TargetMatrix target_;
+    int64_t d_, w_;
+};
+
+// Diagonal M (the problem in its eigenbasis, which is how Python runs with coordinates="eigenbasis"):
+// M U scales rows, O(d w). The rows outside the support come first in the pass over U, so that their
+// Gram matrix U_perp^T U_perp, which the accurate loss needs, is complete on the way to U^T U.
+class DiagonalTarget {
+public:
+    struct Workspace : SymmetricWorkspace {
+        // U_perp^T U_perp over the rows outside the support (w x w) and <U, M U> = sum_i m_i |U_i|^2,
+        // of U and of the last step's result.
         std::vector<double> perp_gram, next_perp_gram;
         double cross = 0.0, next_cross = 0.0;
-        // Transposed state: P = U U^T (d x d) of U and of the last step's result.
-        std::vector<double> row_gram, next_row_gram;
-        const double* products_of_next = nullptr;
-        std::vector<double> scratch, projection;
-        double loss_scale = 0.0;  // ||U^T U||^2 + ||M||^2 of the last loss_parts call
     };
+    struct Products {
+        double* gram;
+        double* perp_gram;
+        double* cross;
+    };
+    DiagonalTarget(TargetMatrix target, int64_t width);
+    const TargetMatrix& matrix() const { return target_; }
+    void allocate(Workspace& ws) const;
+    void fill_products(const double* U, Workspace& ws, double* target_times_u) const;
+    double cross(const double*, Workspace& ws, double*) const { return ws.cross; }
+    void swap_next_products(Workspace& ws) const {
+        std::swap(ws.perp_gram, ws.next_perp_gram);
+        std::swap(ws.cross, ws.next_cross);
+    }
+    void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
+    const double* signal(const Workspace&) const { return nullptr; }
+    bool projects_on_signal(const PairProjector&) const { return false; }
+    double residual_norm_squared(const double* U, Workspace& ws, bool products_ready) const;
 
-    // With `transposed` (a diagonal target and d <= w only) the state is U^T (w x d) instead of U,
-    // and steps go through P = U U^T (see fill_row_gram).
-    SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector,
-                                       bool transposed = false);
+    int64_t rows() const { return d_; }
+    int64_t width() const { return w_; }
+    int64_t split() const { return target_.rank(); }
+    static Products current(Workspace& ws) { return {ws.gram.data(), ws.perp_gram.data(), &ws.cross}; }
+    static Products next(Workspace& ws) { return {ws.next_gram.data(), ws.next_perp_gram.data(), &ws.next_cross}; }
+    void add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first, const Products& p) const;
+    void prepare_combine(double, Workspace&) const {}
+    void add_target_rows(const double* U_block, int64_t i0, int64_t rows, double c, double* block,
+                         const Workspace& ws) const;
 
-    static constexpr Capabilities capabilities =
-        Capabilities{}.with_fused_step().with_observe_after_gradient().with_transposed_state();
+private:
+    TargetMatrix target_;
+    int64_t d_, w_;
+};
+
+// f(U) = 1/4 ||U U^T - M||_F^2 for U (d x w) with the target held as Target (a policy above).
+template <class Target>
+class SymmetricFactorizationKernel {
+public:
+    using Workspace = typename Target::Workspace;
+
+    SymmetricFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector);
+
+    static constexpr Capabilities capabilities = Capabilities{}.with_fused_step().with_observe_after_gradient();
 
     int64_t state_size() const { return d_ * w_; }
-    bool state_transposed() const { return row_gram_; }
     int64_t n_observables() const { return projector_.size(); }
     Workspace workspace() const;
     double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
@@ -122,49 +248,92 @@ public:
     double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
 
 private:
-    // Where one pass over U leaves its products (see Workspace).
-    struct Products {
-        double* gram;
-        double* signal;
-        double* perp_gram;
-        double* cross;
-    };
-    static Products products(Workspace& ws);
-    static Products next_products(Workspace& ws);
-    // Calls f(first_row, rows, first) for the row blocks of a pass over U (factored or diagonal
-    // target), always in the same order: a diagonal target's rows outside its support first.
-    template <class F>
-    void for_each_block(F&& f) const;
-    // Adds a block's share to the products (the first block sets them); U_block (rows x w) holds rows
-    // i0, ..., i0 + rows - 1 of U.
-    void add_block_products(const double* U_block, int64_t i0, int64_t rows, bool first, const Products& p) const;
-    // Fills ws.gram = U^T U, and ws.signal = V^T U (factored), ws.perp_gram and ws.cross (diagonal)
-    // or target_times_u = M U (dense, a (d x w) buffer of the caller's); returns the Gram-form loss.
+    // Fills U's products into ws (and M U into target_times_u, dense target); returns the Gram-form loss.
     double loss_parts(const double* U, Workspace& ws, double* target_times_u) const;
-    // The Gram-form loss from ws.gram (and ws.signal); cross = <U, M U> for a dense or diagonal
-    // target, 0 for a factored one.
+    // The Gram-form loss from ws.gram and cross = <U, M U>.
     double loss_from_products(Workspace& ws, double cross) const;
-    // The transposed state T = U^T (a diagonal target with d <= w) steps through the smaller Gram
-    // matrix P = U U^T = T^T T (d x d), with no transposition: grad^T = T (P - M) and a step is
-    // T (I - lr (P - M)); the loss is 1/4 ||P - M||^2 summed without cancellation, and coefficients
-    // on coordinate axes are entries of P.
+    int64_t d_, w_;
+    Target target_;
+    PairProjector projector_;
+    bool projector_is_signal_;  // coefficients come from the target's signal products
+};
+
+using SymmetricDenseKernel = SymmetricFactorizationKernel<DenseTarget>;
+using SymmetricFactoredKernel = SymmetricFactorizationKernel<FactoredTarget>;
+using SymmetricDiagonalKernel = SymmetricFactorizationKernel<DiagonalTarget>;
+extern template class SymmetricFactorizationKernel<DenseTarget>;
+extern template class SymmetricFactorizationKernel<FactoredTarget>;
+extern template class SymmetricFactorizationKernel<DiagonalTarget>;
+
+// A diagonal target with d <= w and the state T = U^T (w x d): steps go through the smaller Gram
+// matrix P = U U^T = T^T T (d x d), with no transposition: grad^T = T (P - M) and a step is
+// T (I - lr (P - M)), O(d^2 w); the loss is 1/4 ||P - M||^2 summed without cancellation, and
+// coefficients on coordinate axes are entries of P.
+class SymmetricTransposedKernel {
+public:
+    struct Workspace {
+        // P = U U^T (d x d) of the state and of the last step's result, ready when products_of_next
+        // is that result.
+        std::vector<double> row_gram, next_row_gram;
+        std::vector<double> step;  // (d x d) the residual P - M, or the step matrix I - lr (P - M)
+        std::vector<double> scratch, projection;
+        const double* products_of_next = nullptr;
+    };
+
+    SymmetricTransposedKernel(TargetMatrix target, int64_t width, PairProjector projector);
+
+    static constexpr Capabilities capabilities =
+        Capabilities{}.with_fused_step().with_observe_after_gradient().with_transposed_state();
+
+    int64_t state_size() const { return d_ * w_; }
+    bool state_transposed() const { return true; }
+    int64_t n_observables() const { return projector_.size(); }
+    Workspace workspace() const;
+    double loss_and_grad(const double* T, double* grad, Workspace& ws, const StepContext& ctx) const;
+    StepResult loss_and_step(const double* T, double lr, double* next, bool next_is_final, Workspace& ws,
+                             const StepContext& ctx) const;
+    double observe(const double* T, double* out, Workspace& ws, double gradient_loss) const;
+
+private:
     void fill_row_gram(const double* T, double* P) const;
     // S (d x d) = c I + a R for the residual R = P - M; returns 1/4 ||R||^2.
     double row_gram_residual(const double* P, double a, double c, double* S) const;
-    StepResult row_gram_step(const double* T, double lr, double* next, bool next_is_final, Workspace& ws) const;
-    // out = U A + c M U, with A (w x w) in ws.mix; out holds M U on entry for a dense target.
-    // The gradient is A = U^T U, c = -1; a step of size lr is A = I - lr U^T U, c = lr. With
-    // `finite`, reports whether out is finite; with prepare_next also fills the next_* products with
-    // out's (a dense target: next_gram only).
-    void combine(const double* U, double c, double* out, Workspace& ws, bool prepare_next, bool* finite) const;
-    // Whether every diagonal entry of an (n x n) Gram matrix Z^T Z is finite (then Z is finite).
-    static bool gram_diagonal_finite(const double* gram, int64_t n);
-    TargetMatrix target_;
     int64_t d_, w_;
+    std::vector<double> target_;  // M (d x d), dense: the residual P - M in one pass
     PairProjector projector_;
-    bool projector_is_signal_;  // projecting on V itself: coefficients come from ws.signal = V^T U
-    bool row_gram_;             // the state is U^T: see fill_row_gram
-    std::vector<double> row_gram_target_;  // then M (d x d), dense: the residual P - M in one pass
+};
+
+// f(U) = 1/4 ||U U^T - M||_F^2 with whichever kernel above the target and layout call for: with
+// `transposed` (a diagonal target and d <= w only) the state is U^T. Its methods forward to that
+// kernel (one std::visit per call, a jump through a table: no measurable cost beside a step).
+class SymmetricMatrixFactorizationKernel {
+public:
+    using Kernel = std::variant<SymmetricDenseKernel, SymmetricFactoredKernel, SymmetricDiagonalKernel,
+                                SymmetricTransposedKernel>;
+    // The workspace of the kernel held (workspace() returns that alternative).
+    using Workspace = std::variant<SymmetricDenseKernel::Workspace, SymmetricFactoredKernel::Workspace,
+                                   SymmetricDiagonalKernel::Workspace, SymmetricTransposedKernel::Workspace>;
+
+    SymmetricMatrixFactorizationKernel(TargetMatrix target, int64_t width, PairProjector projector,
+                                       bool transposed = false);
+
+    // The union of the held kernels' capabilities; state_transposed() says which layout this one has.
+    static constexpr Capabilities capabilities =
+        Capabilities{}.with_fused_step().with_observe_after_gradient().with_transposed_state();
+
+    int64_t state_size() const { return state_size_; }
+    bool state_transposed() const { return std::holds_alternative<SymmetricTransposedKernel>(kernel_); }
+    int64_t n_observables() const { return n_observables_; }
+    Workspace workspace() const;
+    double loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext& ctx) const;
+    StepResult loss_and_step(const double* U, double lr, double* next, bool next_is_final, Workspace& ws,
+                             const StepContext& ctx) const;
+    double observe(const double* U, double* out, Workspace& ws, double gradient_loss) const;
+    const Kernel& kernel() const { return kernel_; }
+
+private:
+    Kernel kernel_;
+    int64_t state_size_, n_observables_;
 };
 
 class AsymmetricMatrixFactorizationKernel {

@@ -27,6 +27,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "kernels.hpp"
@@ -916,6 +917,10 @@ void test_symmetric_driver(uint64_t seed) {
         check_driver(what, kernel, naive, starts, 5, lr, 0.0);
         check_driver(what, kernel, naive, starts, 5, lr, 0.9);
         check_driver(what, kernel, naive, starts, 4, lr, 0.0, 0.3);
+        // The kernel the wrapper holds (SymForm lists the forms in the variant's order), driven directly.
+        check(kernel.kernel().index() == static_cast<size_t>(c.form), what + ": the kernel held");
+        std::visit([&](const auto& held) { check_driver(what + " (held kernel)", held, naive, starts, 5, lr, 0.0); },
+                   kernel.kernel());
     }
 }
 
