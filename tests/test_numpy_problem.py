@@ -236,6 +236,8 @@ def test_ctrl_c_stops_a_long_run() -> None:
                 raise RuntimeError("the interrupt did not arrive")
             return super().loss_and_grad(x)
 
+    # Python's own handler, whatever this process inherited (a shell's background job ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     started = time.perf_counter()
     timer.start()
@@ -244,6 +246,7 @@ def test_ctrl_c_stops_a_long_run() -> None:
             tc.run(Slow(), np.zeros((4, 3)), lr=1e-3, steps=10**7, n_threads=2)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - started < 10
 
 

@@ -160,7 +160,8 @@ class NumpyProblem(Problem):
 
     @property
     def zero_loss(self) -> float:
-        """The loss at zero parameters of width 1 (computed once), unless a subclass defines it."""
+        """The scale of divergence detection: the loss at zero parameters of width 1 (computed once,
+        0 if not finite), unless a subclass defines it or the constructor is given it."""
         value = self.__dict__.get("_zero_loss")
         if value is None:
             value = float(self.loss(np.zeros(self.parameter_shape(1))))
