@@ -68,7 +68,7 @@ class PythonKernel {
 public:
     // observe_after_gradient: a record step without observables reuses the loss the gradient call
     // just returned at the same x instead of calling back into Python for it.
-    static constexpr Capabilities capabilities = Capabilities{}.with_observe_after_gradient();
+    static constexpr Capabilities capabilities = Capabilities{}.with_observe_after_gradient().with_serial();
 
     // One Python thread state per trajectory's run on a thread, kept with the GIL released between
     // calls: a worker thread would otherwise create and destroy one at every call.

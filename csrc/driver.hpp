@@ -126,7 +126,8 @@ void run_chunk(const Problem& problem, const RunSpec& spec, BatchState& state) {
 
     std::exception_ptr error;
     std::mutex error_mutex;
-    const int threads = resolve_threads(spec.n_threads, state.batch);
+    const int resolved = resolve_threads(spec.n_threads, state.batch);  // (checks the request, too)
+    const int threads = Problem::capabilities.serial ? 1 : resolved;
     (void)threads;
 
     // Without momentum a step may go through loss_and_step; perturbed GD then reads the gradient's
@@ -232,7 +233,8 @@ void evaluate_losses(const Problem& problem, const double* x, int64_t batch, dou
     const int64_t n = problem.state_size();
     std::exception_ptr error;
     std::mutex error_mutex;
-    const int threads = resolve_threads(n_threads, batch);
+    const int resolved = resolve_threads(n_threads, batch);
+    const int threads = Problem::capabilities.serial ? 1 : resolved;
     (void)threads;
 #ifdef TRAJCORE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)

@@ -65,6 +65,9 @@ struct Capabilities {
     // double exact_loss_and_grad(const double* x, double* g, Workspace&)
     //   -- loss_and_grad samples (minibatches): this is the exact, noise-free, full-data gradient
     bool sampled_gradient = false;
+    // the kernel's methods take turns (e.g. on Python's GIL): the driver runs its trajectories on one
+    // thread, since more would only add hand-offs
+    bool serial = false;
     // model-level noise kinds the kernel reads from StepContext::noise (never parameter_noise)
     NoiseKinds model_noise = 0;
 
@@ -75,6 +78,7 @@ struct Capabilities {
     constexpr Capabilities with_post_step() const { return set(&Capabilities::post_step); }
     constexpr Capabilities with_transposed_state() const { return set(&Capabilities::transposed_state); }
     constexpr Capabilities with_sampled_gradient() const { return set(&Capabilities::sampled_gradient); }
+    constexpr Capabilities with_serial() const { return set(&Capabilities::serial); }
     constexpr Capabilities with_model_noise(NoiseKinds kinds) const {
         Capabilities c = *this;
         c.model_noise = kinds;
