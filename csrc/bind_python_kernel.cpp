@@ -13,8 +13,9 @@
 //
 // Cost per step: one Python call and two copies of n values, about 3 us besides the callback's own
 // work (measured with a 3-parameter quadratic, one thread); a record step without observables reuses
-// the gradient's loss. More threads only add GIL hand-offs (4 us per call with 2 threads on 2 cores
-// with the thread state kept per trajectory, 9 us when each call made its own).
+// the gradient's loss. More threads would only add GIL hand-offs (4 us per call with 2 threads on 2
+// cores with the thread state kept per trajectory, 9 us when each call made its own), so the kernel
+// declares itself serial and the driver runs it on one thread.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -67,7 +68,7 @@ std::string description(py::handle value) {
 class PythonKernel {
 public:
     // observe_after_gradient: a record step without observables reuses the loss the gradient call
-    // just returned at the same x instead of calling back into Python for it.
+    // just returned at the same x instead of calling back into Python for it; serial: see above.
     static constexpr Capabilities capabilities = Capabilities{}.with_observe_after_gradient().with_serial();
 
     // One Python thread state per trajectory's run on a thread, kept with the GIL released between
