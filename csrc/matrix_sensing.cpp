@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels.hpp"
 #include "linalg.hpp"
 
 namespace trajcore {
@@ -58,6 +59,34 @@ MatrixSensingKernel::MatrixSensingKernel(int64_t d, int64_t width, std::vector<d
     require(linalg::all_finite(m_, observations_.data()), "observations: contains NaN or infinite values");
     require(linalg::all_finite(m_ * packed_, measurements_.data()), "measurements: contains NaN or infinite values");
     block_ = std::clamp<int64_t>(kMeasurementBlockBytes / (8 * packed_), 1, kMaxMeasurementBlock);
+    const int64_t D = packed_;
+    if (D + 1 >= 2 * m_) return;  // streaming mode
+    // Gram mode: G's upper triangle in row blocks of kGramRows, built kGramBuildRows rows at a time
+    // (one product R x (D - i0) x m each, the diagonal block whole), and b = A^T y.
+    int64_t total = 0;
+    for (int64_t i0 = 0; i0 < D; i0 += kGramRows) {
+        gram_offsets_.push_back(total);
+        total += std::min(kGramRows, D - i0) * (D - i0);
+    }
+    gram_.resize(static_cast<size_t>(total));
+    const double* A = measurements_.data();
+    std::vector<double> rows(static_cast<size_t>(std::min(kGramBuildRows, D) * D));
+    const kernels::Table& variant = kernels::active();
+    for (int64_t b0 = 0; b0 < D; b0 += kGramBuildRows) {
+        const int64_t count = std::min(kGramBuildRows, D - b0), n = D - b0;
+        // the kernel variant's product, not the BLAS: the same G with or without a BLAS registered, and
+        // no BLAS threads to contend with the driver's
+        variant.gemm(count, n, m_, 1.0, A + b0, 1, D, A + b0, D, 0.0, rows.data(), n);
+        for (int64_t i0 = b0; i0 < b0 + count; i0 += kGramRows) {
+            const int64_t r = std::min(kGramRows, D - i0);
+            double* block = gram_.data() + gram_offsets_[static_cast<size_t>(i0 / kGramRows)];
+            for (int64_t i = 0; i < r; ++i)
+                std::copy_n(rows.data() + (i0 - b0 + i) * n + (i0 - b0), D - i0, block + i * (D - i0));
+        }
+    }
+    moments_.resize(static_cast<size_t>(D));
+    variant.gemm(D, 1, m_, 1.0, A, 1, D, observations_.data(), 1, 0.0, moments_.data(), 1);
+    observations_squared_ = linalg::dot(m_, observations_.data(), observations_.data());
 }
 
 MatrixSensingKernel::Workspace MatrixSensingKernel::workspace() const {
@@ -69,8 +98,8 @@ MatrixSensingKernel::Workspace MatrixSensingKernel::workspace() const {
     return ws;
 }
 
-double MatrixSensingKernel::residual_pass(const double* U, Workspace& ws, bool accumulate) const {
-    const int64_t d = d_, D = packed_;
+void MatrixSensingKernel::pack_gram(const double* U, Workspace& ws) const {
+    const int64_t d = d_;
     // P = U U^T (d^2 w), then packed with the off-diagonal entries doubled: a_i . p_hat = <A_i, P>.
     double* P = ws.square.data();
     linalg::gemm_nt(d, d, w_, 1.0, U, w_, U, w_, 0.0, P, d);
@@ -79,6 +108,11 @@ double MatrixSensingKernel::residual_pass(const double* U, Workspace& ws, bool a
         p_hat[k++] = P[a * d + a];
         for (int64_t b = a + 1; b < d; ++b) p_hat[k++] = 2.0 * P[a * d + b];
     }
+}
+
+double MatrixSensingKernel::residual_pass(Workspace& ws, bool accumulate) const {
+    const int64_t D = packed_;
+    const double* p_hat = ws.packed_gram.data();
     double* r = ws.residuals.data();
     for (int64_t i0 = 0; i0 < m_; i0 += block_) {
         const int64_t rows = std::min(block_, m_ - i0);
@@ -91,8 +125,30 @@ double MatrixSensingKernel::residual_pass(const double* U, Workspace& ws, bool a
     return linalg::dot(m_, r, r) / (4.0 * static_cast<double>(m_));
 }
 
+double MatrixSensingKernel::gram_pass(Workspace& ws) const {
+    const int64_t D = packed_;
+    const double* p = ws.packed_gram.data();
+    double* q = ws.sum.data();
+    std::fill_n(q, D, 0.0);
+    // q = G p in one pass over the stored triangle, block by block: each row's dot with p from the
+    // block's first column on (the diagonal block is stored whole), then the block's rows, as columns
+    // of G below it, into q past the block. q_i sums the blocks above i's in order, then its own dot.
+    for (int64_t i0 = 0, k = 0; i0 < D; i0 += kGramRows, ++k) {
+        const int64_t rows = std::min(kGramRows, D - i0), n = D - i0;
+        const double* G = gram_.data() + gram_offsets_[static_cast<size_t>(k)];
+        for (int64_t i = 0; i < rows; ++i) q[i0 + i] += linalg::dot(n, G + i * n, p + i0);
+        if (n > rows) linalg::gemm_nn(1, n - rows, rows, 1.0, p + i0, rows, G + rows, n, 1.0, q + i0 + rows, n);
+    }
+    const double pq = linalg::dot(D, p, q), bp = linalg::dot(D, moments_.data(), p);
+    const double* b = moments_.data();
+    for (int64_t j = 0; j < D; ++j) q[j] -= b[j];  // S = G p - b
+    ws.loss_scale = pq + observations_squared_;
+    return (pq - 2.0 * bp + observations_squared_) / (4.0 * static_cast<double>(m_));
+}
+
 double MatrixSensingKernel::loss_and_grad(const double* U, double* grad, Workspace& ws, const StepContext&) const {
-    const double loss = residual_pass(U, ws, true);
+    pack_gram(U, ws);
+    const double loss = gram_mode() ? gram_pass(ws) : residual_pass(ws, true);
     // S unpacked into the d x d buffer (P is no longer needed), then grad = (1/m) S U.
     const int64_t d = d_;
     double* S = ws.square.data();
@@ -104,8 +160,20 @@ double MatrixSensingKernel::loss_and_grad(const double* U, double* grad, Workspa
 }
 
 double MatrixSensingKernel::observe(const double* U, double* out, Workspace& ws, double gradient_loss) const {
-    // The gradient's loss at the same U is the same residual sum, bit for bit: no second pass.
-    const double loss = std::isnan(gradient_loss) ? residual_pass(U, ws, false) : gradient_loss;
+    // After loss_and_grad at the same U, the workspace holds p_hat (and in Gram mode the scale of the
+    // Gram-form loss). Streaming mode: the gradient's loss is the same residual sum, bit for bit.
+    // Gram mode: its loss is kept while it is at least kSensingGramTrust of its terms' scale, and is
+    // otherwise computed from the residuals (the exact pass over the measurements).
+    double loss = gradient_loss;
+    const bool fresh = std::isnan(gradient_loss);
+    if (fresh) pack_gram(U, ws);
+    if (!gram_mode()) {
+        if (fresh) loss = residual_pass(ws, false);
+    } else {
+        if (fresh) loss = gram_pass(ws);
+        const bool trusted = 4.0 * static_cast<double>(m_) * loss >= kSensingGramTrust * ws.loss_scale;
+        if (!trusted) loss = residual_pass(ws, false);  // also when the loss is NaN
+    }
     projector_.project(U, U, w_, out, ws.scratch);
     return loss;
 }

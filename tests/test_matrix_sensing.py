@@ -134,15 +134,76 @@ def test_kernel_single_point_matches_numpy() -> None:
 
 
 def test_loss_is_accurate_near_zero() -> None:
-    """The loss comes from the residuals: at a point 1e-7 from an exact solution it keeps its digits
-    (a Gram form p^T H p - 2 b^T p + |y|^2 would lose them all)."""
-    problem = tc.MatrixSensing.planted(d=5, rank=2, m=30, seed=6)
+    """The recorded loss (observe, losses) keeps its digits at a point 1e-7 from an exact solution, in
+    both modes. In the Gram mode (D + 1 < 2m, here D = 15, m = 30) the gradient's loss is the Gram form
+    p^T G p - 2 b^T p + |y|^2, which loses them (the driver only checks it for divergence): observe
+    then makes the exact pass over the measurements. In the streaming mode (m = 5) the gradient's loss
+    comes from the residuals and is exact too."""
+    for m, gram in ((30, True), (5, False)):
+        problem = tc.MatrixSensing.planted(d=5, rank=2, m=m, seed=6)
+        assert problem.V is not None and problem.sigma is not None
+        U_star = problem.V * np.sqrt(problem.sigma)
+        U = U_star + 1e-7 * np.random.default_rng(7).standard_normal(U_star.shape)
+        exact = numpy_loss_grad(problem.measurements, problem.observations, U)[0]
+        assert exact < 1e-12
+        kernel = problem.build_kernel(2, None)
+        assert rel_err(kernel.observe(U)[0], exact) < 1e-8
+        assert rel_err(kernel.losses(U.ravel()[None])[0], exact) < 1e-8
+        # the gradient's loss: exact from the residuals, or the Gram form (error ~ eps |y|^2 >> exact)
+        assert (rel_err(kernel.loss_and_grad(U)[0], exact) < 1e-8) != gram
+
+
+def _planted_solution_plus_noise(d: int, m: int, seed: int, width: int) -> tuple[tc.MatrixSensing, np.ndarray]:
+    problem = tc.MatrixSensing.planted(d=d, rank=2, m=m, seed=seed)
     assert problem.V is not None and problem.sigma is not None
-    U_star = problem.V * np.sqrt(problem.sigma)
-    U = U_star + 1e-7 * np.random.default_rng(7).standard_normal(U_star.shape)
-    exact = numpy_loss_grad(problem.measurements, problem.observations, U)[0]
-    assert exact < 1e-12
-    assert rel_err(problem.build_kernel(2, None).loss_and_grad(U)[0], exact) < 1e-8
+    U_star = np.zeros((d, width))
+    U_star[:, :2] = problem.V * np.sqrt(problem.sigma)
+    return problem, U_star + 1e-7 * np.random.default_rng(seed + 1).standard_normal((d, width))
+
+
+# d = 5 (D = 15): m = 40 takes the Gram mode (D + 1 < 2m), m = 5 the streaming pass
+MODE_CASES = [(5, 40, True), (5, 5, False), (9, 200, True), (9, 12, False)]
+
+
+@pytest.mark.parametrize("d, m, gram", MODE_CASES, ids=[f"d{c[0]}-m{c[1]}" for c in MODE_CASES])
+def test_both_modes_match_numpy_gradient_descent(d: int, m: int, gram: bool) -> None:
+    assert (d * (d + 1) // 2 + 1 < 2 * m) == gram
+    problem = sensing_case(d, m, 2, seed=d * m, planted=True)
+    U0 = tc.small_init((2, d, 3), 0.3, seed=2)
+    record = tc.Record(every=1, coefficients="all", iterates=True)
+    traj = tc.run(problem, U0, lr=0.03, steps=60, record=record, n_threads=2)
+    pairs = problem.coefficient_pairs("all")
+    for b in range(2):
+        iterates, losses, betas = numpy_gd(
+            problem.measurements, problem.observations, U0[b], 0.03, 60, problem.basis(), pairs
+        )
+        assert traj.iterates is not None and rel_err(traj.iterates[b], iterates) < 1e-10
+        assert rel_err(traj.loss[b], losses) < 1e-10
+        assert rel_err(traj.coefficients[b], betas) < 1e-10
+    assert traj.loss[0, -1] < traj.loss[0, 0]
+
+
+@pytest.mark.parametrize("d, m, gram", MODE_CASES, ids=[f"d{c[0]}-m{c[1]}" for c in MODE_CASES])
+def test_near_convergence_iterates_and_recorded_loss(d: int, m: int, gram: bool) -> None:
+    """From the planted solution plus 1e-7 noise (losses ~1e-13 down, far below the Gram form's rounding
+    of ~1e-16 |y|^2): the iterates follow the NumPy loop to 1e-10 and every recorded loss is the exact
+    residual loss of its iterate to 1e-8 (observe's exact pass in the Gram mode)."""
+    problem, U0 = _planted_solution_plus_noise(d, m, seed=d + m, width=3)
+    record = tc.Record(every=1, coefficients=None, iterates=True)
+    steps = 50
+    traj = tc.run(problem, U0, lr=0.05, steps=steps, record=record, n_threads=1)
+    assert traj.iterates is not None
+    iterates, losses, _ = numpy_gd(
+        problem.measurements, problem.observations, U0, 0.05, steps, problem.basis(), np.zeros((0, 2), np.int64)
+    )
+    assert traj.iterates.shape == iterates.shape and rel_err(traj.iterates, iterates) < 1e-10
+    assert np.max(losses) < 1e-11
+    exact = np.array([numpy_loss_grad(problem.measurements, problem.observations, U)[0] for U in traj.iterates])
+    # below ~1e-14 the residuals themselves (r ~ 1e-7, each with an error of a few eps |y_i|) hold fewer
+    # than 8 digits, in NumPy's loop as in the kernel: the loss is compared down to there
+    kept = exact > 1e-14
+    assert np.count_nonzero(kept) >= 5
+    assert np.all(np.abs(traj.loss[kept] / exact[kept] - 1) < 1e-8)
 
 
 # -- determinism ----------------------------------------------------------------------------------
@@ -167,6 +228,24 @@ def test_bitwise_determinism_across_threads_and_batch_splits() -> None:
     # the noise matters, and another seed changes it
     assert not np.array_equal(runs[0].final, tc.run(problem, U0, n_threads=1, **{**kwargs, "noise": None}).final)
     assert not np.array_equal(runs[0].final, tc.run(problem, U0, n_threads=1, **{**kwargs, "seed": 12}).final)
+
+
+@pytest.mark.parametrize("m", [70, 10], ids=["gram", "streaming"])
+def test_bitwise_determinism_across_threads_in_both_modes(m: int) -> None:
+    """d = 8 (D = 36): m = 70 takes the Gram mode, m = 10 the streaming pass; n_threads and batch splits
+    change no bit, with record steps whose loss comes from the Gram form or from the exact pass."""
+    problem = tc.MatrixSensing.planted(d=8, rank=3, m=m, seed=21)
+    assert problem.V is not None and problem.sigma is not None
+    U0 = tc.small_init((5, 8, 4), 0.1, seed=22)
+    U0[0] = 1e-7 * np.random.default_rng(23).standard_normal((8, 4))  # near a solution: the exact pass
+    U0[0, :, :3] += problem.V * np.sqrt(problem.sigma)
+    kwargs: dict[str, Any] = dict(lr=0.03, steps=60, record=tc.Record(every=7, coefficients="all", iterates=True))
+    runs = [tc.run(problem, U0, n_threads=n, **kwargs) for n in (1, 2, 2)]
+    parts = [tc.run(problem, U0[:3], n_threads=2, **kwargs), tc.run(problem, U0[3:], n_threads=1, **kwargs)]
+    for key in ("final", "loss", "coefficients", "iterates"):
+        for run in runs[1:]:
+            np.testing.assert_array_equal(getattr(run, key), getattr(runs[0], key))
+        np.testing.assert_array_equal(np.concatenate([getattr(p, key) for p in parts]), getattr(runs[0], key))
 
 
 def test_model_level_noise_is_refused_by_name() -> None:
@@ -273,7 +352,13 @@ def test_loss_and_grad_match_central_differences(case: tuple[Any, ...], data: An
     V = data.draw(arrays(np.float64, (d, width), elements=st.floats(-1, 1)))
     assume(np.any(V != 0))
     loss, grad = kernel.loss_and_grad(U)
-    assert loss == pytest.approx(numpy_loss_grad(A, y, U)[0], rel=1e-12, abs=1e-300)
+    reference = numpy_loss_grad(A, y, U)[0]
+    assert kernel.observe(U)[0] == pytest.approx(reference, rel=1e-12, abs=1e-300)  # the recorded loss
+    # the gradient's loss: exact in the streaming mode; in the Gram mode (D + 1 < 2m) the Gram form, whose
+    # error is a few eps times its terms' scale sum_i <A_i, U U^T>^2 + |y|^2 (it cancels near a solution)
+    residual_terms = np.einsum("iab,ab->i", A, U @ U.T)
+    scale = float(residual_terms @ residual_terms + y @ y) / (4 * len(y))
+    assert abs(loss - reference) <= 1e-12 * reference + 1e-14 * scale
     h = 1e-4
     # f is a quartic in t along U + t V: the central difference is exact up to h^2 f'''/6 and rounding
     difference = (kernel.loss_and_grad(U + h * V)[0] - kernel.loss_and_grad(U - h * V)[0]) / (2 * h)
