@@ -65,6 +65,9 @@ def test_one_kernel_per_width_and_request() -> None:
     assert problem.compiled(5, "signal").kernel is not kernel
     assert problem.compiled(4, "all").kernel is not kernel
     assert problem.compiled(4, True).kernel is not kernel
+    nothing = problem.compiled(4, None).kernel  # a request for nothing is kept too
+    assert problem.compiled(4, None).kernel is nothing and nothing is not kernel
+    assert problem.compiled(4, False).kernel is not nothing
     pairs = np.array([[0, 1], [2, 2]])
     listed = problem.compiled(4, pairs).kernel
     assert problem.compiled(4, pairs.tolist()).kernel is listed

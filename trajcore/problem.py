@@ -34,12 +34,15 @@ _KERNEL_CACHE_LOCK = threading.Lock()
 def _request_key(request: Any) -> Hashable | None:
     """A hashable key equal only for coefficient requests that every problem reads alike, or None.
 
-    ``None``, bools and names are their own keys. Index arrays and lists are keyed by the contents of
+    Bools and names are their own keys and ``None`` is ``("none",)`` (a request for nothing is kept
+    like any other: ``None`` here means "no key"). Index arrays and lists are keyed by the contents of
     ``np.asarray``, which is how problems read them; lists of group names (``DeepLinearNetwork``) by
     their strings. Anything else (numbers, sets, generators, ragged or mixed lists) has no key: it
     is built per call, so its errors are the problem's own.
     """
-    if request is None or isinstance(request, (bool, str)):
+    if request is None:
+        return ("none",)
+    if isinstance(request, (bool, str)):
         return request
     if not isinstance(request, (np.ndarray, list, tuple)):
         return None
