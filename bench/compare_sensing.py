@@ -5,10 +5,12 @@ Cases, all at d = 40, m = 800 symmetrised Gaussian measurements, r' = 8, 200 GD 
 2. a batch of B = 8 trajectories from different inits on two threads, against the NumPy loop called
    once per trajectory (and, for information, JAX jit + vmap).
 
-Each row also gives the fraction of the FLOP floor: the multiply-adds a step cannot avoid,
-``2 m D`` for the residuals ``<A_i, P>`` and the weighted sum ``S = sum_i r_i A_i`` over the packed
-measurements (``D = d(d+1)/2``), ``D r'`` for ``P = U U^T`` and ``d^2 r'`` for ``S U``, at two FLOPs
-each, per second, divided by this machine's measured DGEMM rate on as many threads. Every
+Each row also gives the fraction of the FLOP floor: the multiply-adds a step cannot avoid, the
+cheaper of ``2 m D`` for the residuals ``<A_i, P>`` and the weighted sum ``S = sum_i r_i A_i`` over
+the packed measurements (``D = d(d+1)/2``) and ``D^2`` for ``S = G p - b`` through their Gram matrix
+``G = A^T A`` (the kernel's choice when ``D + 1 < 2m``, as here), plus ``D r'`` for ``P = U U^T`` and
+``d^2 r'`` for ``S U``, at two FLOPs each, per second, divided by this machine's measured DGEMM rate
+on as many threads. Every
 implementation's final U is checked against NumPy's before anything is timed.
 """
 
@@ -49,7 +51,7 @@ def numpy_einsum_loop(A: np.ndarray, y: np.ndarray, U0: np.ndarray, lr: float, s
 def floor_flops(d: int, m: int, width: int) -> float:
     """FLOPs of the multiply-adds a step cannot avoid (module docstring), two per multiply-add."""
     packed = d * (d + 1) // 2
-    return 2.0 * (2 * m * packed + packed * width + d * d * width)
+    return 2.0 * (min(2 * m * packed, packed * packed) + packed * width + d * d * width)
 
 
 def compare(report: Report) -> None:

