@@ -48,8 +48,11 @@ class MatrixSensing(Problem):
     ``True``/``"signal"`` the pairs ``i, j < r``, ``"diagonal"``, ``"all"``, ``(K, 2)`` index pairs
     into the columns of :meth:`basis`, ``None``/``False`` none.
 
-    The compiled kernel holds the measurements packed (``d(d+1)/2`` values each) and reads them once
-    per step: about ``m d (d + 1) + 2 d^2 r'`` multiply-adds (csrc/matrix_sensing.hpp).
+    The compiled kernel holds the measurements packed (``D = d(d+1)/2`` values each). A step either
+    reads them once (about ``2 m D + 2 d^2 r'`` multiply-adds) or, when that moves less memory
+    (``D + 1 < 2m``), goes through their Gram matrix ``G = A^T A`` built once with the kernel (about
+    ``D^2 + 2 d^2 r'``); the recorded loss is then checked against cancellation and recomputed from
+    the residuals when needed (csrc/matrix_sensing.hpp).
     """
 
     name = "matrix_sensing"
