@@ -18,7 +18,7 @@ from .noise import NoiseArgument, as_noise_terms, noise_to_dict
 from .problem import Problem
 from .trajectory import Trajectory
 
-__all__ = ["Record", "run", "record_steps"]
+__all__ = ["Record", "run", "record_steps", "spaced_steps"]
 
 StepSize = float | np.ndarray | Callable[[np.ndarray], Any]
 
@@ -39,6 +39,11 @@ class Record:
 
     every : int
         Record at steps 0, every, 2 every, ... and always at the last step.
+    count, spacing : int or None, {"linear", "log"}
+        Instead of ``every``: ``count`` record steps in ``[0, steps]``, both ends included, spaced
+        linearly or logarithmically (fewer when ``steps`` is small; :func:`spaced_steps`). Log spacing
+        keeps a long run's early, fast phase and its late plateau alike. The MLP's training loop
+        (``trajcore.network.Training.checkpoints``/``spacing``) records on the same schedule.
     coefficients : True | "signal" | "diagonal" | "all" | None | (K, 2) int array
         Basis coefficients projected inside the loop (no iterates stored): ``True`` and
         ``"signal"`` mean the signal block (i, j < rank), ``"diagonal"`` every beta_ii, ``"all"``
@@ -50,17 +55,56 @@ class Record:
     every: int = 1
     coefficients: Any = True
     iterates: bool = False
+    count: int | None = None
+    spacing: str = "linear"
 
     def __post_init__(self) -> None:
         as_positive_int("every", self.every)
         if not isinstance(self.iterates, (bool, np.bool_)):
             raise TypeError(f"iterates: expected a bool, got {type(self.iterates).__name__}")
+        if self.count is not None:
+            as_positive_int("count", self.count)
+            if self.every != 1:
+                raise ValueError("record: give every= or count=, not both")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing: expected one of {SPACINGS}, got {self.spacing!r}")
+        if self.spacing != "linear" and self.count is None:
+            raise ValueError("spacing: applies to count= records; every= records are evenly spaced")
+
+    def steps_for(self, steps: int) -> np.ndarray:
+        """``(R,)`` int64: the steps at which a run of ``steps`` iterations records."""
+        if self.count is None:
+            return record_steps(steps, self.every)
+        return spaced_steps(steps, self.count, self.spacing)
 
     def to_dict(self) -> dict[str, Any]:
         coef = self.coefficients
         if isinstance(coef, np.ndarray):
             coef = coef.tolist()
-        return {"every": self.every, "coefficients": coef, "iterates": bool(self.iterates)}
+        out = {"every": self.every, "coefficients": coef, "iterates": bool(self.iterates)}
+        if self.count is not None:
+            out.update(count=self.count, spacing=self.spacing)
+        return out
+
+
+#: how ``count`` record steps are spaced
+SPACINGS = ("linear", "log")
+
+
+def spaced_steps(steps: int, count: int, spacing: str = "linear") -> np.ndarray:
+    """``count`` distinct record steps in ``[0, steps]`` including both ends, ``linear`` or ``log`` spaced.
+
+    Returns (T,) int64 (fewer than ``count`` when ``steps`` is small).
+    """
+    steps = as_nonnegative_int("steps", steps)
+    count = as_positive_int("count", count)
+    if spacing == "linear":
+        grid = np.linspace(0, steps, count)
+    elif spacing == "log":
+        grid = np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))]) if steps else np.zeros(1)
+    else:
+        raise ValueError(f"spacing: expected one of {SPACINGS}, got {spacing!r}")
+    return np.unique(np.round(grid).astype(np.int64))
 
 
 def record_steps(steps: int, every: int) -> np.ndarray:
@@ -239,11 +283,14 @@ def run(
     kernel = compiled.kernel
 
     n = math.prod(param_shape)
-    R, K = _record_count(steps, record.every), int(kernel.n_observables)
+    # (count= schedules are at most count long: built first; every= ones are counted without building)
+    rec_steps = None if record.count is None else record.steps_for(steps)
+    R = _record_count(steps, record.every) if rec_steps is None else len(rec_steps)
+    K = int(kernel.n_observables)
     _check_run_memory(B, R, K, n, steps, iterates=bool(record.iterates), momentum=momentum != 0)
     # With no steps, lr is neither evaluated nor checked (and recorded as 1).
     lr_buffer, lr_record = _step_sizes(lr, steps) if steps > 0 else (np.empty(0), 1.0)
-    rec_steps = record_steps(steps, record.every)
+    rec_steps = record.steps_for(steps) if rec_steps is None else rec_steps
     loss = _filled((B, R), np.nan)
     observations = _filled((B, R, K), np.nan)
     iterates = _filled((B, R, n), np.nan) if record.iterates else None

@@ -26,6 +26,7 @@ from ._memory import check_allocation
 from ._storage import load_record, save_record
 from ._validation import as_float_array, as_nonnegative_int, as_positive_float, as_positive_int
 from .basis import Basis
+from .dynamics import SPACINGS, spaced_steps
 
 __all__ = [
     "MLP",
@@ -290,20 +291,8 @@ def _loss(kind: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[float, n
     return -float(np.sum(targets * log_p)) / n, (np.exp(log_p) * targets.sum(axis=1, keepdims=True) - targets) / n
 
 
-def checkpoint_steps(steps: int, count: int, spacing: str = "linear") -> np.ndarray:
-    """``count`` distinct record steps in ``[0, steps]`` including both ends, ``linear`` or ``log`` spaced.
-
-    Returns (T,) int64 (fewer than ``count`` when ``steps`` is small).
-    """
-    steps = as_nonnegative_int("steps", steps)
-    count = as_positive_int("count", count)
-    if spacing == "linear":
-        grid = np.linspace(0, steps, count)
-    elif spacing == "log":
-        grid = np.concatenate([[0.0], np.geomspace(1, max(steps, 1), max(count - 1, 1))]) if steps else np.zeros(1)
-    else:
-        raise ValueError(f"spacing: expected 'linear' or 'log', got {spacing!r}")
-    return np.unique(np.round(grid).astype(np.int64))
+#: the MLP's checkpoints follow run's Record(count=, spacing=) schedule: one function for both drivers
+checkpoint_steps = spaced_steps
 
 
 @dataclass(frozen=True)
@@ -366,8 +355,8 @@ class Training:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
         as_positive_float("eps", self.eps)
-        if self.spacing not in ("linear", "log"):
-            raise ValueError(f"spacing: expected 'linear' or 'log', got {self.spacing!r}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing: expected one of {SPACINGS}, got {self.spacing!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
