@@ -130,13 +130,7 @@ pybind11::class_<Kernel> bind_kernel(pybind11::module_& m, const char* name, con
     cls.def_property_readonly("n_observables", &Kernel::n_observables);
     cls.def_property_readonly_static(
         "model_noise",
-        [](const py::object&) {
-            std::vector<std::string> kinds;
-            for (int kind = 0; kind < 32; ++kind)
-                if (contains(Kernel::capabilities.model_noise, static_cast<NoiseKind>(kind)))
-                    kinds.emplace_back(noise_kind_name(static_cast<NoiseKind>(kind)));
-            return kinds;
-        },
+        [](const py::object&) { return noise_kind_names(Kernel::capabilities.model_noise); },
         "Names of the model-level noise kinds this kernel reads (parameter-level kinds work for every kernel).");
     return cls;
 }

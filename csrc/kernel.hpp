@@ -215,11 +215,11 @@ double exact_loss_and_grad(const K& kernel, const double* x, double* g, typename
 template <class K>
 void check_noise_supported(const std::vector<NoiseTerm>& noise) {
     for (const NoiseTerm& term : noise) {
+        require(is_known(term.kind), "noise kind: not a NoiseKind value");
         if (acts_on_parameters(term.kind) || contains(K::capabilities.model_noise, term.kind)) continue;
         std::string supported;
-        for (int kind = 0; kind < 32; ++kind)
-            if (contains(K::capabilities.model_noise, static_cast<NoiseKind>(kind)))
-                supported += std::string(supported.empty() ? "" : ", ") + noise_kind_name(static_cast<NoiseKind>(kind));
+        for (const std::string& name : noise_kind_names(K::capabilities.model_noise))
+            supported += (supported.empty() ? "" : ", ") + name;
         require(false, std::string("noise: this problem does not support '") + noise_kind_name(term.kind) +
                            "' noise (model-level kinds it supports: " + (supported.empty() ? "none" : supported) + ")");
     }

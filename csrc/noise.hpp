@@ -50,38 +50,9 @@ inline RandomStream noise_stream(uint64_t seed, uint64_t trajectory, int64_t ste
     return RandomStream(seed, trajectory, static_cast<uint64_t>(step), static_cast<uint32_t>(index + 1));
 }
 
-// Whether `kind` is one of the enumerators (pybind11 lets Python build NoiseKind(99)). No default
-// case: -Wswitch flags this function when a kind is added without it.
-inline bool is_known(NoiseKind kind) {
-    switch (kind) {
-        case NoiseKind::gradient:
-        case NoiseKind::langevin:
-        case NoiseKind::perturbed_gd:
-        case NoiseKind::singular_value_imputation:
-        case NoiseKind::weight_noise:
-        case NoiseKind::dropconnect:
-        case NoiseKind::dropout:
-        case NoiseKind::input_noise:
-        case NoiseKind::label_noise:
-            return true;
-    }
-    return false;
-}
-
-inline void check_noise_term(const NoiseTerm& term) {
-    require(is_known(term.kind), "noise kind: not a NoiseKind value");
-    require(std::isfinite(term.scale) && term.scale >= 0.0, "noise scale must be finite and >= 0");
-    require(std::isfinite(term.anneal) && term.anneal >= 0.0, "noise anneal must be finite and >= 0");
-    require(term.probability >= 0.0 && term.probability < 1.0, "noise probability must lie in [0, 1)");
-    require(std::isfinite(term.threshold) && term.threshold >= 0.0, "noise threshold must be finite and >= 0");
-    require(std::isfinite(term.radius) && term.radius >= 0.0, "noise radius must be finite and >= 0");
-    require(term.interval >= 0, "noise interval must be >= 0");
-    require(std::isfinite(term.jitter) && term.jitter >= 0.0, "noise jitter must be finite and >= 0");
-    if (term.kind == NoiseKind::langevin)
-        require(term.scale > 0.0, "noise scale (the Langevin inverse temperature) must be > 0");
-}
-
-// The kind's name, as Python spells it (NoiseSpec.kind).
+// The kind's name, as Python spells it (NoiseSpec.kind); nullptr for a value that is no enumerator
+// (pybind11 lets Python build NoiseKind(99)). No default case: -Wswitch flags this function when a
+// kind is added without it.
 inline const char* noise_kind_name(NoiseKind kind) {
     switch (kind) {
         case NoiseKind::gradient:
@@ -103,7 +74,22 @@ inline const char* noise_kind_name(NoiseKind kind) {
         case NoiseKind::label_noise:
             return "label_noise";
     }
-    return "unknown";
+    return nullptr;
+}
+
+inline bool is_known(NoiseKind kind) { return noise_kind_name(kind) != nullptr; }
+
+inline void check_noise_term(const NoiseTerm& term) {
+    require(is_known(term.kind), "noise kind: not a NoiseKind value");
+    require(std::isfinite(term.scale) && term.scale >= 0.0, "noise scale must be finite and >= 0");
+    require(std::isfinite(term.anneal) && term.anneal >= 0.0, "noise anneal must be finite and >= 0");
+    require(term.probability >= 0.0 && term.probability < 1.0, "noise probability must lie in [0, 1)");
+    require(std::isfinite(term.threshold) && term.threshold >= 0.0, "noise threshold must be finite and >= 0");
+    require(std::isfinite(term.radius) && term.radius >= 0.0, "noise radius must be finite and >= 0");
+    require(term.interval >= 0, "noise interval must be >= 0");
+    require(std::isfinite(term.jitter) && term.jitter >= 0.0, "noise jitter must be finite and >= 0");
+    if (term.kind == NoiseKind::langevin)
+        require(term.scale > 0.0, "noise scale (the Langevin inverse temperature) must be > 0");
 }
 
 // A set of noise kinds, one bit per kind.
@@ -114,6 +100,15 @@ constexpr NoiseKinds noise_kinds(NoiseKind kind, Rest... rest) {
     return (NoiseKinds{1} << static_cast<int>(kind)) | noise_kinds(rest...);
 }
 constexpr bool contains(NoiseKinds kinds, NoiseKind kind) { return (kinds & noise_kinds(kind)) != 0; }
+
+// The names of the kinds in a set, in enumerator order.
+inline std::vector<std::string> noise_kind_names(NoiseKinds kinds) {
+    std::vector<std::string> names;
+    for (int value = 0; value < 32; ++value)
+        if (contains(kinds, static_cast<NoiseKind>(value)))
+            names.emplace_back(noise_kind_name(static_cast<NoiseKind>(value)));
+    return names;
+}
 
 // The kinds the driver applies to the flat parameter vector of any problem.
 constexpr NoiseKinds parameter_noise = noise_kinds(NoiseKind::gradient, NoiseKind::langevin, NoiseKind::perturbed_gd);

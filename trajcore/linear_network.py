@@ -474,9 +474,9 @@ class DeepLinearNetwork(Problem):
         rows = [(OBSERVABLE_GROUPS.index(g), i) for g in self._groups(coefficients) for i in range(self._group_size(g))]
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
-    def observable_labels(self, coefficients: ObservableRequest) -> tuple[str, ...]:
+    def observable_labels(self, pairs: np.ndarray) -> tuple[str, ...]:
         """``group[i]`` for position i of each observable group (see :data:`OBSERVABLE_GROUPS`)."""
-        return tuple(f"{OBSERVABLE_GROUPS[g]}[{i}]" for g, i in self.coefficient_pairs(coefficients).tolist())
+        return tuple(f"{OBSERVABLE_GROUPS[g]}[{i}]" for g, i in pairs.tolist())
 
     def observables(self, trajectory: Records) -> dict[str, np.ndarray]:
         """Named views of a run's records: e.g. ``out["product_singular_values"]`` is ``(.., R, k)``;

@@ -155,9 +155,6 @@ class NumpyProblem(Problem):
             f"record some); expected True, None or False, got {coefficients!r}"
         )
 
-    def observable_labels(self, coefficients: Any) -> tuple[str, ...]:
-        return tuple(f"beta[{i},{j}]" for i, j in np.asarray(self.coefficient_pairs(coefficients)).tolist())
-
     @property
     def zero_loss(self) -> float:
         """The scale of divergence detection: the loss at zero parameters of width 1 (computed once,

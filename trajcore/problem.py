@@ -254,10 +254,10 @@ class Problem:
     def coefficient_pairs(self, coefficients: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def observable_labels(self, coefficients: Any) -> tuple[str, ...]:
-        """Names of the K observables recorded for a request, in order: ``beta[i,j]`` for a basis
-        coefficient (i, j) unless the problem names them otherwise."""
-        return tuple(f"beta[{i},{j}]" for i, j in self.coefficient_pairs(coefficients).tolist())
+    def observable_labels(self, pairs: np.ndarray) -> tuple[str, ...]:
+        """Names of the K observables whose ``coefficient_pairs`` are ``pairs (K, 2)``, in order:
+        ``beta[i,j]`` for a basis coefficient (i, j) unless the problem names them otherwise."""
+        return tuple(f"beta[{i},{j}]" for i, j in pairs.tolist())
 
     def loss(self, params: Any) -> Any:
         raise NotImplementedError
@@ -284,11 +284,12 @@ class Problem:
             kernel = self.build_kernel(width, coefficients)
         else:
             raise ValueError(f"coordinates: expected one of {self.coordinates} for {self.name}, got {coordinates!r}")
+        # a copy: coefficient_pairs may return the caller's own index array, which it may reuse
+        pairs = np.array(self.coefficient_pairs(coefficients))
         return CompiledRun(
             kernel=kernel,
-            # a copy: coefficient_pairs may return the caller's own index array, which it may reuse
-            pairs=np.array(self.coefficient_pairs(coefficients)),
-            labels=self.observable_labels(coefficients),
+            pairs=pairs,
+            labels=self.observable_labels(pairs),
             zero_loss=self.zero_loss,
             largest_product=self.largest_product(width),
             parameter_shape=self.parameter_shape(width),
